@@ -1,0 +1,30 @@
+//! The engine role: one thread owns the [`Exchange`](bourse_core::Exchange). Commands arrive on
+//! a bounded queue; the thread takes a batch, stamps each command with its sequence number and
+//! time, appends the batch to the journal and makes it durable with one fdatasync (group commit),
+//! then applies the commands, answers their submitters and publishes the events. Nothing is
+//! acknowledged before it is durable, and state is a function of the journal alone.
+//!
+//! This crate owns the data directory layout (`journal/`, `snapshots/`, `LOCK`), recovery
+//! (newest valid snapshot + journal replay) and the event fan-out. It never talks HTTP or SQL.
+
+mod clock;
+mod recovery;
+mod runner;
+mod subscribe;
+
+pub use clock::{Clock, SystemClock};
+pub use recovery::{Recovered, RecoveryError, ReplayFrom, replay};
+pub use runner::{Engine, EngineConfig, EngineError, EngineHandle, EngineStatus, Outcome};
+pub use subscribe::{EventBatch, SubscribeError, Subscription};
+
+use std::path::{Path, PathBuf};
+
+/// Where the journal lives inside a data directory.
+pub fn journal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("journal")
+}
+
+/// Where snapshots live inside a data directory.
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
+}

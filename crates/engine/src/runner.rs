@@ -1,0 +1,425 @@
+//! The engine thread and the handles that talk to it.
+
+use crate::clock::Clock;
+use crate::recovery::{RecoveryError, apply_journal, load_snapshot};
+use crate::subscribe::{EventBatch, Hub, SubscribeError, Subscription};
+use crate::{journal_dir, snapshot_dir};
+use bourse_core::{Command, Event, Exchange, Stamped};
+use bourse_journal::{DataDirLock, FileJournal, Journal, JournalOptions, SnapshotStore};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Commands waiting for the engine; submitters block (or get `Busy`) beyond this.
+    pub queue_capacity: usize,
+    /// The most commands in one group commit.
+    pub batch_max: usize,
+    /// Write a snapshot after this many commands (0: never, except at shutdown).
+    pub snapshot_every: u64,
+    pub snapshots_keep: usize,
+    /// Batches retained for subscribers that resume from a sequence number.
+    pub ring_batches: usize,
+    /// Batches a subscriber may have queued before it is cut off.
+    pub subscriber_queue_batches: usize,
+    pub subscribers_max: usize,
+    /// Run the full invariant check after every batch (tests and debug builds).
+    pub check_invariants: bool,
+    pub journal: JournalOptions,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            queue_capacity: 65_536,
+            batch_max: 8_192,
+            snapshot_every: 1_000_000,
+            snapshots_keep: 3,
+            ring_batches: 4_096,
+            subscriber_queue_batches: 1_024,
+            subscribers_max: 64,
+            check_invariants: cfg!(debug_assertions),
+            journal: JournalOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start the engine: {0}")]
+    Recovery(#[from] RecoveryError),
+    #[error("cannot start the engine: {0}")]
+    Journal(#[from] bourse_journal::JournalError),
+    #[error("the engine queue is full")]
+    Busy,
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What one command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub seq: u64,
+    pub time_ns: u64,
+    pub events: Vec<Event>,
+}
+
+/// Counters read without stopping the engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// Last applied (and durable) command.
+    pub seq: u64,
+    pub batches: u64,
+    pub snapshot_seq: u64,
+    pub subscribers_cut_off: u64,
+    pub running: bool,
+}
+
+type Reply = oneshot::Sender<Outcome>;
+
+enum Request {
+    Command(Command, Option<Reply>),
+    Snapshot(oneshot::Sender<Result<u64, String>>),
+    Stop,
+}
+
+#[derive(Debug)]
+struct Shared {
+    seq: AtomicU64,
+    batches: AtomicU64,
+    snapshot_seq: AtomicU64,
+    running: AtomicBool,
+    hub: Hub,
+}
+
+/// A cheap, cloneable way to submit commands and subscribe to events.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    tx: Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Command(c, _) => write!(f, "Command({c:?})"),
+            Request::Snapshot(_) => f.write_str("Snapshot"),
+            Request::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+impl EngineHandle {
+    fn try_send(&self, request: Request) -> Result<(), EngineError> {
+        self.tx.try_send(request).map_err(|e| match e {
+            TrySendError::Full(_) => EngineError::Busy,
+            TrySendError::Disconnected(_) => EngineError::Stopped,
+        })
+    }
+
+    /// Submits without waiting for room: `Busy` when the queue is full.
+    pub fn try_submit(&self, command: Command) -> Result<oneshot::Receiver<Outcome>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.try_send(Request::Command(command, Some(reply)))?;
+        Ok(rx)
+    }
+
+    /// Submits, blocking while the queue is full. `want_reply: false` is for bulk loads that
+    /// follow the events instead.
+    pub fn submit_blocking(
+        &self,
+        command: Command,
+        want_reply: bool,
+    ) -> Result<Option<oneshot::Receiver<Outcome>>, EngineError> {
+        let (reply, rx) = if want_reply {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.tx.send(Request::Command(command, reply)).map_err(|_| EngineError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Submits and waits for the durable outcome (from async code).
+    pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
+        self.try_submit(command)?.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Submits and waits for the durable outcome (from a plain thread).
+    pub fn execute_blocking(&self, command: Command) -> Result<Outcome, EngineError> {
+        match self.submit_blocking(command, true)? {
+            Some(rx) => rx.blocking_recv().map_err(|_| EngineError::Stopped),
+            None => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Writes a snapshot now (after every command queued before this call); returns its seq.
+    pub fn snapshot_blocking(&self) -> Result<u64, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Request::Snapshot(tx)).map_err(|_| EngineError::Stopped)?;
+        match rx.blocking_recv() {
+            Ok(Ok(seq)) => Ok(seq),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Events of every command from `from_seq` on (a batch may begin a little before it). Use
+    /// `status().seq + 1` for new events only.
+    pub fn subscribe(&self, from_seq: u64) -> Result<Subscription, SubscribeError> {
+        self.shared.hub.subscribe(from_seq)
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        EngineStatus {
+            seq: self.shared.seq.load(Ordering::Acquire),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            snapshot_seq: self.shared.snapshot_seq.load(Ordering::Relaxed),
+            subscribers_cut_off: self.shared.hub.cut_off.load(Ordering::Relaxed),
+            running: self.shared.running.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The running engine. Dropping it stops the thread after the commands already queued.
+#[derive(Debug)]
+pub struct Engine {
+    handle: EngineHandle,
+    thread: Option<JoinHandle<Exchange>>,
+    _lock: Arc<DataDirLock>,
+}
+
+impl Engine {
+    /// Locks the data directory, recovers (snapshot + journal, truncating a torn tail) and
+    /// starts the engine thread.
+    pub fn start(config: EngineConfig, clock: impl Clock) -> Result<Engine, EngineError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+            bourse_journal::JournalError::Io { path: config.data_dir.clone(), source }
+        })?;
+        let lock = Arc::new(DataDirLock::acquire(&config.data_dir)?);
+        let (journal, recovery) =
+            FileJournal::open(&journal_dir(&config.data_dir), config.journal)?;
+        let (mut exchange, snapshot_seq) = load_snapshot(&config.data_dir)?;
+        if recovery.last_seq < snapshot_seq {
+            return Err(RecoveryError::JournalBehindSnapshot {
+                snapshot: snapshot_seq,
+                journal: recovery.last_seq,
+            }
+            .into());
+        }
+        let replayed = apply_journal(&config.data_dir, &mut exchange)?;
+        if exchange.seq() != recovery.last_seq {
+            return Err(RecoveryError::Gap { after: exchange.seq(), got: recovery.last_seq }.into());
+        }
+        if config.check_invariants
+            && let Err(e) = exchange.check_invariants()
+        {
+            return Err(RecoveryError::Snapshot {
+                seq: exchange.seq(),
+                source: bourse_core::SnapshotError::Inconsistent(e.0),
+            }
+            .into());
+        }
+        tracing::info!(
+            seq = exchange.seq(),
+            snapshot_seq,
+            replayed,
+            truncated_bytes = recovery.truncated_bytes,
+            "engine recovered"
+        );
+
+        let snapshots = SnapshotStore::open(&snapshot_dir(&config.data_dir))?;
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            seq: AtomicU64::new(exchange.seq()),
+            batches: AtomicU64::new(0),
+            snapshot_seq: AtomicU64::new(snapshot_seq),
+            running: AtomicBool::new(true),
+            hub: Hub::new(
+                exchange.seq() + 1,
+                config.ring_batches,
+                config.subscriber_queue_batches,
+                config.subscribers_max,
+            ),
+        });
+        let runner = Runner {
+            exchange,
+            journal: Box::new(journal),
+            snapshots,
+            last_snapshot: snapshot_seq,
+            config,
+            clock: Box::new(clock),
+            rx,
+            shared: shared.clone(),
+            payload: Vec::with_capacity(256),
+        };
+        let thread = std::thread::Builder::new()
+            .name("bourse-engine".into())
+            .spawn(move || runner.run())
+            .map_err(EngineError::Thread)?;
+        Ok(Engine { handle: EngineHandle { tx, shared }, thread: Some(thread), _lock: lock })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Stops after every command queued before this call, writes a final snapshot and returns
+    /// the final state.
+    pub fn shutdown(mut self) -> Option<Exchange> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Option<Exchange> {
+        let thread = self.thread.take()?;
+        let _ = self.handle.tx.send(Request::Stop);
+        thread.join().ok()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Runner {
+    exchange: Exchange,
+    journal: Box<dyn Journal>,
+    snapshots: SnapshotStore,
+    last_snapshot: u64,
+    config: EngineConfig,
+    clock: Box<dyn Clock>,
+    rx: Receiver<Request>,
+    shared: Arc<Shared>,
+    payload: Vec<u8>,
+}
+
+impl Runner {
+    fn run(mut self) -> Exchange {
+        let mut batch: Vec<(Command, Option<Reply>)> = Vec::with_capacity(self.config.batch_max);
+        let mut stop = false;
+        while !stop {
+            let Ok(first) = self.rx.recv() else { break };
+            let mut control = Some(first);
+            // Drain what is queued, up to the batch limit; a control request ends the batch so
+            // that it sees every command queued before it.
+            loop {
+                match control.take() {
+                    Some(Request::Command(c, r)) => batch.push((c, r)),
+                    Some(Request::Snapshot(reply)) => {
+                        self.commit(&mut batch);
+                        let result = self.write_snapshot().map_err(|e| e.to_string());
+                        let _ = reply.send(result);
+                    }
+                    Some(Request::Stop) => {
+                        stop = true;
+                        break;
+                    }
+                    None => {}
+                }
+                if batch.len() >= self.config.batch_max {
+                    break;
+                }
+                match self.rx.try_recv() {
+                    Ok(request) => control = Some(request),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+        if self.exchange.seq() > self.last_snapshot
+            && let Err(e) = self.write_snapshot()
+        {
+            tracing::error!(error = %e, "final snapshot failed; the journal still has everything");
+        }
+        self.shared.running.store(false, Ordering::Release);
+        self.shared.hub.stop();
+        tracing::info!(seq = self.exchange.seq(), "engine stopped");
+        self.exchange
+    }
+
+    /// Journals, applies, answers and publishes one batch.
+    fn commit(&mut self, batch: &mut Vec<(Command, Option<Reply>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let time_ns = self.clock.now_ns().max(self.exchange.time_ns());
+        let first = self.exchange.seq() + 1;
+        for (i, (command, _)) in batch.iter().enumerate() {
+            if let Err(e) = Stamped::encode_parts(time_ns, command, &mut self.payload) {
+                fatal(&format!("cannot encode command: {e}"));
+            }
+            if let Err(e) = self.journal.append(first + i as u64, &self.payload) {
+                fatal(&format!("journal append failed: {e}"));
+            }
+        }
+        // Durable before anything is applied or acknowledged. A failed fsync leaves the file in
+        // an unknown state: stop, and let recovery decide what is on disk.
+        if let Err(e) = self.journal.commit() {
+            fatal(&format!("journal commit failed: {e}"));
+        }
+
+        let mut events = Vec::with_capacity(batch.len() * 4);
+        let mut commands = Vec::with_capacity(batch.len());
+        let mut replies = Vec::new();
+        for (i, (command, reply)) in batch.drain(..).enumerate() {
+            let seq = first + i as u64;
+            let start = events.len();
+            self.exchange.apply(seq, time_ns, &command, &mut events);
+            commands.push((seq, time_ns, events.len()));
+            if let Some(reply) = reply {
+                replies.push((reply, seq, start, events.len()));
+            }
+        }
+        if self.config.check_invariants
+            && let Err(e) = self.exchange.check_invariants()
+        {
+            fatal(&e.to_string());
+        }
+        self.shared.seq.store(self.exchange.seq(), Ordering::Release);
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        // Subscribers get the batch before submitters hear back, so a client that reads its
+        // own outcome and then subscribes from that seq misses nothing.
+        let batch = Arc::new(EventBatch { commands, events });
+        self.shared.hub.publish(batch.clone());
+        for (reply, seq, start, end) in replies {
+            let events = batch.events.get(start..end).unwrap_or(&[]).to_vec();
+            let _ = reply.send(Outcome { seq, time_ns, events });
+        }
+
+        if self.config.snapshot_every > 0
+            && self.exchange.seq() - self.last_snapshot >= self.config.snapshot_every
+            && let Err(e) = self.write_snapshot()
+        {
+            tracing::error!(error = %e, "snapshot failed; will retry at the next interval");
+            self.last_snapshot = self.exchange.seq();
+        }
+    }
+
+    fn write_snapshot(&mut self) -> Result<u64, bourse_journal::JournalError> {
+        let seq = self.exchange.seq();
+        let bytes = self.exchange.encode_snapshot();
+        self.snapshots.write(seq, &bytes)?;
+        self.snapshots.retain(self.config.snapshots_keep.max(1))?;
+        self.last_snapshot = seq;
+        self.shared.snapshot_seq.store(seq, Ordering::Relaxed);
+        tracing::info!(seq, bytes = bytes.len(), "snapshot written");
+        Ok(seq)
+    }
+}
+
+/// Storage failed under the engine: continuing could acknowledge what is not durable.
+fn fatal(message: &str) -> ! {
+    tracing::error!("{message}; stopping the process");
+    eprintln!("bourse engine: {message}; stopping the process");
+    std::process::abort()
+}

@@ -1,0 +1,183 @@
+//! The engine runner against a real data directory: durability across restarts, snapshots,
+//! subscriptions, the directory lock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use bourse_core::*;
+use bourse_engine::*;
+
+struct FixedClock(u64);
+impl Clock for FixedClock {
+    fn now_ns(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn config(dir: &std::path::Path) -> EngineConfig {
+    let mut config = EngineConfig::new(dir);
+    config.check_invariants = true;
+    config
+}
+
+fn setup_commands() -> Vec<Command> {
+    vec![
+        Command::AddAsset(AssetSpec { symbol: Symbol::new("BTC").unwrap(), scale: 8 }),
+        Command::AddAsset(AssetSpec { symbol: Symbol::new("USDT").unwrap(), scale: 6 }),
+        Command::AddMarket(MarketSpec {
+            base: AssetId(1),
+            quote: AssetId(2),
+            tick: 10_000,
+            lot: 10_000,
+            min_qty: 10_000,
+            max_qty: 100_000_000_000,
+            min_notional: 0,
+            maker_fee_ppm: 1_000,
+            taker_fee_ppm: 2_000,
+        }),
+        Command::Deposit {
+            user: UserId(1),
+            asset: AssetId(2),
+            amount: 1_000_000_000,
+            key: ExternalKey::new("a").unwrap(),
+        },
+        Command::Deposit {
+            user: UserId(2),
+            asset: AssetId(1),
+            amount: 100_000_000,
+            key: ExternalKey::new("b").unwrap(),
+        },
+    ]
+}
+
+fn order(user: u64, side: Side, price: u128) -> Command {
+    Command::Place(PlaceOrder {
+        user: UserId(user),
+        market: MarketId(1),
+        side,
+        order_type: OrderType::Limit { price, quantity: 10_000, time_in_force: TimeInForce::Gtc },
+        client_order_id: None,
+        stp: StpMode::ExpireTaker,
+    })
+}
+
+#[test]
+fn acknowledged_commands_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    let handle = engine.handle();
+    for command in setup_commands() {
+        let outcome = handle.execute_blocking(command).unwrap();
+        assert!(!matches!(outcome.events[..], [Event::Rejected { .. }]), "{outcome:?}");
+    }
+    let outcome = handle.execute_blocking(order(1, Side::Buy, 100_000_000)).unwrap();
+    assert_eq!(outcome.seq, 6);
+    assert!(matches!(outcome.events[0], Event::OrderAccepted { .. }));
+    let hash = engine.shutdown().unwrap().state_hash();
+
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    assert_eq!(engine.handle().status().seq, 6);
+    let state = engine.shutdown().unwrap();
+    assert_eq!(state.state_hash(), hash);
+    assert_eq!(state.open_orders_count(), 1);
+
+    // Both replays reach the same state.
+    let scratch = replay(dir.path(), ReplayFrom::Scratch).unwrap();
+    let snap = replay(dir.path(), ReplayFrom::LatestSnapshot).unwrap();
+    assert_eq!(scratch.exchange.state_hash(), hash);
+    assert_eq!(snap.exchange.state_hash(), hash);
+    assert_eq!(snap.snapshot_seq, 6);
+    assert_eq!(scratch.replayed, 6);
+}
+
+#[test]
+fn recovery_replays_the_journal_after_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    let handle = engine.handle();
+    for command in setup_commands() {
+        handle.execute_blocking(command).unwrap();
+    }
+    assert_eq!(handle.snapshot_blocking().unwrap(), 5);
+    for i in 0..50 {
+        handle.execute_blocking(order(1, Side::Buy, 100_000_000 + i * 10_000)).unwrap();
+    }
+    // Simulate a crash after the last acknowledgement: no final snapshot.
+    let hash = {
+        let replayed = replay(dir.path(), ReplayFrom::Scratch).unwrap();
+        replayed.exchange.state_hash()
+    };
+    std::mem::forget(engine); // keeps the lock: the next start in this process must fail
+    let locked = Engine::start(config(dir.path()), FixedClock(0));
+    assert!(
+        matches!(locked, Err(EngineError::Journal(bourse_journal::JournalError::Locked { .. }))),
+        "{locked:?}"
+    );
+
+    let from_snapshot = replay(dir.path(), ReplayFrom::LatestSnapshot).unwrap();
+    assert_eq!(from_snapshot.snapshot_seq, 5);
+    assert_eq!(from_snapshot.replayed, 50);
+    assert_eq!(from_snapshot.exchange.state_hash(), hash);
+}
+
+#[test]
+fn subscribers_see_every_event_in_order_and_can_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    let handle = engine.handle();
+    let mut live = handle.subscribe(1).unwrap();
+    let mut replies = Vec::new();
+    for command in setup_commands() {
+        replies.push(handle.submit_blocking(command, true).unwrap().unwrap());
+    }
+    for i in 0..20 {
+        let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+        replies.push(
+            handle.submit_blocking(order(1 + i % 2, side, 100_000_000), true).unwrap().unwrap(),
+        );
+    }
+    let outcomes: Vec<Outcome> = replies.into_iter().map(|r| r.blocking_recv().unwrap()).collect();
+    let mut seen: Vec<(u64, Vec<Event>)> = Vec::new();
+    while seen.len() < outcomes.len() {
+        let batch = live.blocking_recv().unwrap();
+        seen.extend(batch.iter().map(|(seq, _, events)| (seq, events.to_vec())));
+    }
+    let expected: Vec<(u64, Vec<Event>)> =
+        outcomes.iter().map(|o| (o.seq, o.events.clone())).collect();
+    assert_eq!(seen, expected);
+    assert!(seen.iter().any(|(_, events)| events.iter().any(|e| matches!(e, Event::Trade { .. }))));
+
+    // A late subscriber resumes from the ring.
+    let mut late = handle.subscribe(10).unwrap();
+    let batch = late.blocking_recv().unwrap();
+    assert!(batch.first_seq() <= 10 && batch.last_seq() >= 10);
+    drop(engine);
+    assert!(matches!(handle.subscribe(1), Err(SubscribeError::Stopped)));
+}
+
+#[test]
+fn a_slow_subscriber_is_cut_off_and_the_engine_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.subscriber_queue_batches = 2;
+    config.ring_batches = 4;
+    let engine = Engine::start(config, FixedClock(0)).unwrap();
+    let handle = engine.handle();
+    let mut slow = handle.subscribe(1).unwrap();
+    for command in setup_commands() {
+        handle.execute_blocking(command).unwrap();
+    }
+    for _ in 0..10 {
+        handle.execute_blocking(order(1, Side::Buy, 100_000_000)).unwrap();
+    }
+    assert_eq!(handle.status().seq, 15);
+    assert_eq!(handle.status().subscribers_cut_off, 1);
+    // It drains what was queued, then sees the end of its feed.
+    let mut received = 0;
+    while slow.blocking_recv().is_some() {
+        received += 1;
+    }
+    assert_eq!(received, 2);
+    // Too far behind for the ring: it must resync from state.
+    assert!(matches!(handle.subscribe(slow.next_seq()), Err(SubscribeError::TooOld { .. })));
+    assert!(handle.subscribe(handle.status().seq + 1).is_ok());
+}
