@@ -79,12 +79,11 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
     let (rss, resting) = {
         let mut exchange = Exchange::new();
         apply_all(&mut exchange, &setup, &mut out);
-        let orders = Workload::new(args.seed, args.users).resting_orders(args.resting);
-        for command in &orders {
+        let mut workload = Workload::new(args.seed, args.users);
+        for command in workload.resting_orders(args.resting) {
             out.clear();
-            exchange.apply(exchange.seq() + 1, 0, command, &mut out);
+            exchange.apply(exchange.seq() + 1, 0, &command, &mut out);
         }
-        drop(orders);
         (rss_bytes(), exchange.open_orders_count())
     };
 

@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// The engine allocates and frees book levels, events and strings at millions per second;
+// mimalloc does that faster than glibc's allocator and without returning pages to the kernel
+// only to fault them in again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "bourse", version, about = "A self-hosted cryptocurrency exchange")]
 struct Cli {

@@ -227,30 +227,29 @@ impl Workload {
         }
     }
 
-    /// `count` non-crossing limit orders spread over wide bands on both sides of every market.
-    pub fn resting_orders(&mut self, count: usize) -> Vec<Command> {
-        (0..count)
-            .map(|i| {
-                let m = self.markets.get(i % self.markets.len()).cloned().unwrap_or(MarketInfo {
-                    id: MarketId(1),
-                    tick: 1,
-                    lot: 1,
-                    mid: 1,
-                });
-                let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
-                let distance = 1 + self.rng.below(5_000) as i64;
-                let user = UserId(1 + (i as u64 / 2) % self.users);
-                let ticks = match side {
-                    Side::Buy => m.mid.saturating_add_signed(-distance).max(1),
-                    Side::Sell => m.mid.saturating_add_signed(distance),
-                };
-                let order_type = OrderType::Limit {
-                    price: u128::from(ticks) * m.tick,
-                    quantity: u128::from(1 + self.rng.below(20)) * m.lot,
-                    time_in_force: TimeInForce::Gtc,
-                };
-                self.place(user, &m, side, order_type)
-            })
-            .collect()
+    /// `count` non-crossing limit orders spread over wide bands on both sides of every market,
+    /// generated one at a time (the memory figure must not include a list of commands).
+    pub fn resting_orders(&mut self, count: usize) -> impl Iterator<Item = Command> + '_ {
+        (0..count).map(move |i| {
+            let m = self.markets.get(i % self.markets.len()).cloned().unwrap_or(MarketInfo {
+                id: MarketId(1),
+                tick: 1,
+                lot: 1,
+                mid: 1,
+            });
+            let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+            let distance = 1 + self.rng.below(5_000) as i64;
+            let user = UserId(1 + (i as u64 / 2) % self.users);
+            let ticks = match side {
+                Side::Buy => m.mid.saturating_add_signed(-distance).max(1),
+                Side::Sell => m.mid.saturating_add_signed(distance),
+            };
+            let order_type = OrderType::Limit {
+                price: u128::from(ticks) * m.tick,
+                quantity: u128::from(1 + self.rng.below(20)) * m.lot,
+                time_in_force: TimeInForce::Gtc,
+            };
+            self.place(user, &m, side, order_type)
+        })
     }
 }

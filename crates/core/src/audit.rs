@@ -143,7 +143,7 @@ impl Exchange {
         for ((user, client), id) in &self.orders.by_client {
             let ok = self.orders.by_id.get(id).is_some_and(|&idx| {
                 let o = self.orders.get(idx);
-                o.user == *user && o.client_order_id == Some(*client)
+                o.user == *user && self.orders.client_order_id(o) == Some(*client)
             });
             if !ok {
                 return fail(format!("client order id {client} of user {user} points nowhere"));

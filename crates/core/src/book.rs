@@ -26,7 +26,9 @@ pub(crate) struct Order {
     pub remaining: u64,
     /// For buys, the fee rate the lock reserved for; fills never charge more.
     pub fee_ppm: u32,
-    pub client_order_id: Option<ClientOrderId>,
+    /// Whether `Orders::client_ids` holds a client order id for it: most orders have none, so
+    /// the id lives in a side table and the slot stays small (a million resting orders).
+    has_client_id: bool,
     prev: u32,
     next: u32,
     user_prev: u32,
@@ -45,7 +47,6 @@ impl Order {
         quantity: u64,
         remaining: u64,
         fee_ppm: u32,
-        client_order_id: Option<ClientOrderId>,
     ) -> Order {
         Order {
             id,
@@ -57,7 +58,7 @@ impl Order {
             quantity,
             remaining,
             fee_ppm,
-            client_order_id,
+            has_client_id: false,
             prev: NIL,
             next: NIL,
             user_prev: NIL,
@@ -142,6 +143,8 @@ pub(crate) struct Orders {
     /// Open orders by (owner, client order id): a client id is unique among a user's open
     /// orders.
     pub by_client: FxHashMap<(UserId, ClientOrderId), OrderId>,
+    /// The client order ids of open orders that have one.
+    client_ids: FxHashMap<OrderId, ClientOrderId>,
 }
 
 impl Orders {
@@ -165,10 +168,18 @@ impl Orders {
 
     /// Rests `order` at the back of its price level and of its owner's list. Returns the
     /// level's total lots.
-    pub fn insert(&mut self, order: Order, book: &mut Book, user: &mut UserList) -> u64 {
+    pub fn insert(
+        &mut self,
+        mut order: Order,
+        client_order_id: Option<ClientOrderId>,
+        book: &mut Book,
+        user: &mut UserList,
+    ) -> u64 {
         let (id, side, price, lots) = (order.id, order.side, order.price, order.remaining);
-        if let Some(client) = order.client_order_id {
+        if let Some(client) = client_order_id {
             self.by_client.insert((order.user, client), id);
+            self.client_ids.insert(id, client);
+            order.has_client_id = true;
         }
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -240,7 +251,9 @@ impl Orders {
         user.count -= 1;
 
         self.by_id.remove(&order.id);
-        if let Some(client) = order.client_order_id {
+        if order.has_client_id
+            && let Some(client) = self.client_ids.remove(&order.id)
+        {
             self.by_client.remove(&(order.user, client));
         }
         self.free.push(idx);
@@ -277,6 +290,11 @@ impl Orders {
         let order = self.get_mut(idx);
         order.remaining -= lots;
         order
+    }
+
+    /// The client order id of an open order, if it has one.
+    pub fn client_order_id(&self, order: &Order) -> Option<ClientOrderId> {
+        if order.has_client_id { self.client_ids.get(&order.id).copied() } else { None }
     }
 
     /// The slot after `idx` in its level's queue.

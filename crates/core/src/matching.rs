@@ -277,9 +277,8 @@ impl Exchange {
                 t.quantity,
                 t.lots_left,
                 t.fee_ppm,
-                t.client_order_id,
             );
-            let level_lots = orders.insert(order, &mut m.book, &mut user.open);
+            let level_lots = orders.insert(order, t.client_order_id, &mut m.book, &mut user.open);
             m.update_id += 1;
             out.push(Event::BookLevelChanged {
                 market: p.market,

@@ -109,7 +109,7 @@ impl Exchange {
                     quantity: o.quantity,
                     remaining: o.remaining,
                     fee_ppm: o.fee_ppm,
-                    client_order_id: o.client_order_id,
+                    client_order_id: self.orders.client_order_id(o),
                 }
             })
             .collect();
@@ -220,13 +220,17 @@ impl Exchange {
                 o.quantity,
                 o.remaining,
                 o.fee_ppm,
-                o.client_order_id,
             );
             let Exchange { markets, orders, users, .. } = &mut x;
             let Some(m) = markets.get_mut(o.market.0 as usize - 1) else {
                 return bad("market".into());
             };
-            orders.insert(order, &mut m.book, &mut users.entry(o.user).or_default().open);
+            orders.insert(
+                order,
+                o.client_order_id,
+                &mut m.book,
+                &mut users.entry(o.user).or_default().open,
+            );
         }
         let deposits = s.deposits.len();
         x.deposits = s.deposits.into_iter().collect();

@@ -205,10 +205,10 @@ fn replay(fx: &mut Fx, commands: &[Command]) -> Vec<Vec<Event>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_command_sequences_keep_every_invariant(ops in proptest::collection::vec(op(), 1..250), cut: prop::sample::Index) {
+    fn random_command_sequences_keep_every_invariant(ops in proptest::collection::vec(op(), 1..400), cut: prop::sample::Index) {
         let mut fx = setup();
         let base = fx.x.seq();
         let commands: Vec<Command> = ops.iter().enumerate().map(|(i, op)| command(op, base + i as u64 + 1)).collect();
