@@ -252,14 +252,13 @@ impl Engine {
         });
         let runner = Runner {
             exchange,
-            journal: Box::new(journal),
+            journal: Some(Box::new(journal)),
             snapshots,
             last_snapshot: snapshot_seq,
             config,
             clock: Box::new(clock),
             rx,
             shared: shared.clone(),
-            payload: Vec::with_capacity(256),
         };
         let thread = std::thread::Builder::new()
             .name("bourse-engine".into())
@@ -293,18 +292,47 @@ impl Drop for Engine {
 
 struct Runner {
     exchange: Exchange,
-    journal: Box<dyn Journal>,
+    journal: Option<Box<dyn Journal>>,
     snapshots: SnapshotStore,
     last_snapshot: u64,
     config: EngineConfig,
     clock: Box<dyn Clock>,
     rx: Receiver<Request>,
     shared: Arc<Shared>,
-    payload: Vec<u8>,
+}
+
+/// One applied batch on its way to the journal writer.
+struct Applied {
+    time_ns: u64,
+    commands: Vec<(Command, Option<Reply>)>,
+    batch: EventBatch,
+}
+
+enum ToWriter {
+    Batch(Applied),
+    /// Answered once everything sent before it is durable.
+    Barrier(oneshot::Sender<()>),
 }
 
 impl Runner {
+    /// The engine thread applies batch N+1 while the writer thread journals batch N: the
+    /// state runs ahead of the disk, but nobody sees it — replies and events leave only from
+    /// the writer, after the fsync — and a snapshot waits for the writer to catch up first.
     fn run(mut self) -> Exchange {
+        let (to_writer, from_engine) = crossbeam_channel::bounded::<ToWriter>(2);
+        let writer = {
+            let journal = self.journal.take();
+            let shared = self.shared.clone();
+            std::thread::Builder::new().name("bourse-journal".into()).spawn(move || match journal {
+                Some(journal) => write_loop(journal, &from_engine, &shared),
+                None => fatal("engine started without a journal"),
+            })
+        };
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => fatal(&format!("cannot start the journal thread: {e}")),
+        };
+
         let mut batch: Vec<(Command, Option<Reply>)> = Vec::with_capacity(self.config.batch_max);
         let mut stop = false;
         while !stop {
@@ -316,8 +344,8 @@ impl Runner {
                 match control.take() {
                     Some(Request::Command(c, r)) => batch.push((c, r)),
                     Some(Request::Snapshot(reply)) => {
-                        self.commit(&mut batch);
-                        let result = self.write_snapshot().map_err(|e| e.to_string());
+                        self.apply_batch(&mut batch, &to_writer);
+                        let result = self.snapshot(&to_writer).map_err(|e| e.to_string());
                         let _ = reply.send(result);
                     }
                     Some(Request::Stop) => {
@@ -334,7 +362,18 @@ impl Runner {
                     Err(_) => break,
                 }
             }
-            self.commit(&mut batch);
+            self.apply_batch(&mut batch, &to_writer);
+            if self.config.snapshot_every > 0
+                && self.exchange.seq() - self.last_snapshot >= self.config.snapshot_every
+                && let Err(e) = self.snapshot(&to_writer)
+            {
+                tracing::error!(error = %e, "snapshot failed; will retry at the next interval");
+                self.last_snapshot = self.exchange.seq();
+            }
+        }
+        drop(to_writer);
+        if writer.join().is_err() {
+            fatal("the journal thread panicked");
         }
         if self.exchange.seq() > self.last_snapshot
             && let Err(e) = self.write_snapshot()
@@ -347,62 +386,49 @@ impl Runner {
         self.exchange
     }
 
-    /// Journals, applies, answers and publishes one batch.
-    fn commit(&mut self, batch: &mut Vec<(Command, Option<Reply>)>) {
+    /// Stamps and applies one batch and hands it to the writer.
+    fn apply_batch(
+        &mut self,
+        batch: &mut Vec<(Command, Option<Reply>)>,
+        to_writer: &Sender<ToWriter>,
+    ) {
         if batch.is_empty() {
             return;
         }
         let time_ns = self.clock.now_ns().max(self.exchange.time_ns());
-        let first = self.exchange.seq() + 1;
-        for (i, (command, _)) in batch.iter().enumerate() {
-            if let Err(e) = Stamped::encode_parts(time_ns, command, &mut self.payload) {
-                fatal(&format!("cannot encode command: {e}"));
-            }
-            if let Err(e) = self.journal.append(first + i as u64, &self.payload) {
-                fatal(&format!("journal append failed: {e}"));
-            }
-        }
-        // Durable before anything is applied or acknowledged. A failed fsync leaves the file in
-        // an unknown state: stop, and let recovery decide what is on disk.
-        if let Err(e) = self.journal.commit() {
-            fatal(&format!("journal commit failed: {e}"));
-        }
-
         let mut events = Vec::with_capacity(batch.len() * 4);
-        let mut commands = Vec::with_capacity(batch.len());
-        let mut replies = Vec::new();
-        for (i, (command, reply)) in batch.drain(..).enumerate() {
-            let seq = first + i as u64;
-            let start = events.len();
-            self.exchange.apply(seq, time_ns, &command, &mut events);
-            commands.push((seq, time_ns, events.len()));
-            if let Some(reply) = reply {
-                replies.push((reply, seq, start, events.len()));
-            }
+        let mut ends = Vec::with_capacity(batch.len());
+        for (command, _) in batch.iter() {
+            let seq = self.exchange.seq() + 1;
+            self.exchange.apply(seq, time_ns, command, &mut events);
+            ends.push((seq, time_ns, events.len()));
         }
         if self.config.check_invariants
             && let Err(e) = self.exchange.check_invariants()
         {
             fatal(&e.to_string());
         }
-        self.shared.seq.store(self.exchange.seq(), Ordering::Release);
-        self.shared.batches.fetch_add(1, Ordering::Relaxed);
-        // Subscribers get the batch before submitters hear back, so a client that reads its
-        // own outcome and then subscribes from that seq misses nothing.
-        let batch = Arc::new(EventBatch { commands, events });
-        self.shared.hub.publish(batch.clone());
-        for (reply, seq, start, end) in replies {
-            let events = batch.events.get(start..end).unwrap_or(&[]).to_vec();
-            let _ = reply.send(Outcome { seq, time_ns, events });
+        let applied = Applied {
+            time_ns,
+            commands: std::mem::replace(batch, Vec::with_capacity(self.config.batch_max)),
+            batch: EventBatch { commands: ends, events },
+        };
+        if to_writer.send(ToWriter::Batch(applied)).is_err() {
+            fatal("the journal thread stopped");
         }
+    }
 
-        if self.config.snapshot_every > 0
-            && self.exchange.seq() - self.last_snapshot >= self.config.snapshot_every
-            && let Err(e) = self.write_snapshot()
-        {
-            tracing::error!(error = %e, "snapshot failed; will retry at the next interval");
-            self.last_snapshot = self.exchange.seq();
+    /// Waits until everything applied is durable, then writes a snapshot: a snapshot must
+    /// never be ahead of the journal.
+    fn snapshot(
+        &mut self,
+        to_writer: &Sender<ToWriter>,
+    ) -> Result<u64, bourse_journal::JournalError> {
+        let (tx, rx) = oneshot::channel();
+        if to_writer.send(ToWriter::Barrier(tx)).is_err() || rx.blocking_recv().is_err() {
+            fatal("the journal thread stopped");
         }
+        self.write_snapshot()
     }
 
     fn write_snapshot(&mut self) -> Result<u64, bourse_journal::JournalError> {
@@ -414,6 +440,49 @@ impl Runner {
         self.shared.snapshot_seq.store(seq, Ordering::Relaxed);
         tracing::info!(seq, bytes = bytes.len(), "snapshot written");
         Ok(seq)
+    }
+}
+
+/// The journal writer: appends each applied batch, makes it durable, then publishes its events
+/// and answers its submitters.
+fn write_loop(mut journal: Box<dyn Journal>, from_engine: &Receiver<ToWriter>, shared: &Shared) {
+    let mut payload = Vec::with_capacity(256);
+    for message in from_engine {
+        let applied = match message {
+            ToWriter::Batch(applied) => applied,
+            ToWriter::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        let Applied { time_ns, commands, batch } = applied;
+        for ((command, _), &(seq, _, _)) in commands.iter().zip(&batch.commands) {
+            if let Err(e) = Stamped::encode_parts(time_ns, command, &mut payload) {
+                fatal(&format!("cannot encode command: {e}"));
+            }
+            if let Err(e) = journal.append(seq, &payload) {
+                fatal(&format!("journal append failed: {e}"));
+            }
+        }
+        // Durable before anything is acknowledged. A failed fsync leaves the file in an unknown
+        // state: stop, and let recovery decide what is on disk.
+        if let Err(e) = journal.commit() {
+            fatal(&format!("journal commit failed: {e}"));
+        }
+        shared.seq.store(batch.last_seq(), Ordering::Release);
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        // Subscribers get the batch before submitters hear back, so a client that reads its
+        // own outcome and then subscribes from that seq misses nothing.
+        let batch = Arc::new(batch);
+        shared.hub.publish(batch.clone());
+        let mut start = 0;
+        for ((_, reply), &(seq, time_ns, end)) in commands.into_iter().zip(&batch.commands) {
+            if let Some(reply) = reply {
+                let events = batch.events.get(start..end).unwrap_or(&[]).to_vec();
+                let _ = reply.send(Outcome { seq, time_ns, events });
+            }
+            start = end;
+        }
     }
 }
 
