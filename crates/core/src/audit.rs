@@ -60,7 +60,7 @@ impl Exchange {
             })
             .collect();
         for record in self.users.values() {
-            for (asset, account) in &record.balances {
+            for (asset, account) in record.balances() {
                 if let Some(t) = totals.get_mut(asset.0 as usize - 1) {
                     t.accounts += account.total();
                 }
@@ -156,8 +156,8 @@ impl Exchange {
             }
         }
         for (user, record) in &self.users {
-            for (asset, account) in &record.balances {
-                let (locked, held) = need.remove(&(*user, *asset)).unwrap_or_default();
+            for (asset, account) in record.balances() {
+                let (locked, held) = need.remove(&(*user, asset)).unwrap_or_default();
                 if account.locked != locked || account.held != held {
                     return fail(format!(
                         "user {user} asset {asset}: locked {} held {}, orders need {locked}, withdrawals {held}",

@@ -34,31 +34,50 @@ impl Account {
     }
 }
 
+/// A user's balances and open-order list. The asset ids sit apart from the accounts, next to
+/// the list head, so finding an account reads one cache line of ids and then the one account:
+/// with thousands of users these records are rarely in cache, and every line counts.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub(crate) struct UserRecord {
-    /// A handful of assets per user: a short inline vector beats a hash map, and keeping it
-    /// inline saves the cache miss of following a pointer on every order.
-    pub balances: SmallVec<[(AssetId, Account); 4]>,
     pub open: UserList,
+    assets: SmallVec<[AssetId; 6]>,
+    accounts: SmallVec<[Account; 6]>,
 }
 
 impl UserRecord {
+    pub fn from_balances(balances: impl IntoIterator<Item = (AssetId, Account)>) -> UserRecord {
+        let (assets, accounts) = balances.into_iter().unzip();
+        UserRecord { open: UserList::default(), assets, accounts }
+    }
+
     pub fn account(&mut self, asset: AssetId) -> &mut Account {
-        let pos = match self.balances.iter().position(|(a, _)| *a == asset) {
+        let pos = match self.assets.iter().position(|a| *a == asset) {
             Some(pos) => pos,
             None => {
-                self.balances.push((asset, Account::default()));
-                self.balances.len() - 1
+                self.assets.push(asset);
+                self.accounts.push(Account::default());
+                self.accounts.len() - 1
             }
         };
-        match self.balances.get_mut(pos) {
-            Some((_, account)) => account,
+        match self.accounts.get_mut(pos) {
+            Some(account) => account,
             None => unreachable!("balance slot just found"),
         }
     }
 
     pub fn get(&self, asset: AssetId) -> Account {
-        self.balances.iter().find(|(a, _)| *a == asset).map(|(_, b)| *b).unwrap_or_default()
+        self.assets
+            .iter()
+            .position(|a| *a == asset)
+            .and_then(|pos| self.accounts.get(pos))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Every (asset, account) pair, in the order the accounts were opened.
+    pub fn balances(&self) -> impl Iterator<Item = (AssetId, &Account)> {
+        self.assets.iter().copied().zip(self.accounts.iter())
     }
 }
 

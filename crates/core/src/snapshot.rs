@@ -87,7 +87,8 @@ impl Exchange {
             .users
             .iter()
             .map(|(user, record)| {
-                let mut balances = record.balances.to_vec();
+                let mut balances: Vec<(AssetId, Account)> =
+                    record.balances().map(|(asset, account)| (asset, *account)).collect();
                 balances.sort_unstable_by_key(|(asset, _)| *asset);
                 (*user, balances)
             })
@@ -185,8 +186,7 @@ impl Exchange {
             if balances.iter().any(|(asset, _)| x.asset(*asset).is_none()) {
                 return bad(format!("user {user} holds an unknown asset"));
             }
-            let record =
-                UserRecord { balances: balances.into_iter().collect(), open: Default::default() };
+            let record = UserRecord::from_balances(balances);
             if x.users.insert(user, record).is_some() {
                 return bad(format!("user {user} listed twice"));
             }
