@@ -24,6 +24,9 @@ pub struct EngineBenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only generate the stream and run the in-memory matching pass (for profilers).
+    #[arg(long, hide = true)]
+    pub only_matching: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +120,10 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
     }
     let matching = rate(stream.len(), started.elapsed());
     drop(exchange);
+    if args.only_matching {
+        println!("matching (1 core)        {matching} commands/s");
+        return Ok(());
+    }
 
     say("per-command latency …");
     let mut exchange = Exchange::new();

@@ -239,11 +239,9 @@ impl Exchange {
             Side::Buy => (quote, base),
             Side::Sell => (base, quote),
         };
-        {
-            let account = self.user_mut(t.user).account(spend);
-            account.available -= to_i128(t.lock);
-            account.locked += to_i128(t.lock);
-        }
+        // The lock is applied with the settlement below, in one lookup of the user: `admit`
+        // checked that it is available, and nothing in between can take from this user's
+        // available balance (a self-trade maker fill only adds to it).
         out.push(Event::OrderAccepted {
             order: t.order,
             user: t.user,
@@ -326,8 +324,8 @@ impl Exchange {
 
         assert!(t.spent + keep <= t.lock, "an order spent more than it locked");
         let account = user.account(spend);
-        account.locked -= to_i128(t.lock - keep);
-        account.available += to_i128(t.lock - keep - t.spent);
+        account.locked += to_i128(keep);
+        account.available -= to_i128(keep + t.spent);
         out.push(Self::balance_event(t.user, spend, account));
         if t.received > 0 {
             let account = user.account(receive);

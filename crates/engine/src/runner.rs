@@ -28,7 +28,8 @@ pub struct EngineConfig {
     /// Batches a subscriber may have queued before it is cut off.
     pub subscriber_queue_batches: usize,
     pub subscribers_max: usize,
-    /// Run the full invariant check after every batch (tests and debug builds).
+    /// Run the full invariant check after every command (tests and debug builds): O(state)
+    /// per command, so never in production.
     pub check_invariants: bool,
     pub journal: JournalOptions,
 }
@@ -402,11 +403,11 @@ impl Runner {
             let seq = self.exchange.seq() + 1;
             self.exchange.apply(seq, time_ns, command, &mut events);
             ends.push((seq, time_ns, events.len()));
-        }
-        if self.config.check_invariants
-            && let Err(e) = self.exchange.check_invariants()
-        {
-            fatal(&e.to_string());
+            if self.config.check_invariants
+                && let Err(e) = self.exchange.check_invariants()
+            {
+                fatal(&format!("after command {seq} ({command:?}): {e}"));
+            }
         }
         let applied = Applied {
             time_ns,
