@@ -277,6 +277,29 @@ impl Exchange {
 
     // ---- funds in and out --------------------------------------------------------------
 
+    /// Checks that `delta` can be added to a user's available balance (no overflow, not below
+    /// zero) and returns the new available balance; changes nothing.
+    fn checked_available(&self, user: UserId, asset: AssetId, delta: i128) -> Result<i128, Reject> {
+        if self.asset(asset).is_none() {
+            return Err(Reject::UnknownAsset);
+        }
+        if delta == 0 {
+            return Err(Reject::AmountZero);
+        }
+        match self.balance(user, asset).available.checked_add(delta) {
+            None => Err(Reject::Overflow),
+            Some(available) if available < 0 => Err(Reject::InsufficientFunds),
+            Some(available) => Ok(available),
+        }
+    }
+
+    /// Sets a user's available balance to a value `checked_available` returned.
+    fn set_available(&mut self, user: UserId, asset: AssetId, available: i128) -> Event {
+        let account = self.user_mut(user).account(asset);
+        account.available = available;
+        Self::balance_event(user, asset, account)
+    }
+
     fn deposit(
         &mut self,
         user: UserId,
@@ -285,31 +308,23 @@ impl Exchange {
         key: &ExternalKey,
         out: &mut Vec<Event>,
     ) {
-        if self.asset(asset).is_none() {
-            return Self::reject(out, Some(user), Reject::UnknownAsset);
-        }
-        if amount == 0 {
-            return Self::reject(out, Some(user), Reject::AmountZero);
-        }
         if self.deposits.contains(key) {
             return Self::reject(out, Some(user), Reject::DuplicateDeposit);
         }
-        let Ok(delta) = i128::try_from(amount) else {
-            return Self::reject(out, Some(user), Reject::Overflow);
+        let checked = i128::try_from(amount).map_err(|_| Reject::Overflow).and_then(|delta| {
+            let available = self.checked_available(user, asset, delta)?;
+            let total = self
+                .asset(asset)
+                .and_then(|a| a.deposited.checked_add(amount))
+                .filter(|&t| i128::try_from(t).is_ok())
+                .ok_or(Reject::Overflow)?;
+            Ok((available, total))
+        });
+        let (available, total) = match checked {
+            Ok(checked) => checked,
+            Err(reason) => return Self::reject(out, Some(user), reason),
         };
-        let Some(total) = self
-            .asset(asset)
-            .and_then(|a| a.deposited.checked_add(amount))
-            .filter(|&t| i128::try_from(t).is_ok())
-        else {
-            return Self::reject(out, Some(user), Reject::Overflow);
-        };
-        let Some(available) = self.balance(user, asset).available.checked_add(delta) else {
-            return Self::reject(out, Some(user), Reject::Overflow);
-        };
-        let account = self.user_mut(user).account(asset);
-        account.available = available;
-        let event = Self::balance_event(user, asset, account);
+        let event = self.set_available(user, asset, available);
         if let Some(a) = self.assets.get_mut(asset.0 as usize - 1) {
             a.deposited = total;
         }
@@ -427,24 +442,15 @@ impl Exchange {
         reason: &Reason,
         out: &mut Vec<Event>,
     ) {
-        if self.asset(asset).is_none() {
-            return Self::reject(out, Some(user), Reject::UnknownAsset);
-        }
-        if delta == 0 {
-            return Self::reject(out, Some(user), Reject::AmountZero);
-        }
-        let Some(adjusted) = self.asset(asset).and_then(|a| a.adjusted.checked_add(delta)) else {
-            return Self::reject(out, Some(user), Reject::Overflow);
+        let checked = self.checked_available(user, asset, delta).and_then(|available| {
+            let adjusted = self.asset(asset).and_then(|a| a.adjusted.checked_add(delta));
+            Ok((available, adjusted.ok_or(Reject::Overflow)?))
+        });
+        let (available, adjusted) = match checked {
+            Ok(checked) => checked,
+            Err(reason) => return Self::reject(out, Some(user), reason),
         };
-        let Some(available) = self.balance(user, asset).available.checked_add(delta) else {
-            return Self::reject(out, Some(user), Reject::Overflow);
-        };
-        if available < 0 {
-            return Self::reject(out, Some(user), Reject::InsufficientFunds);
-        }
-        let account = self.user_mut(user).account(asset);
-        account.available = available;
-        let event = Self::balance_event(user, asset, account);
+        let event = self.set_available(user, asset, available);
         if let Some(a) = self.assets.get_mut(asset.0 as usize - 1) {
             a.adjusted = adjusted;
         }
