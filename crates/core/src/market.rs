@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub const PPM: u128 = 1_000_000;
 /// The highest fee rate a market may charge (10 %).
 pub const FEE_PPM_MAX: u32 = 100_000;
+/// The most lots one order may have: with at most a few million resting orders, a price
+/// level's total (a `u64` of lots) can never overflow.
+pub const ORDER_LOTS_MAX: u64 = 1 << 40;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetSpec {
@@ -56,7 +59,7 @@ pub enum SpecError {
     ZeroStep,
     #[error("one lot at one tick must cost a whole number of quote minor units")]
     InexactGrid,
-    #[error("min and max quantity must be multiples of the lot with 0 < min <= max")]
+    #[error("min and max quantity must be multiples of the lot with 0 < min <= max <= 2^40 lots")]
     BadQuantityLimits,
     #[error("fee rates must be at most {FEE_PPM_MAX} ppm")]
     FeeTooHigh,
@@ -99,7 +102,7 @@ impl MarketSpec {
         };
         let min_lots = lots(self.min_qty)?;
         let max_lots = lots(self.max_qty)?;
-        if min_lots == 0 || min_lots > max_lots {
+        if min_lots == 0 || min_lots > max_lots || max_lots > ORDER_LOTS_MAX {
             return Err(SpecError::BadQuantityLimits);
         }
         // The largest possible order must be computable: max price ticks * max lots * cost fits

@@ -118,8 +118,10 @@ impl Exchange {
                 }
                 let ticks = u64::try_from(ticks).map_err(|_| Reject::Overflow)?;
                 let lots = to_lots(quantity)?;
-                let notional =
-                    notional(ticks, lots, m.grid.tick_lot_cost).ok_or(Reject::Overflow)?;
+                // Bounded by what a balance (an i128) could ever pay.
+                let notional = notional(ticks, lots, m.grid.tick_lot_cost)
+                    .filter(|&n| i128::try_from(n).is_ok())
+                    .ok_or(Reject::Overflow)?;
                 if notional < m.spec.min_notional {
                     return Err(Reject::NotionalBelowMin);
                 }
