@@ -1,8 +1,9 @@
 //! Order placement, matching and cancellation: price-time priority, trades at the maker's price.
 //!
-//! Funds: an order locks what it may spend before it matches (a sell its quantity; a limit buy
+//! Funds: an order is admitted only if its lock is available (a sell its quantity; a limit buy
 //! its notional at the limit plus the fee at the higher of the market's rates, rounded up; a
-//! market order its budget). Each fill pays from that lock; a resting buy's lock is kept equal to
+//! market order its budget), and each fill pays from that lock. The taker's account is written
+//! once, after matching, with the lock and the spending together; a resting buy's lock is kept equal to
 //! what its remaining quantity needs, so price improvement and unused fee reserve return to the
 //! buyer at once. Whatever a finished order did not spend goes back to available. Fees are taken
 //! in the quote asset from both sides, rounded down, into the asset's fee account.
