@@ -1,8 +1,11 @@
 //! The `bourse` command line: one binary for every role and operator task.
 
 mod bench;
+mod bench_api;
 mod feed;
+mod operator;
 mod replay;
+mod serve;
 mod workload;
 
 use anyhow::Result;
@@ -25,6 +28,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Run the exchange: engine, REST API, WebSocket, projector.
+    Serve(serve::ServeArgs),
+    /// Run a throwaway exchange with demo markets, users and a liquidity bot.
+    Demo(serve::DemoArgs),
+    /// Write a configuration file with a freshly generated secret key.
+    Init {
+        #[arg(long, default_value = "bourse.toml")]
+        config: PathBuf,
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Apply pending database migrations.
+    Migrate(serve::ServeArgs),
+    /// Manage assets (the exchange must be stopped).
+    #[command(subcommand)]
+    Asset(AssetCmd),
+    /// Manage markets (the exchange must be stopped).
+    #[command(subcommand)]
+    Market(MarketCmd),
     /// Measure performance; prints figures.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -42,9 +64,48 @@ enum Cmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum AssetCmd {
+    /// Add an asset: `bourse asset add BTC --scale 8`.
+    Add {
+        symbol: String,
+        /// Decimal places of the smallest unit (BTC 8, ETH 18, USDT 6).
+        #[arg(long)]
+        scale: u8,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MarketCmd {
+    /// Add a market: `bourse market add BTC/USDT --tick 0.01 --lot 0.0001`.
+    Add {
+        #[command(flatten)]
+        market: operator::MarketAddArgs,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+    /// Stop trading on a market (cancels still work).
+    Halt {
+        symbol: String,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+    /// Resume trading on a halted market.
+    Resume {
+        symbol: String,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCmd {
     /// The matching engine: in-memory throughput and latency, durable throughput, replay, memory.
     Engine(bench::EngineBenchArgs),
+    /// The whole server over HTTP and WebSocket: signed orders per second, latencies, and
+    /// trade delivery to many WebSocket clients.
+    Api(bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +118,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BOURSE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -72,7 +133,22 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Cmd::Serve(args) => serve::serve(&args)?,
+        Cmd::Demo(args) => serve::demo(&args)?,
+        Cmd::Init { config, data_dir } => serve::init(&config, &data_dir)?,
+        Cmd::Migrate(args) => operator::migrate(&args)?,
+        Cmd::Asset(AssetCmd::Add { symbol, scale, serve }) => {
+            operator::asset_add(&serve, &symbol, scale)?
+        }
+        Cmd::Market(MarketCmd::Add { market, serve }) => operator::market_add(&serve, &market)?,
+        Cmd::Market(MarketCmd::Halt { symbol, serve }) => {
+            operator::market_status(&serve, &symbol, bourse_core::MarketStatus::Halted)?
+        }
+        Cmd::Market(MarketCmd::Resume { symbol, serve }) => {
+            operator::market_status(&serve, &symbol, bourse_core::MarketStatus::Trading)?
+        }
         Cmd::Bench(BenchCmd::Engine(args)) => bench::run(&args)?,
+        Cmd::Bench(BenchCmd::Api(args)) => bench_api::run(&args)?,
         Cmd::Replay { verify, data_dir } => {
             let ok = replay::verify(&data_dir)?;
             if verify && !ok {

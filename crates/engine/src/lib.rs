@@ -13,7 +13,7 @@ mod runner;
 mod subscribe;
 
 pub use clock::{Clock, SystemClock};
-pub use recovery::{Recovered, RecoveryError, ReplayFrom, replay};
+pub use recovery::{Recovered, RecoveryError, ReplayFrom, replay, replay_events};
 pub use runner::{Engine, EngineConfig, EngineError, EngineHandle, EngineStatus, Outcome};
 pub use subscribe::{EventBatch, SubscribeError, Subscription};
 

@@ -2,7 +2,7 @@
 //! record after it. Used at startup and by `bourse replay --verify`.
 
 use crate::{journal_dir, snapshot_dir};
-use bourse_core::{Exchange, SnapshotError, Stamped};
+use bourse_core::{Event, Exchange, SnapshotError, Stamped};
 use bourse_journal::{FileJournal, JournalError, SnapshotStore};
 use std::path::Path;
 
@@ -46,8 +46,30 @@ pub fn replay(data_dir: &Path, from: ReplayFrom) -> Result<Recovered, RecoveryEr
         ReplayFrom::Scratch => (Exchange::new(), 0),
         ReplayFrom::LatestSnapshot => load_snapshot(data_dir)?,
     };
-    let replayed = apply_journal(data_dir, &mut exchange)?;
+    let replayed = apply_journal(data_dir, &mut exchange, &mut |_, _, _| {})?;
     Ok(Recovered { exchange, snapshot_seq, replayed })
+}
+
+/// Rebuilds the events of every journaled command from `from_seq` on and hands them to
+/// `on_events(seq, time_ns, events)` in order; returns the last seq replayed. Starts from the
+/// newest valid snapshot if it is before `from_seq`, from scratch otherwise. Read-only: safe
+/// while the engine runs (it stops at the durable end it finds). For subscribers, such as the
+/// read-model projector, that fell further behind than the engine's in-memory ring.
+pub fn replay_events(
+    data_dir: &Path,
+    from_seq: u64,
+    on_events: &mut dyn FnMut(u64, u64, &[Event]),
+) -> Result<u64, RecoveryError> {
+    let (mut exchange, _) = match load_snapshot(data_dir)? {
+        (exchange, seq) if seq < from_seq => (exchange, seq),
+        _ => (Exchange::new(), 0),
+    };
+    apply_journal(data_dir, &mut exchange, &mut |seq, time_ns, events| {
+        if seq >= from_seq {
+            on_events(seq, time_ns, events);
+        }
+    })?;
+    Ok(exchange.seq())
 }
 
 pub(crate) fn load_snapshot(data_dir: &Path) -> Result<(Exchange, u64), RecoveryError> {
@@ -78,6 +100,7 @@ const REPLAY_CHUNK: usize = 4_096;
 pub(crate) fn apply_journal(
     data_dir: &Path,
     exchange: &mut Exchange,
+    on_events: &mut dyn FnMut(u64, u64, &[Event]),
 ) -> Result<u64, RecoveryError> {
     let mut reader = FileJournal::reader(&journal_dir(data_dir), exchange.seq() + 1)?;
     let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<(u64, Stamped)>, RecoveryError>>(4);
@@ -125,6 +148,7 @@ pub(crate) fn apply_journal(
                 }
                 events.clear();
                 exchange.apply(seq, stamped.time_ns, &stamped.command, &mut events);
+                on_events(seq, stamped.time_ns, &events);
                 applied += 1;
             }
         }

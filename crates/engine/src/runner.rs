@@ -86,9 +86,13 @@ pub struct EngineStatus {
 
 type Reply = oneshot::Sender<Outcome>;
 
+/// A read of the engine's state, run on the engine thread between batches.
+type ReadFn = Box<dyn FnOnce(&Exchange) + Send>;
+
 enum Request {
     Command(Command, Option<Reply>),
     Snapshot(oneshot::Sender<Result<u64, String>>),
+    Read(ReadFn),
     Stop,
 }
 
@@ -113,6 +117,7 @@ impl std::fmt::Debug for Request {
         match self {
             Request::Command(c, _) => write!(f, "Command({c:?})"),
             Request::Snapshot(_) => f.write_str("Snapshot"),
+            Request::Read(_) => f.write_str("Read"),
             Request::Stop => f.write_str("Stop"),
         }
     }
@@ -173,6 +178,22 @@ impl EngineHandle {
         }
     }
 
+    /// Runs `f` on the engine thread against a state in which every command submitted before
+    /// this call is applied and durable, and returns its result with that state's seq. For
+    /// bootstrapping mirrors (subscribe from the returned seq + 1); `f` must be quick, the
+    /// engine waits for it.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Exchange) -> R + Send + 'static,
+    ) -> Result<(u64, R), EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let read: ReadFn = Box::new(move |exchange: &Exchange| {
+            let _ = tx.send((exchange.seq(), f(exchange)));
+        });
+        self.try_send(Request::Read(read))?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Events of every command from `from_seq` on (a batch may begin a little before it). Use
     /// `status().seq + 1` for new events only.
     pub fn subscribe(&self, from_seq: u64) -> Result<Subscription, SubscribeError> {
@@ -216,7 +237,7 @@ impl Engine {
             }
             .into());
         }
-        let replayed = apply_journal(&config.data_dir, &mut exchange)?;
+        let replayed = apply_journal(&config.data_dir, &mut exchange, &mut |_, _, _| {})?;
         if exchange.seq() != recovery.last_seq {
             return Err(RecoveryError::Gap { after: exchange.seq(), got: recovery.last_seq }.into());
         }
@@ -349,6 +370,11 @@ impl Runner {
                         let result = self.snapshot(&to_writer).map_err(|e| e.to_string());
                         let _ = reply.send(result);
                     }
+                    Some(Request::Read(read)) => {
+                        self.apply_batch(&mut batch, &to_writer);
+                        self.barrier(&to_writer);
+                        read(&self.exchange);
+                    }
                     Some(Request::Stop) => {
                         stop = true;
                         break;
@@ -425,11 +451,16 @@ impl Runner {
         &mut self,
         to_writer: &Sender<ToWriter>,
     ) -> Result<u64, bourse_journal::JournalError> {
+        self.barrier(to_writer);
+        self.write_snapshot()
+    }
+
+    /// Waits until everything applied so far is durable (and published).
+    fn barrier(&self, to_writer: &Sender<ToWriter>) {
         let (tx, rx) = oneshot::channel();
         if to_writer.send(ToWriter::Barrier(tx)).is_err() || rx.blocking_recv().is_err() {
             fatal("the journal thread stopped");
         }
-        self.write_snapshot()
     }
 
     fn write_snapshot(&mut self) -> Result<u64, bourse_journal::JournalError> {

@@ -1,0 +1,151 @@
+//! Operator commands for what exists so far: `bourse migrate`, `bourse asset add`,
+//! `bourse market add|halt|resume`. Engine commands are journaled like any other: the command
+//! opens the data directory's engine itself, so the exchange must be stopped (the data
+//! directory lock says so clearly if it is not).
+
+use crate::serve::{ServeArgs, load_config};
+use anyhow::{Context, Result};
+use bourse_core::decimal::parse_units;
+use bourse_core::{AssetSpec, Command, Event, MarketSpec, MarketStatus, Symbol};
+use bourse_engine::{Engine, EngineConfig, SystemClock};
+
+pub fn migrate(args: &ServeArgs) -> Result<()> {
+    let config = load_config(args)?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!("cannot create the data directory {}", config.data_dir.display())
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = bourse_store::connect(config.database_url().expose())
+            .await
+            .context("cannot open the database")?;
+        let applied = store.migrate().await.context("migration failed")?;
+        println!("{} database: {applied} migration(s) applied", store.backend());
+        store.close().await;
+        Ok(())
+    })
+}
+
+fn with_engine(args: &ServeArgs, command: Command) -> Result<Vec<Event>> {
+    let config = load_config(args)?;
+    let engine =
+        Engine::start(EngineConfig::new(&config.data_dir), SystemClock).with_context(|| {
+            format!(
+                "cannot open the exchange in {} (stop `bourse serve` first)",
+                config.data_dir.display()
+            )
+        })?;
+    let outcome = engine.handle().execute_blocking(command)?;
+    engine.shutdown();
+    if let Some(reason) = outcome.events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    }) {
+        anyhow::bail!("refused: {reason}");
+    }
+    Ok(outcome.events)
+}
+
+pub fn asset_add(args: &ServeArgs, symbol: &str, scale: u8) -> Result<()> {
+    let spec = AssetSpec {
+        symbol: Symbol::new(symbol).map_err(|e| anyhow::anyhow!("symbol {e}"))?,
+        scale,
+    };
+    for event in with_engine(args, Command::AddAsset(spec))? {
+        if let Event::AssetAdded { asset, spec } = event {
+            println!("asset {} added with id {asset} (scale {})", spec.symbol, spec.scale);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MarketAddArgs {
+    /// BASE/QUOTE, e.g. BTC/USDT.
+    pub symbol: String,
+    /// Price step in quote units, e.g. 0.01.
+    #[arg(long)]
+    pub tick: String,
+    /// Quantity step in base units, e.g. 0.0001.
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub min_qty: Option<String>,
+    #[arg(long)]
+    pub max_qty: Option<String>,
+    #[arg(long, default_value = "0")]
+    pub min_notional: String,
+    /// Fee rates in parts per million (1000 = 0.1 %).
+    #[arg(long, default_value_t = 1000)]
+    pub maker_fee_ppm: u32,
+    #[arg(long, default_value_t = 2000)]
+    pub taker_fee_ppm: u32,
+}
+
+/// Finds the engine ids of a market's assets by replaying the current state.
+fn state(args: &ServeArgs) -> Result<bourse_core::Exchange> {
+    let config = load_config(args)?;
+    Ok(bourse_engine::replay(&config.data_dir, bourse_engine::ReplayFrom::LatestSnapshot)?.exchange)
+}
+
+pub fn market_add(args: &ServeArgs, m: &MarketAddArgs) -> Result<()> {
+    let exchange = state(args)?;
+    let (base, quote) =
+        m.symbol.split_once(['/', '-']).context("market symbol must be BASE/QUOTE")?;
+    let find = |s: &str| {
+        exchange
+            .assets()
+            .find(|(_, a)| a.spec.symbol.as_str().eq_ignore_ascii_case(s))
+            .map(|(id, a)| (id, a.spec.scale))
+            .with_context(|| format!("unknown asset {s}; add it with `bourse asset add`"))
+    };
+    let ((base_id, bs), (quote_id, qs)) = (find(base)?, find(quote)?);
+    let units = |name: &str, v: &str, scale: u8| {
+        parse_units(v, scale).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+    };
+    let lot = units("lot", &m.lot, bs)?;
+    let spec = MarketSpec {
+        base: base_id,
+        quote: quote_id,
+        tick: units("tick", &m.tick, qs)?,
+        lot,
+        min_qty: m.min_qty.as_deref().map(|v| units("min-qty", v, bs)).transpose()?.unwrap_or(lot),
+        max_qty: m
+            .max_qty
+            .as_deref()
+            .map(|v| units("max-qty", v, bs))
+            .transpose()?
+            .unwrap_or(lot.saturating_mul(1 << 30)),
+        min_notional: units("min-notional", &m.min_notional, qs)?,
+        maker_fee_ppm: m.maker_fee_ppm,
+        taker_fee_ppm: m.taker_fee_ppm,
+    };
+    drop(exchange);
+    for event in with_engine(args, Command::AddMarket(spec))? {
+        if let Event::MarketAdded { market, .. } = event {
+            println!("market {} added with id {market}", m.symbol.to_ascii_uppercase());
+        }
+    }
+    Ok(())
+}
+
+pub fn market_status(args: &ServeArgs, symbol: &str, status: MarketStatus) -> Result<()> {
+    let exchange = state(args)?;
+    let (base, quote) =
+        symbol.split_once(['/', '-']).context("market symbol must be BASE/QUOTE")?;
+    let market = exchange
+        .market_ids()
+        .find(|id| {
+            exchange.market_spec(*id).is_some_and(|(spec, _)| {
+                let name =
+                    |a| exchange.asset(a).map(|s| s.spec.symbol.as_str().to_ascii_uppercase());
+                name(spec.base).as_deref() == Some(&base.to_ascii_uppercase())
+                    && name(spec.quote).as_deref() == Some(&quote.to_ascii_uppercase())
+            })
+        })
+        .with_context(|| format!("unknown market {symbol}"))?;
+    drop(exchange);
+    with_engine(args, Command::SetMarketStatus { market, status })?;
+    println!("market {} is now {status:?}", symbol.to_ascii_uppercase());
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `bourse serve`, `bourse demo` and `bourse init`: loading the configuration, running the
+//! server until SIGINT/SIGTERM, and the throwaway demo exchange.
+
+use anyhow::{Context, Result};
+use bourse_server::Server;
+use bourse_server::config::Config;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see `bourse init`).
+    #[arg(long, env = "BOURSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Overrides `listen` (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The configuration from file + environment + command-line overrides.
+pub fn load_config(args: &ServeArgs) -> Result<Config> {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    if let Some(dir) = &args.data_dir {
+        env.push(("BOURSE_DATA_DIR".into(), dir.display().to_string()));
+    }
+    if let Some(listen) = args.listen {
+        env.push(("BOURSE_LISTEN".into(), listen.to_string()));
+    }
+    if args.config.is_none() && std::env::var_os("BOURSE_SECRET_KEY").is_none() {
+        anyhow::bail!(
+            "no configuration: pass --config FILE (create one with `bourse init`) or set BOURSE_SECRET_KEY"
+        );
+    }
+    Ok(Config::load(args.config.as_deref(), env)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+pub fn serve(args: &ServeArgs) -> Result<()> {
+    let config = load_config(args)?;
+    runtime()?.block_on(async move {
+        let server = Server::start(config).await?;
+        println!("bourse is running at {}  (Ctrl-C to stop)", server.url());
+        signal().await;
+        eprintln!("stopping: finishing in-flight requests");
+        server.stop().await;
+        Ok(())
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Keep the demo's data here instead of a temporary directory that is deleted at exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    let temp = tempfile::Builder::new().prefix("bourse-demo-").tempdir()?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let secret = bourse_server::crypto::random_token()?;
+    let env = vec![
+        ("BOURSE_SECRET_KEY".to_string(), secret),
+        ("BOURSE_DATA_DIR".to_string(), data_dir.display().to_string()),
+        ("BOURSE_LISTEN".to_string(), args.listen.to_string()),
+        ("BOURSE_ENGINE__SNAPSHOT_EVERY".to_string(), "100000".to_string()),
+    ];
+    let config = Config::load(None, env)?;
+    runtime()?.block_on(async move {
+        let server = Server::start(config).await?;
+        let info = bourse_server::demo::setup(&server.state).await?;
+        let bot = tokio::spawn(bourse_server::demo::run_bot(
+            server.state.clone(),
+            info.bot,
+            server.state.shutdown.clone(),
+        ));
+        println!("bourse demo is running at {}", server.url());
+        println!("  data dir:   {} (deleted at exit)", data_dir.display());
+        println!("  login:      {} / {}", info.email, info.password);
+        println!("  API key:    {}", info.api_key);
+        println!("  API secret: {}", info.api_secret);
+        println!("  try:        curl {}/api/v1/tickers", server.url());
+        println!("Ctrl-C to stop.");
+        signal().await;
+        server.stop().await;
+        let _ = bot.await;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    drop(temp);
+    Ok(())
+}
+
+/// Writes a fresh configuration file with a new secret key; refuses to overwrite.
+pub fn init(path: &Path, data_dir: &Path) -> Result<()> {
+    anyhow::ensure!(!path.exists(), "{} exists; not overwriting it", path.display());
+    let text = Config::template(data_dir).context("cannot generate a secret")?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    println!("wrote {} (keep it private: it holds the secret key)", path.display());
+    println!("start the exchange with: bourse serve --config {}", path.display());
+    Ok(())
+}

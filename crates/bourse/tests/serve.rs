@@ -1,0 +1,131 @@
+//! The operator's view: `bourse init`, `migrate`, `asset add`, `market add|halt|resume`,
+//! `serve` until SIGTERM, and clear errors for bad configuration — all through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bourse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .args(args)
+        .env_remove("BOURSE_SECRET_KEY")
+        .env("BOURSE_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = bourse(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = bourse(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn operator_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bourse.toml");
+    let data = dir.path().join("data");
+    let c = config.to_str().unwrap();
+    ok(&["init", "--config", c, "--data-dir", data.to_str().unwrap()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(fails(&["init", "--config", c]).contains("not overwriting"));
+    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 1 migration(s) applied"));
+    assert!(ok(&["migrate", "--config", c]).contains("0 migration(s) applied"));
+    assert!(
+        ok(&["asset", "add", "BTC", "--scale", "8", "--config", c])
+            .contains("asset BTC added with id 1")
+    );
+    ok(&["asset", "add", "USDT", "--scale", "6", "--config", c]);
+    assert!(
+        fails(&["asset", "add", "BTC", "--scale", "8", "--config", c]).contains("already exists")
+    );
+    let out =
+        ok(&["market", "add", "BTC/USDT", "--tick", "0.01", "--lot", "0.0001", "--config", c]);
+    assert!(out.contains("market BTC/USDT added with id 1"), "{out}");
+    assert!(
+        fails(&["market", "add", "BTC/USDT", "--tick", "0.001", "--lot", "0.00001", "--config", c])
+            .contains("refused")
+    );
+    assert!(
+        fails(&["market", "add", "BTC/EUR", "--tick", "0.01", "--lot", "0.0001", "--config", c])
+            .contains("unknown asset EUR")
+    );
+    ok(&["market", "halt", "BTC/USDT", "--config", c]);
+
+    // Serve; the printed URL answers; operator commands refuse while it runs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .args(["serve", "--config", c, "--listen", "127.0.0.1:0"])
+        .env("BOURSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let markets = http_get(&addr, "/api/v1/markets");
+    assert!(
+        markets.contains("\"symbol\":\"BTC-USDT\"") && markets.contains("\"status\":\"halted\""),
+        "{markets}"
+    );
+    assert!(http_get(&addr, "/api/v1/health").contains("\"status\":\"ok\""));
+    assert!(
+        fails(&["market", "resume", "BTC/USDT", "--config", c])
+            .contains("stop `bourse serve` first")
+    );
+
+    // SIGTERM: a clean stop with a final snapshot.
+    let started = Instant::now();
+    unsafe_kill(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(std::fs::read_dir(data.join("snapshots")).unwrap().count() > 0);
+    ok(&["market", "resume", "BTC/USDT", "--config", c]);
+    assert!(ok(&["replay", "--verify", "--data-dir", data.to_str().unwrap()]).contains("hash"));
+}
+
+fn unsafe_kill(pid: u32) {
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn clear_errors_for_bad_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fails(&["serve"]).contains("no configuration"));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = [").unwrap();
+    assert!(fails(&["serve", "--config", bad.to_str().unwrap()]).contains("invalid config"));
+    std::fs::write(&bad, "secret_key = \"abcd\"").unwrap();
+    assert!(fails(&["serve", "--config", bad.to_str().unwrap()]).contains("at least 32 bytes"));
+    std::fs::write(&bad, "secret_key = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"/proc/bourse-cannot-write\"\n").unwrap();
+    let err = fails(&["serve", "--config", bad.to_str().unwrap()]);
+    assert!(err.contains("data directory"), "{err}");
+    assert!(!err.contains("00112233445566778899"), "secrets never printed: {err}");
+    let missing = dir.path().join("missing.toml");
+    assert!(
+        fails(&["serve", "--config", missing.to_str().unwrap()])
+            .contains("cannot read config file")
+    );
+    let _ = Path::new("");
+}

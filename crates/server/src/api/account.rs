@@ -1,0 +1,410 @@
+//! Accounts: signup (argon2id, password policy, no account enumeration), e-mail verification,
+//! login/logout with server-side sessions, the session list, and API keys (secret shown once,
+//! stored sealed).
+
+use super::{ApiJson, ApiPath};
+use crate::auth::{Principal, SESSION_COOKIE, Via, parse_cidr};
+use crate::crypto;
+use crate::error::{ApiError, ApiResult};
+use crate::state::Shared;
+use axum::Extension;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bourse_core::UserId;
+use bourse_store::{NewApiKey, NewSession, NewToken, Scopes, StoreError, TokenPurpose};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+const PASSWORD_LEN_MIN: usize = 10;
+const PASSWORD_LEN_MAX: usize = 128;
+const EMAIL_LEN_MAX: usize = 254;
+const VERIFY_TOKEN_TTL_MS: i64 = 48 * 3_600_000;
+const API_KEYS_PER_USER_MAX: usize = 30;
+const LABEL_LEN_MAX: usize = 64;
+const IP_ALLOWLIST_MAX: usize = 32;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Lower-cases and checks the shape of an e-mail address (one `@`, a dot in the domain, no
+/// spaces, bounded length).
+pub fn normalize_email(email: &str) -> ApiResult<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let bad = || ApiError::bad_request("bad_email", "enter a valid e-mail address");
+    if email.len() > EMAIL_LEN_MAX || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+pub fn check_password_policy(password: &str, email: &str) -> ApiResult<()> {
+    let n = password.chars().count();
+    if !(PASSWORD_LEN_MIN..=PASSWORD_LEN_MAX).contains(&n) {
+        return Err(ApiError::bad_request(
+            "weak_password",
+            format!("the password must have {PASSWORD_LEN_MIN} to {PASSWORD_LEN_MAX} characters"),
+        ));
+    }
+    let distinct = password.chars().collect::<std::collections::BTreeSet<_>>().len();
+    if distinct < 4
+        || password.eq_ignore_ascii_case(email)
+        || email.split('@').next() == Some(password)
+    {
+        return Err(ApiError::bad_request("weak_password", "the password is too easy to guess"));
+    }
+    Ok(())
+}
+
+async fn hash(state: &Shared, password: String) -> ApiResult<String> {
+    let _slot = state
+        .password_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("password slots", e))?;
+    tokio::task::spawn_blocking(move || crypto::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal("password hashing task", e))?
+        .map_err(|e| ApiError::internal("password hashing", e))
+}
+
+async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<bool> {
+    let _slot = state
+        .password_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("password slots", e))?;
+    tokio::task::spawn_blocking(move || crypto::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::internal("password check task", e))
+}
+
+/// Always answers the same way whether or not the address is registered.
+pub async fn signup(
+    State(state): State<Shared>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    let email = normalize_email(&c.email)?;
+    check_password_policy(&c.password, &email)?;
+    let password_hash = hash(&state, c.password).await?;
+    let now = crate::now_ms();
+    match state.store.create_user(&email, &password_hash, now).await {
+        Ok(user) => {
+            let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+            state
+                .store
+                .insert_token(&NewToken {
+                    token_hash: crypto::token_hash(&token),
+                    user,
+                    purpose: TokenPurpose::VerifyEmail,
+                    created_ms: now,
+                    expires_ms: now + VERIFY_TOKEN_TTL_MS,
+                })
+                .await?;
+            let link =
+                format!("{}/verify?token={token}", state.config.public_url().trim_end_matches('/'));
+            let body = format!(
+                "Welcome to bourse. Confirm your e-mail address by opening this link within 48 hours:\n\n{link}\n\nIf you did not sign up, ignore this message."
+            );
+            if let Err(e) = crate::mail::deliver(
+                &state.config.data_dir,
+                &email,
+                "Confirm your e-mail address",
+                &body,
+            ) {
+                tracing::error!(error = %e, "cannot write the verification mail");
+            }
+        }
+        Err(StoreError::Conflict(_)) => {
+            tracing::info!("signup for an address that is already registered");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "check your e-mail for a link to verify your address"})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    token: String,
+}
+
+pub async fn verify_email(
+    State(state): State<Shared>,
+    ApiJson(v): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .store
+        .use_token(&crypto::token_hash(&v.token), TokenPurpose::VerifyEmail, crate::now_ms())
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request("bad_token", "the link is invalid, used or expired")
+        })?;
+    state.store.set_email_verified(user).await?;
+    Ok(Json(json!({"message": "e-mail verified; you can log in"})))
+}
+
+fn client_meta(headers: &HeaderMap, peer: SocketAddr) -> (String, String) {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect();
+    (peer.ip().to_string(), agent)
+}
+
+pub fn session_cookie(state: &Shared, token: &str, max_age_s: i64) -> String {
+    let secure = if state.config.cookie_secure() { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}")
+}
+
+pub async fn login(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(c): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    let invalid = || ApiError::unauthorized("invalid_credentials", "wrong e-mail or password");
+    let email = normalize_email(&c.email).map_err(|_| invalid())?;
+    if c.password.len() > PASSWORD_LEN_MAX * 4 {
+        return Err(invalid());
+    }
+    let user = state.store.user_by_email(&email).await?;
+    let hash_to_check =
+        user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = verify(&state, c.password, hash_to_check).await?;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => return Err(invalid()),
+    };
+    if !user.email_verified {
+        return Err(ApiError::forbidden("email_not_verified", "verify your e-mail address first"));
+    }
+    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let now = crate::now_ms();
+    let idle_ms = i64::try_from(state.config.limits.session_idle_hours)
+        .unwrap_or(24)
+        .saturating_mul(3_600_000);
+    let (ip, user_agent) = client_meta(&headers, peer);
+    let id = state
+        .store
+        .insert_session(&NewSession {
+            token_hash: crypto::token_hash(&token),
+            user: user.id,
+            created_ms: now,
+            expires_ms: now + idle_ms,
+            ip,
+            user_agent,
+        })
+        .await?;
+    let cookie = session_cookie(&state, &token, idle_ms / 1000);
+    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"user_id": user.id.0, "session_id": id})))
+        .into_response())
+}
+
+pub async fn logout(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Response> {
+    if let Via::Session { id } = p.via {
+        state.store.revoke_session(p.user, id).await?;
+    }
+    let cookie = session_cookie(&state, "", 0);
+    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"message": "logged out"}))).into_response())
+}
+
+pub async fn me(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    let user = state
+        .store
+        .user(p.user)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unauthenticated", "no such user"))?;
+    Ok(Json(
+        json!({"user_id": user.id.0, "email": user.email, "email_verified": user.email_verified, "created_ms": user.created_ms}),
+    ))
+}
+
+pub async fn sessions(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    let current = match p.via {
+        Via::Session { id } => Some(id),
+        Via::ApiKey { .. } => None,
+    };
+    let rows = state.store.sessions(p.user, crate::now_ms()).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|s| json!({"id": s.id, "created_ms": s.created_ms, "last_seen_ms": s.last_seen_ms,
+            "expires_ms": s.expires_ms, "ip": s.ip, "user_agent": s.user_agent, "current": Some(s.id) == current}))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+pub async fn revoke_session(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    if !state.store.revoke_session(p.user, id).await? {
+        return Err(ApiError::not_found("unknown_session", "no such session"));
+    }
+    Ok(Json(json!({"revoked": id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    label: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    ip_allowlist: Vec<String>,
+}
+
+pub fn parse_scopes(names: &[String]) -> ApiResult<Scopes> {
+    let mut scopes = Scopes::default();
+    for name in names {
+        scopes = scopes.union(match name.as_str() {
+            "read" => Scopes::READ,
+            "trade" => Scopes::TRADE.union(Scopes::READ),
+            "withdraw" => Scopes::WITHDRAW.union(Scopes::READ),
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad_scope",
+                    format!("unknown scope {other:?}; use read, trade, withdraw"),
+                ));
+            }
+        });
+    }
+    if scopes == Scopes::default() {
+        return Err(ApiError::bad_request("bad_scope", "give at least one scope"));
+    }
+    Ok(scopes)
+}
+
+pub fn scope_names(scopes: Scopes) -> Vec<&'static str> {
+    [(Scopes::READ, "read"), (Scopes::TRADE, "trade"), (Scopes::WITHDRAW, "withdraw")]
+        .into_iter()
+        .filter(|(s, _)| scopes.contains(*s))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Creates a key; the secret is in this response only.
+pub async fn create_api_key(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiJson(r): ApiJson<NewKeyRequest>,
+) -> ApiResult<Response> {
+    let (key, secret) = new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": key.0, "api_key": key.1, "secret": secret,
+        "label": r.label, "scopes": r.scopes, "ip_allowlist": r.ip_allowlist})),
+    )
+        .into_response())
+}
+
+/// Validates and stores a new key; returns `((id, key), secret)`.
+pub async fn new_api_key(
+    state: &Shared,
+    user: UserId,
+    label: &str,
+    scopes: &[String],
+    ip_allowlist: &[String],
+) -> ApiResult<((i64, String), String)> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > LABEL_LEN_MAX {
+        return Err(ApiError::bad_request(
+            "bad_label",
+            format!("the label must have 1 to {LABEL_LEN_MAX} characters"),
+        ));
+    }
+    let scopes = parse_scopes(scopes)?;
+    if ip_allowlist.len() > IP_ALLOWLIST_MAX {
+        return Err(ApiError::bad_request(
+            "bad_ip_allowlist",
+            format!("at most {IP_ALLOWLIST_MAX} entries"),
+        ));
+    }
+    for entry in ip_allowlist {
+        if parse_cidr(entry).is_none() {
+            return Err(ApiError::bad_request(
+                "bad_ip_allowlist",
+                format!("{entry:?} is not an IP address or CIDR"),
+            ));
+        }
+    }
+    if state.store.api_keys(user).await?.len() >= API_KEYS_PER_USER_MAX {
+        return Err(ApiError::new(StatusCode::CONFLICT, "too_many_api_keys", "revoke a key first"));
+    }
+    let key = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let secret = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let sealed = state.keys.seal(secret.as_bytes()).map_err(|e| ApiError::internal("seal", e))?;
+    let id = state
+        .store
+        .insert_api_key(&NewApiKey {
+            user,
+            key: key.clone(),
+            secret_sealed: sealed,
+            label: label.to_string(),
+            scopes,
+            ip_allowlist: ip_allowlist.to_vec(),
+            created_ms: crate::now_ms(),
+        })
+        .await?;
+    Ok(((id, key), secret))
+}
+
+pub async fn api_keys(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    let rows = state.store.api_keys(p.user).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|k| {
+            json!({"id": k.id, "api_key": k.key, "label": k.label, "scopes": scope_names(k.scopes),
+            "ip_allowlist": k.ip_allowlist, "created_ms": k.created_ms})
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+pub async fn revoke_api_key(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    if !state.store.revoke_api_key(p.user, id).await? {
+        return Err(ApiError::not_found("unknown_api_key", "no such API key"));
+    }
+    if let Ok(mut cache) = state.api_keys.lock() {
+        cache.retain(|_, k| k.id != id);
+    }
+    Ok(Json(json!({"revoked": id})))
+}

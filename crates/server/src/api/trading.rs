@@ -1,0 +1,446 @@
+//! Private trading routes: balances, orders (place, cancel, cancel all, get, list), fills and
+//! ledger entries. Every command goes to the engine with the caller's own user id, so another
+//! user's order ids are unknown to it; reads filter by the caller in SQL.
+
+use super::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, reject};
+use crate::mirror::MarketInfo;
+use crate::orders;
+use crate::state::Shared;
+use crate::views::{BalanceView, FillView, LedgerView, OrderView};
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bourse_core::decimal::{DecimalError, parse_units};
+use bourse_core::{
+    ClientOrderId, Command, Event, MarketId, OrderId, OrderRef, OrderType, PlaceOrder, Side,
+    StpMode, TimeInForce, TradeId, UserId,
+};
+use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter, TradeRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn mirror_err<T>(_: T) -> ApiError {
+    ApiError::internal("mirror", "poisoned lock")
+}
+
+pub async fn balances(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<BalanceView>>> {
+    state.wait_projected(p.user).await;
+    let rows = state.store.balances(p.user).await?;
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    Ok(Json(rows.iter().map(|b| BalanceView::new(b, &mirror)).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceRequest {
+    market: String,
+    side: String,
+    #[serde(rename = "type")]
+    kind: String,
+    price: Option<String>,
+    quantity: Option<String>,
+    quote_amount: Option<String>,
+    time_in_force: Option<String>,
+    client_order_id: Option<String>,
+    stp: Option<String>,
+}
+
+fn amount(field: &'static str, text: &str, scale: u8) -> ApiResult<u128> {
+    parse_units(text, scale).map_err(|e| {
+        let code = match e {
+            DecimalError::TooPrecise { .. } => "too_precise",
+            DecimalError::Negative => "negative_amount",
+            DecimalError::Overflow => "amount_too_large",
+            _ => "bad_amount",
+        };
+        ApiError::bad_request(code, format!("{field}: {e}"))
+    })
+}
+
+/// Parses a place-order request into the engine command (shape only; the engine checks the
+/// grid, limits and funds).
+pub fn parse_place(r: &PlaceRequest, market: &MarketInfo, user: UserId) -> ApiResult<PlaceOrder> {
+    let (b, q) = (market.base.scale, market.quote.scale);
+    let side = match r.side.as_str() {
+        "buy" => Side::Buy,
+        "sell" => Side::Sell,
+        _ => return Err(ApiError::bad_request("bad_side", "side must be buy or sell")),
+    };
+    let order_type = match r.kind.as_str() {
+        "limit" => {
+            let price = r.price.as_deref().ok_or_else(|| {
+                ApiError::bad_request("missing_price", "a limit order needs a price")
+            })?;
+            let quantity = r.quantity.as_deref().ok_or_else(|| {
+                ApiError::bad_request("missing_quantity", "a limit order needs a quantity")
+            })?;
+            if r.quote_amount.is_some() {
+                return Err(ApiError::bad_request(
+                    "bad_order",
+                    "quote_amount is for market orders",
+                ));
+            }
+            let time_in_force = match r.time_in_force.as_deref().unwrap_or("gtc") {
+                "gtc" => TimeInForce::Gtc,
+                "ioc" => TimeInForce::Ioc,
+                "fok" => TimeInForce::Fok,
+                "post_only" => TimeInForce::PostOnly,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bad_time_in_force",
+                        "time_in_force must be gtc, ioc, fok or post_only",
+                    ));
+                }
+            };
+            OrderType::Limit {
+                price: amount("price", price, q)?,
+                quantity: amount("quantity", quantity, b)?,
+                time_in_force,
+            }
+        }
+        "market" => {
+            if r.price.is_some() || r.time_in_force.is_some() {
+                return Err(ApiError::bad_request(
+                    "bad_order",
+                    "a market order takes no price or time_in_force",
+                ));
+            }
+            match (r.quantity.as_deref(), r.quote_amount.as_deref()) {
+                (Some(qty), None) => OrderType::Market { quantity: amount("quantity", qty, b)? },
+                (None, Some(a)) => OrderType::MarketQuote { amount: amount("quote_amount", a, q)? },
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bad_order",
+                        "a market order needs exactly one of quantity and quote_amount",
+                    ));
+                }
+            }
+        }
+        _ => return Err(ApiError::bad_request("bad_type", "type must be limit or market")),
+    };
+    let client_order_id = match r.client_order_id.as_deref() {
+        Some(c) => Some(ClientOrderId::new(c).map_err(|e| {
+            ApiError::bad_request("bad_client_order_id", format!("client_order_id {e}"))
+        })?),
+        None => None,
+    };
+    let stp = match r.stp.as_deref() {
+        None | Some("expire_taker") => StpMode::ExpireTaker,
+        Some("expire_maker") => StpMode::ExpireMaker,
+        Some("expire_both") => StpMode::ExpireBoth,
+        Some("none") => StpMode::None,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "bad_stp",
+                "stp must be expire_taker, expire_maker, expire_both or none",
+            ));
+        }
+    };
+    Ok(PlaceOrder { user, market: market.id, side, order_type, client_order_id, stp })
+}
+
+pub async fn place(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiJson(r): ApiJson<PlaceRequest>,
+) -> ApiResult<Response> {
+    let market = super::public::market(&state, &r.market)?;
+    let order = parse_place(&r, &market, p.user)?;
+    let outcome = state.engine.execute(Command::Place(order)).await?;
+    state.note_user_seq(p.user, outcome.seq);
+    let time_ms = orders::ms(outcome.time_ns);
+    let mut row = None;
+    let mut fills = Vec::new();
+    for event in &outcome.events {
+        if let Event::OrderRejected { reason, .. } = event {
+            return Err(reject(*reason));
+        }
+        if let Some(r) = orders::accepted(event, outcome.seq, time_ms) {
+            row = Some(r);
+        }
+        if let Some(r) = row.as_mut() {
+            orders::apply(r, event, time_ms);
+        }
+        if let Event::Trade {
+            market,
+            trade,
+            price,
+            quantity,
+            notional,
+            taker_side,
+            maker_order,
+            maker_user,
+            maker_fee,
+            taker_order,
+            taker_user,
+            taker_fee,
+        } = event
+        {
+            fills.push(TradeRow {
+                market: *market,
+                id: *trade,
+                price: *price,
+                quantity: *quantity,
+                notional: *notional,
+                taker_side: *taker_side,
+                maker_order: *maker_order,
+                maker_user: *maker_user,
+                maker_fee: *maker_fee,
+                taker_order: *taker_order,
+                taker_user: *taker_user,
+                taker_fee: *taker_fee,
+                seq: outcome.seq,
+                time_ms,
+            });
+        }
+    }
+    let row = row.ok_or_else(|| {
+        ApiError::internal("place", "the engine neither accepted nor rejected the order")
+    })?;
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    let fills: Vec<FillView> =
+        fills.iter().filter_map(|t| FillView::new(t, p.user, &mirror)).collect();
+    let body = json!({"order": OrderView::new(&row, &mirror), "fills": fills});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn cancel_ref(
+    state: &Shared,
+    user: UserId,
+    market: Option<MarketId>,
+    order: OrderRef,
+) -> ApiResult<Json<Value>> {
+    let outcome = state.engine.execute(Command::Cancel { user, market, order }).await?;
+    state.note_user_seq(user, outcome.seq);
+    for event in &outcome.events {
+        match event {
+            Event::Rejected { reason, .. } => return Err(reject(*reason)),
+            Event::OrderEnded { order, filled, remaining, .. } => {
+                let mirror = state.mirror.read().map_err(mirror_err)?;
+                let (b, market) = mirror
+                    .markets
+                    .values()
+                    .find(|m| {
+                        outcome.events.iter().any(
+                            |e| matches!(e, Event::OrderEnded { market, .. } if *market == m.id),
+                        )
+                    })
+                    .map(|m| (m.base.scale, m.symbol.clone()))
+                    .unwrap_or((0, String::new()));
+                return Ok(Json(
+                    json!({"order_id": order.0, "market": market, "status": "canceled",
+                    "filled_quantity": crate::views::units(*filled, b), "canceled_quantity": crate::views::units(*remaining, b)}),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Err(reject(bourse_core::Reject::UnknownOrder))
+}
+
+pub async fn cancel(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<Json<Value>> {
+    cancel_ref(&state, p.user, None, OrderRef::Id(OrderId(id))).await
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize)]
+pub struct ClientIdQuery {
+    market: String,
+}
+
+pub async fn cancel_by_client_id(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiPath(client_order_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ClientIdQuery>,
+) -> ApiResult<Json<Value>> {
+    let market = super::public::market(&state, &q.market)?;
+    let cid = ClientOrderId::new(&client_order_id).map_err(|e| {
+        ApiError::bad_request("bad_client_order_id", format!("client_order_id {e}"))
+    })?;
+    cancel_ref(&state, p.user, Some(market.id), OrderRef::Client(cid)).await
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize)]
+pub struct MarketQuery {
+    market: Option<String>,
+}
+
+pub async fn cancel_all(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<MarketQuery>,
+) -> ApiResult<Json<Value>> {
+    let market = match q.market.as_deref() {
+        Some(m) => Some(super::public::market(&state, m)?.id),
+        None => None,
+    };
+    let outcome = state.engine.execute(Command::CancelAll { user: p.user, market }).await?;
+    state.note_user_seq(p.user, outcome.seq);
+    if let Some(Event::Rejected { reason, .. }) =
+        outcome.events.iter().find(|e| matches!(e, Event::Rejected { .. }))
+    {
+        return Err(reject(*reason));
+    }
+    let canceled: Vec<u64> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OrderEnded { order, .. } => Some(order.0),
+            _ => None,
+        })
+        .collect();
+    Ok(Json(json!({"canceled": canceled})))
+}
+
+pub async fn get_order(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<Json<OrderView>> {
+    state.wait_projected(p.user).await;
+    let row = state
+        .store
+        .order(p.user, OrderId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_order", "no such order"))?;
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    Ok(Json(OrderView::new(&row, &mirror)))
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize)]
+pub struct OrdersQuery {
+    market: Option<String>,
+    /// `open` for open orders only.
+    status: Option<String>,
+    before: Option<u64>,
+    limit: Option<u32>,
+    client_order_id: Option<String>,
+}
+
+/// Orders, newest first; `next` is the cursor for the following page (absent at the end).
+pub async fn list_orders(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<OrdersQuery>,
+) -> ApiResult<Json<Value>> {
+    state.wait_projected(p.user).await;
+    let market = match q.market.as_deref() {
+        Some(m) => Some(super::public::market(&state, m)?.id),
+        None => None,
+    };
+    if let Some(cid) = q.client_order_id.as_deref() {
+        let row = state.store.order_by_client_id(p.user, market, cid).await?;
+        let mirror = state.mirror.read().map_err(mirror_err)?;
+        let list: Vec<OrderView> = row.iter().map(|r| OrderView::new(r, &mirror)).collect();
+        return Ok(Json(json!({"orders": list, "next": null})));
+    }
+    let open_only = match q.status.as_deref() {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(_) => return Err(ApiError::bad_request("bad_status", "status must be open or all")),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let rows = state
+        .store
+        .orders(p.user, &OrderFilter { market, open_only, before: q.before.map(OrderId), limit })
+        .await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.0)).flatten();
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    let list: Vec<OrderView> = rows.iter().map(|r| OrderView::new(r, &mirror)).collect();
+    Ok(Json(json!({"orders": list, "next": next})))
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize)]
+pub struct FillsQuery {
+    market: Option<String>,
+    order_id: Option<u64>,
+    /// The `next` cursor of the previous page: `seq:market_id:trade_id`.
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn fills(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<FillsQuery>,
+) -> ApiResult<Json<Value>> {
+    state.wait_projected(p.user).await;
+    let market = match q.market.as_deref() {
+        Some(m) => Some(super::public::market(&state, m)?.id),
+        None => None,
+    };
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => {
+            let bad = || {
+                ApiError::bad_request("bad_cursor", "before must be a cursor from a previous page")
+            };
+            let mut parts = c.split(':').map(|s| s.parse::<u64>());
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(Ok(seq)), Some(Ok(m)), Some(Ok(t)), None) => {
+                    Some((seq, MarketId(u32::try_from(m).map_err(|_| bad())?), TradeId(t)))
+                }
+                _ => return Err(bad()),
+            }
+        }
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let rows = state
+        .store
+        .fills(p.user, &FillFilter { market, order: q.order_id.map(OrderId), before, limit })
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|t| format!("{}:{}:{}", t.seq, t.market.0, t.id.0)))
+        .flatten();
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    let list: Vec<FillView> =
+        rows.iter().filter_map(|t| FillView::new(t, p.user, &mirror)).collect();
+    Ok(Json(json!({"fills": list, "next": next})))
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize)]
+pub struct LedgerQuery {
+    asset: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn ledger(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<LedgerQuery>,
+) -> ApiResult<Json<Value>> {
+    state.wait_projected(p.user).await;
+    let asset =
+        match q.asset.as_deref() {
+            Some(a) => {
+                let mirror = state.mirror.read().map_err(mirror_err)?;
+                Some(mirror.asset_by_symbol(a).map(|a| a.id).ok_or_else(|| {
+                    ApiError::not_found("unknown_asset", format!("no asset {a:?}"))
+                })?)
+            }
+            None => None,
+        };
+    let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let rows = state.store.ledger(p.user, &LedgerFilter { asset, before: q.before, limit }).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id)).flatten();
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    let list: Vec<LedgerView> = rows.iter().map(|r| LedgerView::new(r, &mirror)).collect();
+    Ok(Json(json!({"entries": list, "next": next})))
+}

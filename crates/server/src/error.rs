@@ -1,0 +1,162 @@
+//! The one mapping from failures to HTTP: every error leaves as `{"code", "message"}` with the
+//! right status. Client mistakes are 4xx with a stable `code`; internal failures are logged here
+//! and leave as a bare 500/503 without details.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bourse_core::Reject;
+use bourse_engine::EngineError;
+use bourse_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+    pub fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %error, "{what}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { code: self.code, message: &self.message };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Database(_) => {
+                tracing::error!(error = %e, "database error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "database unavailable",
+                )
+            }
+            other => ApiError::internal("store error", other),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match e {
+            EngineError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the exchange is busy, retry shortly",
+            ),
+            other => {
+                tracing::error!(error = %other, "engine unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the engine is not running",
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(status, "body_too_large", "request body too large");
+        }
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            return ApiError::new(
+                status,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            );
+        }
+        ApiError::bad_request("bad_json", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::bad_request("bad_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::bad_request("bad_path", r.body_text())
+    }
+}
+
+/// The engine's reasons for refusing a command, as API errors.
+pub fn reject(reason: Reject) -> ApiError {
+    let code = match reason {
+        Reject::InsufficientFunds => "insufficient_funds",
+        Reject::UnknownAsset => "unknown_asset",
+        Reject::UnknownMarket => "unknown_market",
+        Reject::MarketHalted => "market_halted",
+        Reject::DuplicateAsset => "duplicate_asset",
+        Reject::DuplicateMarket => "duplicate_market",
+        Reject::BadScale => "bad_scale",
+        Reject::BadMarketSpec(_) => "bad_market_spec",
+        Reject::MarketNotEmpty => "market_not_empty",
+        Reject::PriceZero => "price_zero",
+        Reject::QuantityZero => "quantity_zero",
+        Reject::PriceOffTick => "price_off_tick",
+        Reject::QuantityOffLot => "quantity_off_lot",
+        Reject::QuantityBelowMin => "quantity_below_min",
+        Reject::QuantityAboveMax => "quantity_above_max",
+        Reject::NotionalBelowMin => "notional_below_min",
+        Reject::Overflow => "amount_too_large",
+        Reject::PostOnlyWouldTake => "post_only_would_take",
+        Reject::FokNotFillable => "fok_not_fillable",
+        Reject::DuplicateClientOrderId => "duplicate_client_order_id",
+        Reject::TooManyOpenOrders => "too_many_open_orders",
+        Reject::UnknownOrder => "unknown_order",
+        Reject::AmountZero => "amount_zero",
+        Reject::DuplicateDeposit => "duplicate_deposit",
+        Reject::DuplicateWithdrawal => "duplicate_withdrawal",
+        Reject::UnknownWithdrawal => "unknown_withdrawal",
+        Reject::WithdrawalState => "withdrawal_state",
+        Reject::FeeTooHigh => "fee_too_high",
+    };
+    let status = match reason {
+        Reject::UnknownOrder | Reject::UnknownMarket => StatusCode::NOT_FOUND,
+        Reject::DuplicateClientOrderId => StatusCode::CONFLICT,
+        Reject::MarketHalted | Reject::TooManyOpenOrders => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, code, reason.to_string())
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

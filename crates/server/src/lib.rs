@@ -1,0 +1,199 @@
+//! `bourse serve`: every role of the exchange in one process — the engine (its own threads),
+//! the gateway (REST `/api/v1` and WebSocket `/ws` on axum), the worker's projector (engine
+//! events → read models in SQLite or PostgreSQL) and, for `bourse demo`, a liquidity bot.
+//!
+//! Roles talk only through engine commands, engine events and the store: the gateway submits
+//! commands and reads the mirror (`mirror.rs`, fed by `feed.rs`) and the read models; the
+//! projector (`projector.rs`) is the only writer of read models.
+
+pub(crate) mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod error;
+pub mod feed;
+pub mod hub;
+pub mod mail;
+pub mod mirror;
+pub mod orders;
+pub mod projector;
+pub mod state;
+pub mod ticker;
+pub mod views;
+pub mod ws;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::mirror::Mirror;
+use crate::state::{AppState, Shared};
+use crate::ticker::Tickers;
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use bourse_engine::{Engine, EngineConfig, EngineHandle, SystemClock};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+/// Wall-clock Unix milliseconds (the gateway's clock; the engine stamps its own time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A running exchange server.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: Shared,
+    engine: Option<Engine>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the data directory and database (migrating it), recovers the engine, starts the
+    /// projector and the feed, and listens.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+        let probe = config.data_dir.join(".write-test");
+        std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).with_context(
+            || format!("the data directory {} is not writable", config.data_dir.display()),
+        )?;
+        let store = bourse_store::connect(config.database_url().expose())
+            .await
+            .context("cannot open the database")?;
+        let applied = store.migrate().await.context("cannot migrate the database")?;
+        if applied > 0 {
+            tracing::info!(applied, backend = store.backend(), "database migrated");
+        }
+        let mut engine_config = EngineConfig::new(&config.data_dir);
+        engine_config.snapshot_every = config.engine.snapshot_every;
+        engine_config.queue_capacity = config.engine.queue_capacity;
+        let engine = tokio::task::spawn_blocking(move || Engine::start(engine_config, SystemClock))
+            .await
+            .context("engine start task")?
+            .context("cannot start the engine")?;
+        let handle = engine.handle();
+
+        let mirror = Arc::new(RwLock::new(Mirror::default()));
+        let from =
+            feed::bootstrap(&handle, &mirror).await.context("the engine stopped at start")?;
+        let hub = Arc::new(Hub::default());
+        let tickers = Arc::new(Mutex::new(Tickers::default()));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (projected_tx, projected_rx) = watch::channel(0);
+        let projector = projector::Projector::new(
+            store.clone(),
+            handle.clone(),
+            config.data_dir.clone(),
+            hub.clone(),
+            mirror.clone(),
+            tickers.clone(),
+            projected_tx,
+        )
+        .await
+        .context("cannot start the projector")?;
+        let dummy_hash = tokio::task::spawn_blocking(|| {
+            crypto::random_token().and_then(|t| crypto::hash_password(&t))
+        })
+        .await
+        .context("hash task")??;
+        let keys =
+            crypto::Keys::derive(&hex::decode(config.secret_key.expose()).context("secret_key")?);
+        let listen = config.listen;
+        let state = Arc::new(AppState {
+            password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
+            config,
+            engine: handle.clone(),
+            store,
+            mirror: mirror.clone(),
+            hub: hub.clone(),
+            tickers,
+            keys,
+            projected: projected_rx,
+            user_seq: Mutex::new(Default::default()),
+            api_keys: Mutex::new(Default::default()),
+            dummy_hash,
+            shutdown: shutdown_rx.clone(),
+        });
+
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
+        tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
+
+        let app = router(&state);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let mut stop = shutdown_rx;
+        tasks.push(tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+        tracing::info!(%addr, "bourse is listening");
+        Ok(Server { addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
+    }
+
+    pub fn engine(&self) -> EngineHandle {
+        self.state.engine.clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish (their commands are
+    /// durable before they are answered), WebSockets close, the projector stops between
+    /// transactions, and the engine writes a final snapshot.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                tracing::warn!("a server task did not stop within 10 s");
+            }
+        }
+        if let Some(engine) = self.engine.take() {
+            let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+        }
+        self.state.store.close().await;
+        tracing::info!("bourse stopped");
+    }
+}
+
+pub fn router(state: &Shared) -> Router {
+    let limits = &state.config.limits;
+    Router::new()
+        .nest("/api/v1", api::routes(state))
+        .route("/ws", get(ws::upgrade))
+        .fallback(|| async { error::ApiError::not_found("not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(limits.request_timeout_ms),
+        ))
+        .with_state(state.clone())
+}

@@ -1,0 +1,444 @@
+//! The worker's projector: turns engine events into the read models (orders, trades, ledger
+//! entries, balances, candles) and writes each engine batch in one transaction that also moves
+//! the stored cursor (`Store::apply_projection`), so a crash never writes twice or skips.
+//!
+//! It follows the engine from the cursor on: from the engine's in-memory ring when it can, by
+//! rebuilding the events from the journal (`bourse_engine::replay_events`) when it fell further
+//! behind (a new database, a long outage). After each commit it publishes candles and tickers to
+//! WebSocket subscribers and advances `projected`, which private reads wait on.
+
+use crate::hub::{Hub, Message, Topic};
+use crate::mirror::Mirror;
+use crate::orders;
+use crate::ticker::Tickers;
+use crate::views::CandleView;
+use bourse_core::{AssetId, Event, MarketId, OrderId, UserId};
+use bourse_engine::{EngineHandle, SubscribeError};
+use bourse_store::{
+    BalanceRow, CandleRow, Interval, LedgerKind, NewLedgerEntry, OrderRow, Projection, Store,
+    StoreError, TradeRow,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Commands per transaction while catching up from the journal.
+const CATCH_UP_CHUNK: usize = 2_000;
+
+pub struct Projector {
+    store: Arc<dyn Store>,
+    engine: EngineHandle,
+    data_dir: PathBuf,
+    hub: Arc<Hub>,
+    mirror: Arc<RwLock<Mirror>>,
+    tickers: Arc<Mutex<Tickers>>,
+    projected: watch::Sender<u64>,
+    work: WorkingSet,
+}
+
+/// What the projector keeps in memory to compute a batch's rows without reading them back.
+#[derive(Default)]
+struct WorkingSet {
+    seq: u64,
+    open: HashMap<OrderId, OrderRow>,
+    balances: HashMap<(UserId, AssetId), (i128, i128, i128)>,
+    candles: HashMap<(MarketId, Interval), CandleRow>,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector").field("seq", &self.work.seq).finish()
+    }
+}
+
+type Commands = Vec<(u64, u64, Vec<Event>)>;
+
+impl Projector {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        engine: EngineHandle,
+        data_dir: PathBuf,
+        hub: Arc<Hub>,
+        mirror: Arc<RwLock<Mirror>>,
+        tickers: Arc<Mutex<Tickers>>,
+        projected: watch::Sender<u64>,
+    ) -> Result<Projector, StoreError> {
+        let mut p = Projector {
+            store,
+            engine,
+            data_dir,
+            hub,
+            mirror,
+            tickers,
+            projected,
+            work: WorkingSet::default(),
+        };
+        p.load().await?;
+        Ok(p)
+    }
+
+    /// (Re)loads the working set from the database.
+    async fn load(&mut self) -> Result<(), StoreError> {
+        let seq = self.store.projected_seq().await?;
+        let open = self.store.open_orders_all().await?;
+        let candles = self.store.latest_candles().await?;
+        let now = crate::now_ms();
+        let mut recent = Vec::new();
+        for c in candles.iter().filter(|c| c.interval == Interval::M1) {
+            recent.extend(
+                self.store
+                    .candles(c.market, Interval::M1, Some(now - 86_400_000), None, 1440)
+                    .await?,
+            );
+        }
+        if let Ok(mut t) = self.tickers.lock() {
+            *t = Tickers::default();
+            for c in candles.iter().filter(|c| c.interval == Interval::M1) {
+                t.set_last(c.market, c.close);
+            }
+            for c in &recent {
+                t.record(c);
+            }
+        }
+        self.work = WorkingSet {
+            seq,
+            open: open.into_iter().map(|o| (o.id, o)).collect(),
+            balances: HashMap::new(),
+            candles: candles.into_iter().map(|c| ((c.market, c.interval), c)).collect(),
+        };
+        let _ = self.projected.send(seq);
+        Ok(())
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.work.seq
+    }
+
+    /// Follows the engine until `shutdown` turns true; store errors are retried after a pause
+    /// from the database's own cursor.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let result = tokio::select! {
+                r = self.follow() => r,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, seq = self.work.seq, "projector failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Err(e) = self.load().await {
+                        tracing::error!(error = %e, "projector cannot reload its state");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Catches up to the live stream, then applies it. `Ok` when the engine stops.
+    async fn follow(&mut self) -> Result<(), StoreError> {
+        loop {
+            let from = self.work.seq + 1;
+            match self.engine.subscribe(from) {
+                Ok(mut sub) => {
+                    while let Some(batch) = sub.recv().await {
+                        let commands: Commands = batch
+                            .iter()
+                            .filter(|(seq, _, _)| *seq >= from && *seq > self.work.seq)
+                            .map(|(seq, time, events)| (seq, time, events.to_vec()))
+                            .collect();
+                        self.step(commands).await?;
+                    }
+                    if !self.engine.status().running {
+                        return Ok(());
+                    }
+                    // Cut off as a slow consumer: resume from where we are.
+                    tracing::warn!(seq = self.work.seq, "projector fell behind; resuming");
+                }
+                Err(SubscribeError::TooOld { .. }) => self.catch_up(from).await?,
+                Err(e) => {
+                    tracing::info!(error = %e, "projector stops");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Rebuilds events from the journal (on a blocking thread) and applies them in chunks.
+    async fn catch_up(&mut self, from: u64) -> Result<(), StoreError> {
+        tracing::info!(from, "projector catching up from the journal");
+        let (tx, mut rx) = mpsc::channel::<Commands>(4);
+        let data_dir = self.data_dir.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut chunk: Commands = Vec::with_capacity(CATCH_UP_CHUNK);
+            let mut closed = false;
+            let result = bourse_engine::replay_events(&data_dir, from, &mut |seq, time, events| {
+                if closed {
+                    return;
+                }
+                chunk.push((seq, time, events.to_vec()));
+                if chunk.len() >= CATCH_UP_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CATCH_UP_CHUNK));
+                    closed = tx.blocking_send(full).is_err();
+                }
+            });
+            if !closed && !chunk.is_empty() {
+                let _ = tx.blocking_send(chunk);
+            }
+            result
+        });
+        while let Some(chunk) = rx.recv().await {
+            self.step(chunk).await?;
+        }
+        match reader.await {
+            Ok(Ok(last)) => tracing::info!(last, "projector caught up from the journal"),
+            Ok(Err(e)) => tracing::error!(error = %e, "journal replay for the projector failed"),
+            Err(e) => tracing::error!(error = %e, "journal replay task failed"),
+        }
+        Ok(())
+    }
+
+    /// Projects and commits one group of consecutive commands.
+    async fn step(&mut self, commands: Commands) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (commands.first(), commands.last()) else { return Ok(()) };
+        let (from_seq, to_seq) = (first.0, last.0);
+        self.prefetch_balances(&commands).await?;
+        let projection = self.project(from_seq, to_seq, &commands);
+        self.store.apply_projection(&projection).await?;
+        self.work.seq = to_seq;
+        let _ = self.projected.send(to_seq);
+        self.publish(&projection);
+        Ok(())
+    }
+
+    async fn prefetch_balances(&mut self, commands: &Commands) -> Result<(), StoreError> {
+        for (_, _, events) in commands {
+            for event in events {
+                if let Event::BalanceChanged { user, asset, .. } = event
+                    && !self.work.balances.contains_key(&(*user, *asset))
+                {
+                    let row = self.store.balance(*user, *asset).await?;
+                    let totals = row.map(|b| (b.available, b.locked, b.held)).unwrap_or((0, 0, 0));
+                    self.work.balances.insert((*user, *asset), totals);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn project(&mut self, from_seq: u64, to_seq: u64, commands: &Commands) -> Projection {
+        let mut p = Projection { from_seq, to_seq, ..Projection::default() };
+        let mut orders: HashMap<OrderId, OrderRow> = HashMap::new();
+        let mut balances: HashMap<(UserId, AssetId), BalanceRow> = HashMap::new();
+        let mut candles: HashMap<(MarketId, Interval, i64), CandleRow> = HashMap::new();
+        for (seq, time_ns, events) in commands {
+            let time_ms = orders::ms(*time_ns);
+            let (mut kind, mut reference) = command_kind(events);
+            for event in events {
+                if let Some(row) = orders::accepted(event, *seq, time_ms) {
+                    self.work.open.insert(row.id, row);
+                }
+                for id in orders::touched(event).into_iter().flatten() {
+                    if let Some(row) = self.work.open.get_mut(&id) {
+                        orders::apply(row, event, time_ms);
+                        orders.insert(id, row.clone());
+                        if !row.status.is_open() {
+                            self.work.open.remove(&id);
+                        }
+                    }
+                }
+                match event {
+                    Event::OrderAccepted { order, .. } | Event::OrderEnded { order, .. }
+                        if kind == LedgerKind::Order =>
+                    {
+                        reference = format!("order:{order}");
+                    }
+                    Event::Trade {
+                        market,
+                        trade,
+                        price,
+                        quantity,
+                        notional,
+                        taker_side,
+                        maker_order,
+                        maker_user,
+                        maker_fee,
+                        taker_order,
+                        taker_user,
+                        taker_fee,
+                    } => {
+                        kind = LedgerKind::Trade;
+                        reference = format!("trade:{market}:{trade}");
+                        p.trades.push(TradeRow {
+                            market: *market,
+                            id: *trade,
+                            price: *price,
+                            quantity: *quantity,
+                            notional: *notional,
+                            taker_side: *taker_side,
+                            maker_order: *maker_order,
+                            maker_user: *maker_user,
+                            maker_fee: *maker_fee,
+                            taker_order: *taker_order,
+                            taker_user: *taker_user,
+                            taker_fee: *taker_fee,
+                            seq: *seq,
+                            time_ms,
+                        });
+                        for interval in Interval::ALL {
+                            let candle = self.candle(*market, interval, time_ms, *price);
+                            candle.high = candle.high.max(*price);
+                            candle.low = candle.low.min(*price);
+                            candle.close = *price;
+                            candle.volume = candle.volume.saturating_add(*quantity);
+                            candle.quote_volume = candle.quote_volume.saturating_add(*notional);
+                            candle.trades = candle.trades.saturating_add(1);
+                            let c = candle.clone();
+                            candles.insert((c.market, c.interval, c.open_ms), c);
+                        }
+                    }
+                    Event::BalanceChanged { user, asset, available, locked, held } => {
+                        let before = self
+                            .work
+                            .balances
+                            .insert((*user, *asset), (*available, *locked, *held))
+                            .unwrap_or((0, 0, 0));
+                        p.ledger.push(NewLedgerEntry {
+                            user: *user,
+                            asset: *asset,
+                            seq: *seq,
+                            time_ms,
+                            kind,
+                            reference: reference.clone(),
+                            delta_available: available.saturating_sub(before.0),
+                            delta_locked: locked.saturating_sub(before.1),
+                            delta_held: held.saturating_sub(before.2),
+                            available: *available,
+                            locked: *locked,
+                            held: *held,
+                        });
+                        balances.insert(
+                            (*user, *asset),
+                            BalanceRow {
+                                user: *user,
+                                asset: *asset,
+                                available: *available,
+                                locked: *locked,
+                                held: *held,
+                                seq: *seq,
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        p.orders = orders.into_values().collect();
+        p.orders.sort_by_key(|o| o.id);
+        p.balances = balances.into_values().collect();
+        p.candles = candles.into_values().collect();
+        p.candles.sort_by_key(|c| (c.market, c.interval, c.open_ms));
+        p
+    }
+
+    /// The current candle of (market, interval) at `time_ms`, opened at `price` if new.
+    fn candle(
+        &mut self,
+        market: MarketId,
+        interval: Interval,
+        time_ms: i64,
+        price: u128,
+    ) -> &mut CandleRow {
+        let open_ms = interval.open_of(time_ms);
+        let entry = self.work.candles.entry((market, interval)).or_insert_with(|| CandleRow {
+            market,
+            interval,
+            open_ms,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 0,
+            quote_volume: 0,
+            trades: 0,
+        });
+        // Engine time never goes back, so a newer trade is in this candle or a later one.
+        if entry.open_ms < open_ms {
+            *entry = CandleRow {
+                market,
+                interval,
+                open_ms,
+                open: price,
+                high: price,
+                low: price,
+                close: price,
+                volume: 0,
+                quote_volume: 0,
+                trades: 0,
+            };
+        }
+        entry
+    }
+
+    /// After a commit: tickers and candle updates to WebSocket subscribers.
+    fn publish(&self, p: &Projection) {
+        if p.candles.is_empty() {
+            return;
+        }
+        if let Ok(mut t) = self.tickers.lock() {
+            for c in p.candles.iter().filter(|c| c.interval == Interval::M1) {
+                t.record(c);
+            }
+        }
+        let Ok(mirror) = self.mirror.read() else { return };
+        let now = crate::now_ms();
+        let mut markets: Vec<MarketId> = p.candles.iter().map(|c| c.market).collect();
+        markets.dedup();
+        for c in &p.candles {
+            let topic = Topic::Candles(c.market, c.interval);
+            if !self.hub.has_subscribers(topic) {
+                continue;
+            }
+            let Some(info) = mirror.markets.get(&c.market) else { continue };
+            let message = serde_json::json!({
+                "channel": "candles",
+                "market": info.symbol,
+                "interval": c.interval.as_str(),
+                "candle": CandleView::new(c, info),
+            });
+            self.hub.publish(topic, &Message::from(message.to_string()));
+        }
+        let Ok(tickers) = self.tickers.lock() else { return };
+        for market in markets {
+            let topic = Topic::Ticker(market);
+            if !self.hub.has_subscribers(topic) {
+                continue;
+            }
+            if let Some(view) = tickers.view(market, now, &mirror) {
+                let message = serde_json::json!({ "channel": "ticker", "ticker": view });
+                self.hub.publish(topic, &Message::from(message.to_string()));
+            }
+        }
+    }
+}
+
+/// What caused a command's balance changes, for the ledger.
+fn command_kind(events: &[Event]) -> (LedgerKind, String) {
+    for event in events {
+        match event {
+            Event::DepositCredited { key, .. } => {
+                return (LedgerKind::Deposit, format!("deposit:{key}"));
+            }
+            Event::WithdrawalChanged { withdrawal, .. } => {
+                return (LedgerKind::Withdrawal, format!("withdrawal:{withdrawal}"));
+            }
+            Event::BalanceAdjusted { reason, .. } => {
+                return (LedgerKind::Adjustment, format!("adjustment:{reason}"));
+            }
+            _ => {}
+        }
+    }
+    (LedgerKind::Order, String::new())
+}

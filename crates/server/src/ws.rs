@@ -1,0 +1,244 @@
+//! WebSocket `/ws`. Client → server (JSON text):
+//! `{"op":"subscribe","channels":["depth:BTC-USDT","trades:BTC-USDT","ticker:BTC-USDT",
+//! "candles:BTC-USDT:1m","orders","fills","balances"]}`, `{"op":"unsubscribe",...}`,
+//! `{"op":"auth","api_key":K,"timestamp":T,"signature":S}` (S = hex HMAC-SHA256 of
+//! `api_key=K&timestamp=T` under the key's secret; a session cookie on the upgrade request
+//! authenticates too), `{"op":"ping"}`.
+//! Server → client: `{"op":"subscribed"|"unsubscribed"|"authenticated"|"pong"|"error",...}`
+//! and channel messages `{"channel":...}` (see `feed.rs` and `projector.rs`).
+//!
+//! Limits: connections per server, subscriptions and message size per connection, a bounded
+//! outgoing queue (a slow reader is disconnected), a ping every 20 s and a 60 s idle timeout.
+
+use crate::auth::{check_timestamp, session_token};
+use crate::crypto;
+use crate::hub::{Message, Topic};
+use crate::state::Shared;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bourse_core::UserId;
+use bourse_store::{Interval, Scopes};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const PING_EVERY: Duration = Duration::from_secs(20);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn upgrade(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
+    }
+    // A browser session on the upgrade request authenticates the private channels.
+    let mut user = None;
+    if let Some(token) = session_token(&headers)
+        && let Ok(Some(session)) =
+            state.store.live_session(&crypto::token_hash(&token), crate::now_ms()).await
+    {
+        user = Some(session.user);
+    }
+    let max = state.config.limits.ws_message_bytes_max;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(state, socket, user))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum Request {
+    Subscribe { channels: Vec<String> },
+    Unsubscribe { channels: Vec<String> },
+    Auth { api_key: String, timestamp: u64, signature: String },
+    Ping,
+}
+
+async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>) {
+    let (client, mut outgoing) = state.hub.connect(state.config.limits.ws_queue_messages);
+    let mut topics: HashSet<Topic> = HashSet::new();
+    let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut shutdown = state.shutdown.clone();
+    let close = |code: u16, reason: &'static str| {
+        WsMessage::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    };
+    loop {
+        tokio::select! {
+            message = outgoing.recv() => {
+                let Some(message) = message else { break };
+                if sink.send(WsMessage::Text(Utf8Bytes::from(message.as_ref()))).await.is_err() {
+                    break;
+                }
+            }
+            incoming = stream.next() => {
+                let Some(Ok(incoming)) = incoming else { break };
+                last_heard = tokio::time::Instant::now();
+                let reply = match incoming {
+                    WsMessage::Text(text) => handle(&state, &client, &mut topics, &mut user, text.as_str()).await,
+                    WsMessage::Binary(_) => Some(error("bad_request", "send JSON text messages")),
+                    WsMessage::Close(_) => break,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => None,
+                };
+                if let Some(reply) = reply
+                    && sink.send(WsMessage::Text(Utf8Bytes::from(reply))).await.is_err()
+                {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE_TIMEOUT {
+                    let _ = sink.send(close(1001, "idle")).await;
+                    break;
+                }
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = client.kill.notified() => {
+                let _ = sink.send(close(1008, "too slow or resync needed")).await;
+                break;
+            }
+            () = stopping(&mut shutdown) => {
+                let _ = sink.send(close(1001, "server shutting down")).await;
+                break;
+            }
+        }
+    }
+    state.hub.disconnect(&client, topics);
+}
+
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+fn error(code: &str, message: &str) -> String {
+    json!({"op": "error", "code": code, "message": message}).to_string()
+}
+
+async fn handle(
+    state: &Shared,
+    client: &crate::hub::Client,
+    topics: &mut HashSet<Topic>,
+    user: &mut Option<UserId>,
+    text: &str,
+) -> Option<String> {
+    let request: Request = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(e) => return Some(error("bad_request", &e.to_string())),
+    };
+    match request {
+        Request::Ping => Some(json!({"op": "pong", "time_ms": crate::now_ms()}).to_string()),
+        Request::Auth { api_key, timestamp, signature } => {
+            match ws_auth(state, &api_key, timestamp, &signature).await {
+                Ok(u) => {
+                    *user = Some(u);
+                    Some(json!({"op": "authenticated", "user_id": u.0}).to_string())
+                }
+                Err((code, message)) => Some(error(code, message)),
+            }
+        }
+        Request::Subscribe { channels } => {
+            let mut parsed = Vec::new();
+            for name in &channels {
+                match parse_topic(state, name, *user) {
+                    Ok(t) => parsed.push(t),
+                    Err((code, message)) => {
+                        return Some(error(code, &format!("{name}: {message}")));
+                    }
+                }
+            }
+            let new: HashSet<Topic> =
+                parsed.iter().copied().filter(|t| !topics.contains(t)).collect();
+            if topics.len() + new.len() > state.config.limits.ws_subscriptions_max {
+                return Some(error("too_many_subscriptions", "subscription limit reached"));
+            }
+            for topic in new {
+                state.hub.subscribe(topic, client);
+                topics.insert(topic);
+            }
+            Some(json!({"op": "subscribed", "channels": channels}).to_string())
+        }
+        Request::Unsubscribe { channels } => {
+            for name in &channels {
+                if let Ok(topic) = parse_topic(state, name, *user)
+                    && topics.remove(&topic)
+                {
+                    state.hub.unsubscribe(topic, client);
+                }
+            }
+            Some(json!({"op": "unsubscribed", "channels": channels}).to_string())
+        }
+    }
+}
+
+type WsError = (&'static str, &'static str);
+
+fn parse_topic(state: &Shared, name: &str, user: Option<UserId>) -> Result<Topic, WsError> {
+    let private = |make: fn(UserId) -> Topic| {
+        user.map(make).ok_or(("unauthenticated", "private channels need auth first"))
+    };
+    let mut parts = name.split(':');
+    let channel = parts.next().unwrap_or("");
+    let market = parts.next();
+    let rest = parts.next();
+    if parts.next().is_some() {
+        return Err(("bad_channel", "unknown channel"));
+    }
+    let market_id = |m: Option<&str>| {
+        let m = m.ok_or(("bad_channel", "this channel needs a market"))?;
+        let mirror = state.mirror.read().map_err(|_| ("internal", "internal error"))?;
+        mirror.market_by_symbol(m).map(|i| i.id).ok_or(("unknown_market", "no such market"))
+    };
+    match (channel, rest) {
+        ("depth", None) => Ok(Topic::Depth(market_id(market)?)),
+        ("trades", None) => Ok(Topic::Trades(market_id(market)?)),
+        ("ticker", None) => Ok(Topic::Ticker(market_id(market)?)),
+        ("candles", Some(i)) => {
+            let interval = Interval::parse(i)
+                .ok_or(("bad_interval", "interval must be 1m, 5m, 15m, 1h, 4h or 1d"))?;
+            Ok(Topic::Candles(market_id(market)?, interval))
+        }
+        ("orders", None) if market.is_none() => private(Topic::Orders),
+        ("fills", None) if market.is_none() => private(Topic::Fills),
+        ("balances", None) if market.is_none() => private(Topic::Balances),
+        _ => Err(("bad_channel", "unknown channel")),
+    }
+}
+
+async fn ws_auth(
+    state: &Shared,
+    key: &str,
+    timestamp: u64,
+    signature: &str,
+) -> Result<UserId, WsError> {
+    check_timestamp(timestamp, crate::now_ms(), state.config.limits.recv_window_max_ms).map_err(
+        |_| ("timestamp_outside_recv_window", "timestamp is outside the receive window"),
+    )?;
+    let row = crate::auth::open_key(state, key, crate::now_ms()).await.map_err(|e| {
+        if e.code == "invalid_api_key" {
+            ("invalid_api_key", "unknown or revoked API key")
+        } else {
+            ("unavailable", "try again later")
+        }
+    })?;
+    let payload = format!("api_key={key}&timestamp={timestamp}");
+    if !crypto::hmac_verify(&row.secret, payload.as_bytes(), signature) {
+        return Err(("invalid_signature", "signature is not valid"));
+    }
+    if !row.scopes.contains(Scopes::READ) {
+        return Err(("missing_scope", "this API key lacks the read scope"));
+    }
+    Ok(row.user)
+}
+
+/// The message type of the hub, for tests.
+pub type Outgoing = Message;

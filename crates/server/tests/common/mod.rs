@@ -1,0 +1,235 @@
+//! The test kit: starts the real server on 127.0.0.1 with a free port, on SQLite or on a fresh
+//! PostgreSQL database, and talks to it over real HTTP and WebSocket.
+#![allow(dead_code)]
+
+use bourse_server::Server;
+use bourse_server::config::Config;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct App {
+    pub server: Option<Server>,
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pub secret: String,
+}
+
+impl App {
+    pub async fn spawn(backend: Backend) -> App {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => bourse_store::testing::fresh_sqlite_url(data_dir.path()),
+            Backend::Postgres => bourse_store::testing::fresh_postgres_url().await,
+        };
+        let secret = bourse_server::crypto::random_token().unwrap();
+        let mut app = App { server: None, url: String::new(), data_dir, database_url, secret };
+        app.start().await;
+        app
+    }
+
+    pub fn config(&self) -> Config {
+        let env = vec![
+            ("BOURSE_SECRET_KEY".to_string(), self.secret.clone()),
+            ("BOURSE_DATA_DIR".to_string(), self.data_dir.path().display().to_string()),
+            ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("BOURSE_DATABASE_URL".to_string(), self.database_url.clone()),
+        ];
+        Config::load(None, env).unwrap()
+    }
+
+    pub async fn start(&mut self) {
+        let server = Server::start(self.config()).await.unwrap();
+        self.url = server.url();
+        self.server = Some(server);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.url.replace("http://", "ws://") + "/ws"
+    }
+
+    /// The newest mail to `to` in the server's mailbox.
+    pub fn last_mail(&self, to: &str) -> String {
+        let dir: PathBuf = self.data_dir.path().join("mailbox");
+        let mut files: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files
+            .iter()
+            .rev()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .find(|text| text.starts_with(&format!("To: {to}\n")))
+            .unwrap_or_else(|| panic!("no mail to {to}"))
+    }
+}
+
+/// A browser-like client (cookies) and, once created, an API key.
+pub struct User {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub email: String,
+    pub id: u64,
+    pub key: Option<(String, String)>,
+}
+
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).build().unwrap()
+}
+
+/// Signs up, follows the verification link from the mailbox, logs in.
+pub async fn register(app: &App, email: &str) -> User {
+    let http = cookie_client();
+    let password = "a long enough passphrase";
+    let r = http
+        .post(format!("{}/api/v1/auth/signup", app.url))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let mail = app.last_mail(email);
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let r = http
+        .post(format!("{}/api/v1/auth/verify", app.url))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = http
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    User {
+        http,
+        base: app.url.clone(),
+        email: email.into(),
+        id: body["user_id"].as_u64().unwrap(),
+        key: None,
+    }
+}
+
+impl User {
+    pub async fn create_key(&mut self, scopes: &[&str]) -> (String, String) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/api-keys", self.base))
+            .json(&json!({"label": "test", "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        let key = (
+            body["api_key"].as_str().unwrap().to_string(),
+            body["secret"].as_str().unwrap().to_string(),
+        );
+        self.key = Some(key.clone());
+        key
+    }
+
+    /// A request signed with the user's API key (no cookies): returns (status, body).
+    pub async fn signed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (key, secret) = self.key.clone().unwrap();
+        signed_request(&self.base, &key, &secret, method, path, query, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+pub async fn signed_request(
+    base: &str,
+    key: &str,
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let ts = bourse_server::now_ms();
+    let query = if query.is_empty() {
+        format!("timestamp={ts}")
+    } else {
+        format!("{query}&timestamp={ts}")
+    };
+    let body_text = body.map(|b| b.to_string()).unwrap_or_default();
+    let signature = bourse_server::crypto::hmac_hex(
+        secret.as_bytes(),
+        format!("{query}{body_text}").as_bytes(),
+    );
+    let url = format!("{base}{path}?{query}&signature={signature}");
+    let mut req = reqwest::Client::new().request(method, url).header("X-API-KEY", key);
+    if !body_text.is_empty() {
+        req = req.header("content-type", "application/json").body(body_text);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(app: &App) -> Ws {
+    tokio_tungstenite::connect_async(app.ws_url()).await.unwrap().0
+}
+
+pub async fn ws_send(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+/// The next JSON text message (skipping pings), or panics after 10 s.
+pub async fn ws_next(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("ws timeout")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// Waits for the next message on `channel`.
+pub async fn ws_next_on(ws: &mut Ws, channel: &str) -> Value {
+    loop {
+        let v = ws_next(ws).await;
+        if v["channel"] == channel {
+            return v;
+        }
+    }
+}

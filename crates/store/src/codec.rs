@@ -1,0 +1,478 @@
+//! Conversions between the row types and the plain values both backends store: decimal text for
+//! amounts, short lowercase codes for enums, `i64` for ids and seqs. Writing checks that a value
+//! fits (`Invalid`); reading checks that a stored value parses (`Corrupt`). Nothing here panics
+//! or wraps. Also the row decoders, written once over the small [`Get`] trait that both backends'
+//! rows implement.
+
+use crate::{
+    ApiKeyRow, BalanceRow, CandleRow, Interval, LedgerKind, LedgerRow, NewLedgerEntry, OrderKind,
+    OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow,
+};
+use bourse_core::{
+    AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
+};
+
+// ---- numbers ----------------------------------------------------------------------------------
+
+/// A `u64` (id or seq) as the `i64` a `BIGINT` column holds; `Invalid` if it does not fit.
+pub(crate) fn db_u64(what: &'static str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} exceeds i64")))
+}
+
+/// An upper bound for `id < before` as an inclusive `id <= bound`: `None` means no row can match.
+pub(crate) fn upper_bound(before: Option<u64>) -> Option<i64> {
+    match before {
+        None => Some(i64::MAX),
+        Some(0) => None,
+        Some(b) => Some(i64::try_from(b - 1).unwrap_or(i64::MAX)),
+    }
+}
+
+/// [`upper_bound`] for an `i64` cursor.
+pub(crate) fn upper_bound_i64(before: Option<i64>) -> Option<i64> {
+    match before {
+        None => Some(i64::MAX),
+        Some(b) => b.checked_sub(1),
+    }
+}
+
+/// The exclusive row-value bound `(seq, market_id, id) < bound` that is exactly equivalent to
+/// `FillFilter::before` (no stored row has a market id near `i64::MAX`).
+pub(crate) fn fills_bound(before: Option<(u64, MarketId, TradeId)>) -> (i64, i64, i64) {
+    const ALL: (i64, i64, i64) = (i64::MAX, i64::MAX, i64::MAX);
+    match before {
+        None => ALL,
+        Some((seq, market, id)) => match (i64::try_from(seq), i64::try_from(id.0)) {
+            (Err(_), _) => ALL,
+            (Ok(seq), Ok(id)) => (seq, i64::from(market.0), id),
+            // Every stored id of this (seq, market) is below `id`: take the whole (seq, market).
+            (Ok(seq), Err(_)) => (seq, i64::from(market.0) + 1, 0),
+        },
+    }
+}
+
+/// Checks a projection's seqs before anything is written: they must be a non-empty range
+/// starting at 1 or later, and `to_seq` must fit a `BIGINT`. Returns the cursor the projection
+/// must find (`from_seq - 1`) and the one it leaves (`to_seq`).
+pub(crate) fn projection_seqs(p: &crate::Projection) -> Result<(u64, i64)> {
+    match p.from_seq.checked_sub(1) {
+        Some(start) if p.to_seq >= p.from_seq => Ok((start, db_u64("seq", p.to_seq)?)),
+        _ => Err(StoreError::Invalid(format!(
+            "projection seqs {}..={} are not a range starting at 1 or later",
+            p.from_seq, p.to_seq
+        ))),
+    }
+}
+
+/// A list limit as bound to `LIMIT`: at most [`crate::LIST_LIMIT_MAX`].
+pub(crate) fn limit(limit: u32) -> i64 {
+    i64::from(limit.min(crate::LIST_LIMIT_MAX))
+}
+
+fn corrupt(column: &'static str, value: impl ToString) -> StoreError {
+    StoreError::Corrupt { column, value: value.to_string() }
+}
+
+fn to_u64(column: &'static str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt(column, v))
+}
+
+fn to_u32(column: &'static str, v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| corrupt(column, v))
+}
+
+/// An amount as stored: decimal text of integer minor units.
+pub(crate) fn amount(v: u128) -> String {
+    v.to_string()
+}
+
+/// A signed amount as stored.
+pub(crate) fn signed(v: i128) -> String {
+    v.to_string()
+}
+
+pub(crate) fn opt_amount(v: Option<u128>) -> Option<String> {
+    v.map(amount)
+}
+
+fn parse_u128(column: &'static str, s: &str) -> Result<u128> {
+    if s.starts_with('+') {
+        return Err(corrupt(column, s));
+    }
+    s.parse().map_err(|_| corrupt(column, s))
+}
+
+fn parse_i128(column: &'static str, s: &str) -> Result<i128> {
+    if s.starts_with('+') {
+        return Err(corrupt(column, s));
+    }
+    s.parse().map_err(|_| corrupt(column, s))
+}
+
+// ---- enums ------------------------------------------------------------------------------------
+
+/// An enum stored as a short lowercase code.
+pub(crate) trait Code: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    fn code(self) -> &'static str;
+    fn from_code(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.code() == s)
+    }
+}
+
+macro_rules! codes {
+    ($ty:ty { $($variant:path => $code:literal),+ $(,)? }) => {
+        impl Code for $ty {
+            const ALL: &'static [Self] = &[$($variant),+];
+            fn code(self) -> &'static str {
+                match self {
+                    $($variant => $code),+
+                }
+            }
+        }
+    };
+}
+
+codes!(Side { Side::Buy => "buy", Side::Sell => "sell" });
+codes!(TimeInForce {
+    TimeInForce::Gtc => "gtc",
+    TimeInForce::Ioc => "ioc",
+    TimeInForce::Fok => "fok",
+    TimeInForce::PostOnly => "post_only",
+});
+codes!(StpMode {
+    StpMode::None => "none",
+    StpMode::ExpireTaker => "expire_taker",
+    StpMode::ExpireMaker => "expire_maker",
+    StpMode::ExpireBoth => "expire_both",
+});
+codes!(EndReason {
+    EndReason::Canceled => "canceled",
+    EndReason::Unfilled => "unfilled",
+    EndReason::SelfTrade => "self_trade",
+    EndReason::Funds => "funds",
+});
+codes!(OrderKind {
+    OrderKind::Limit => "limit",
+    OrderKind::Market => "market",
+    OrderKind::MarketQuote => "market_quote",
+});
+// `open` and `partial` are also spelled out in the SQL of open-order queries and indexes.
+codes!(OrderStatus {
+    OrderStatus::Open => "open",
+    OrderStatus::PartiallyFilled => "partial",
+    OrderStatus::Filled => "filled",
+    OrderStatus::Canceled => "canceled",
+    OrderStatus::Expired => "expired",
+});
+codes!(LedgerKind {
+    LedgerKind::Order => "order",
+    LedgerKind::Trade => "trade",
+    LedgerKind::Deposit => "deposit",
+    LedgerKind::Withdrawal => "withdrawal",
+    LedgerKind::Adjustment => "adjustment",
+});
+
+impl Code for Interval {
+    const ALL: &'static [Self] = &Interval::ALL;
+    fn code(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Code for TokenPurpose {
+    const ALL: &'static [Self] = &[TokenPurpose::VerifyEmail, TokenPurpose::ResetPassword];
+    fn code(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The optional code of an optional enum.
+pub(crate) fn opt_code<T: Code>(v: Option<T>) -> Option<&'static str> {
+    v.map(Code::code)
+}
+
+// ---- the allow-list of an API key -------------------------------------------------------------
+
+/// The allow-list as stored: comma-joined. Entries are addresses or CIDRs, so an empty entry or
+/// one with a comma could not be read back the same and is refused.
+pub(crate) fn join_allowlist(list: &[String]) -> Result<String> {
+    if let Some(bad) = list.iter().find(|e| e.is_empty() || e.contains(',')) {
+        return Err(StoreError::Invalid(format!("ip allow-list entry {bad:?}")));
+    }
+    Ok(list.join(","))
+}
+
+fn split_allowlist(s: &str) -> Vec<String> {
+    if s.is_empty() { Vec::new() } else { s.split(',').map(str::to_string).collect() }
+}
+
+// ---- reading rows -----------------------------------------------------------------------------
+
+/// Typed access to a result row by column name; implemented by both backends' rows.
+pub(crate) trait Get {
+    fn i64(&self, column: &'static str) -> Result<i64>;
+    fn i32(&self, column: &'static str) -> Result<i32>;
+    fn text(&self, column: &'static str) -> Result<&str>;
+    fn opt_text(&self, column: &'static str) -> Result<Option<&str>>;
+    fn boolean(&self, column: &'static str) -> Result<bool>;
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>>;
+
+    fn string(&self, column: &'static str) -> Result<String> {
+        self.text(column).map(str::to_string)
+    }
+    fn opt_string(&self, column: &'static str) -> Result<Option<String>> {
+        Ok(self.opt_text(column)?.map(str::to_string))
+    }
+    fn u64(&self, column: &'static str) -> Result<u64> {
+        to_u64(column, self.i64(column)?)
+    }
+    fn u32(&self, column: &'static str) -> Result<u32> {
+        to_u32(column, self.i64(column)?)
+    }
+    fn u128(&self, column: &'static str) -> Result<u128> {
+        parse_u128(column, self.text(column)?)
+    }
+    fn opt_u128(&self, column: &'static str) -> Result<Option<u128>> {
+        self.opt_text(column)?.map(|s| parse_u128(column, s)).transpose()
+    }
+    fn i128(&self, column: &'static str) -> Result<i128> {
+        parse_i128(column, self.text(column)?)
+    }
+    fn code<T: Code>(&self, column: &'static str) -> Result<T> {
+        let s = self.text(column)?;
+        T::from_code(s).ok_or_else(|| corrupt(column, s))
+    }
+    fn opt_code<T: Code>(&self, column: &'static str) -> Result<Option<T>> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(s) => T::from_code(s).map(Some).ok_or_else(|| corrupt(column, s)),
+        }
+    }
+}
+
+macro_rules! impl_get {
+    ($row:ty) => {
+        impl crate::codec::Get for $row {
+            fn i64(&self, column: &'static str) -> crate::Result<i64> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn i32(&self, column: &'static str) -> crate::Result<i32> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn text(&self, column: &'static str) -> crate::Result<&str> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_text(&self, column: &'static str) -> crate::Result<Option<&str>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn boolean(&self, column: &'static str) -> crate::Result<bool> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn bytes(&self, column: &'static str) -> crate::Result<Vec<u8>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+        }
+    };
+}
+pub(crate) use impl_get;
+
+pub(crate) fn user_row(r: &impl Get) -> Result<UserRow> {
+    Ok(UserRow {
+        id: UserId(r.u64("id")?),
+        email: r.string("email")?,
+        password_hash: r.string("password_hash")?,
+        email_verified: r.boolean("email_verified")?,
+        created_ms: r.i64("created_ms")?,
+    })
+}
+
+pub(crate) fn session_row(r: &impl Get) -> Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        created_ms: r.i64("created_ms")?,
+        last_seen_ms: r.i64("last_seen_ms")?,
+        expires_ms: r.i64("expires_ms")?,
+        ip: r.string("ip")?,
+        user_agent: r.string("user_agent")?,
+    })
+}
+
+pub(crate) fn api_key_row(r: &impl Get) -> Result<ApiKeyRow> {
+    let scopes = r.i32("scopes")?;
+    Ok(ApiKeyRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        key: r.string("key_id")?,
+        secret_sealed: r.bytes("secret_sealed")?,
+        label: r.string("label")?,
+        scopes: Scopes(u8::try_from(scopes).map_err(|_| corrupt("scopes", scopes))?),
+        ip_allowlist: split_allowlist(r.text("ip_allowlist")?),
+        created_ms: r.i64("created_ms")?,
+    })
+}
+
+pub(crate) fn order_row(r: &impl Get) -> Result<OrderRow> {
+    Ok(OrderRow {
+        id: OrderId(r.u64("id")?),
+        user: UserId(r.u64("user_id")?),
+        market: MarketId(r.u32("market_id")?),
+        side: r.code("side")?,
+        kind: r.code("kind")?,
+        time_in_force: r.opt_code("time_in_force")?,
+        price: r.opt_u128("price")?,
+        quantity: r.opt_u128("quantity")?,
+        quote_amount: r.opt_u128("quote_amount")?,
+        client_order_id: r.opt_string("client_order_id")?,
+        stp: r.code("stp")?,
+        status: r.code("status")?,
+        end_reason: r.opt_code("end_reason")?,
+        filled: r.u128("filled")?,
+        filled_quote: r.u128("filled_quote")?,
+        fee: r.u128("fee")?,
+        created_seq: r.u64("created_seq")?,
+        created_ms: r.i64("created_ms")?,
+        updated_ms: r.i64("updated_ms")?,
+    })
+}
+
+pub(crate) fn trade_row(r: &impl Get) -> Result<TradeRow> {
+    Ok(TradeRow {
+        market: MarketId(r.u32("market_id")?),
+        id: TradeId(r.u64("id")?),
+        price: r.u128("price")?,
+        quantity: r.u128("quantity")?,
+        notional: r.u128("notional")?,
+        taker_side: r.code("taker_side")?,
+        maker_order: OrderId(r.u64("maker_order")?),
+        maker_user: UserId(r.u64("maker_user")?),
+        maker_fee: r.u128("maker_fee")?,
+        taker_order: OrderId(r.u64("taker_order")?),
+        taker_user: UserId(r.u64("taker_user")?),
+        taker_fee: r.u128("taker_fee")?,
+        seq: r.u64("seq")?,
+        time_ms: r.i64("time_ms")?,
+    })
+}
+
+pub(crate) fn ledger_row(r: &impl Get) -> Result<LedgerRow> {
+    Ok(LedgerRow {
+        id: r.i64("id")?,
+        entry: NewLedgerEntry {
+            user: UserId(r.u64("user_id")?),
+            asset: AssetId(r.u32("asset_id")?),
+            seq: r.u64("seq")?,
+            time_ms: r.i64("time_ms")?,
+            kind: r.code("kind")?,
+            reference: r.string("reference")?,
+            delta_available: r.i128("delta_available")?,
+            delta_locked: r.i128("delta_locked")?,
+            delta_held: r.i128("delta_held")?,
+            available: r.i128("available")?,
+            locked: r.i128("locked")?,
+            held: r.i128("held")?,
+        },
+    })
+}
+
+pub(crate) fn balance_row(r: &impl Get) -> Result<BalanceRow> {
+    Ok(BalanceRow {
+        user: UserId(r.u64("user_id")?),
+        asset: AssetId(r.u32("asset_id")?),
+        available: r.i128("available")?,
+        locked: r.i128("locked")?,
+        held: r.i128("held")?,
+        seq: r.u64("seq")?,
+    })
+}
+
+pub(crate) fn candle_row(r: &impl Get) -> Result<CandleRow> {
+    Ok(CandleRow {
+        market: MarketId(r.u32("market_id")?),
+        interval: r.code("period")?,
+        open_ms: r.i64("open_ms")?,
+        open: r.u128("open")?,
+        high: r.u128("high")?,
+        low: r.u128("low")?,
+        close: r.u128("close")?,
+        volume: r.u128("volume")?,
+        quote_volume: r.u128("quote_volume")?,
+        trades: r.u64("trades")?,
+    })
+}
+
+/// Decodes every row with `f`.
+pub(crate) fn all<R, T>(rows: &[R], f: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`.
+pub(crate) fn conflict(e: sqlx::Error, what: &'static str) -> StoreError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn amounts_parse_exactly_or_are_corrupt() {
+        assert_eq!(parse_u128("c", &amount(u128::MAX)).unwrap(), u128::MAX);
+        assert_eq!(parse_i128("c", &signed(i128::MIN)).unwrap(), i128::MIN);
+        for bad in ["", "+1", "-1", "1.5", "1e3", " 1", "340282366920938463463374607431768211456"] {
+            assert!(matches!(parse_u128("c", bad), Err(StoreError::Corrupt { .. })), "{bad}");
+        }
+        assert!(matches!(parse_i128("c", "+1"), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn codes_round_trip_and_are_distinct() {
+        fn check<T: Code + PartialEq + std::fmt::Debug>() {
+            for v in T::ALL {
+                assert_eq!(T::from_code(v.code()), Some(*v));
+                assert!(
+                    v.code()
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                );
+            }
+            assert_eq!(T::from_code("nonsense"), None);
+        }
+        check::<Side>();
+        check::<TimeInForce>();
+        check::<StpMode>();
+        check::<EndReason>();
+        check::<OrderKind>();
+        check::<OrderStatus>();
+        check::<LedgerKind>();
+        check::<Interval>();
+        check::<TokenPurpose>();
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(upper_bound(None), Some(i64::MAX));
+        assert_eq!(upper_bound(Some(0)), None);
+        assert_eq!(upper_bound(Some(10)), Some(9));
+        assert_eq!(upper_bound(Some(u64::MAX)), Some(i64::MAX));
+        assert_eq!(upper_bound_i64(Some(i64::MIN)), None);
+        assert_eq!(fills_bound(Some((5, MarketId(2), TradeId(u64::MAX)))), (5, 3, 0));
+        assert_eq!(fills_bound(Some((u64::MAX, MarketId(2), TradeId(1)))).0, i64::MAX);
+        assert_eq!(limit(u32::MAX), 1000);
+        assert!(db_u64("id", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn allowlist_round_trips() {
+        let list = vec!["10.0.0.0/8".to_string(), "::1".to_string()];
+        assert_eq!(split_allowlist(&join_allowlist(&list).unwrap()), list);
+        assert_eq!(split_allowlist(&join_allowlist(&[]).unwrap()), Vec::<String>::new());
+        assert!(join_allowlist(&["".to_string()]).is_err());
+        assert!(join_allowlist(&["a,b".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! Storage for everything that is not the engine's state: accounts (users, e-mail tokens,
+//! sessions, API keys) and the read models the projector derives from engine events (orders,
+//! trades, ledger entries, balances, candles).
+//!
+//! One trait, [`Store`], with two implementations chosen by the database URL: SQLite (the
+//! embedded default, `sqlite://path`) and PostgreSQL (`postgres://...`). Each backend has its own
+//! migrations embedded in the binary. One conformance suite (`tests/conformance.rs`) runs
+//! against both.
+//!
+//! Money is stored as decimal text of integer minor units (`u128`/`i128` do not fit a SQL
+//! integer: 10 ETH is 10^19 wei), and parsed back exactly; the store never does arithmetic on
+//! amounts. Read models are written only by [`Store::apply_projection`], which checks and
+//! advances the projector's cursor in the same transaction, so a batch is applied exactly once.
+//!
+//! This crate never talks to the engine and never decides anything about money.
+
+mod codec;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use rows::*;
+
+use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
+use std::sync::Arc;
+
+/// The most rows any list query returns, whatever the caller asks.
+pub const LIST_LIMIT_MAX: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value already exists (e.g. the e-mail of a new user).
+    #[error("already exists: {0}")]
+    Conflict(&'static str),
+    /// The projector's cursor in the database is not where this batch starts.
+    #[error("projection starts after seq {expected} but the database has applied up to {found}")]
+    CursorMismatch { expected: u64, found: u64 },
+    /// A stored value does not parse (a bug or a tampered database).
+    #[error("corrupt value in column {column}: {value}")]
+    Corrupt { column: &'static str, value: String },
+    /// A value given to the store cannot be stored as it is (an id or seq above `i64::MAX`, an
+    /// allow-list entry that is empty or holds a comma, a projection whose seqs are not a
+    /// range): a bug in the caller.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("unsupported database URL (use sqlite://PATH or postgres://...): {0}")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens a pool for `url` (`sqlite://PATH` creates the file; `postgres://...`). Does not
+/// migrate: call [`Store::migrate`].
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::BadUrl(url.split(':').next().unwrap_or("").to_string()))
+    }
+}
+
+/// Everything the rest of bourse may ask of the database. Every method is one transaction (or a
+/// single statement); list methods return at most `min(limit, LIST_LIMIT_MAX)` rows, newest
+/// first unless said otherwise, and page with an exclusive `before` cursor.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending embedded migrations; returns how many were applied.
+    async fn migrate(&self) -> Result<usize>;
+    /// Cheap liveness check (`SELECT 1`).
+    async fn ping(&self) -> Result<()>;
+    async fn close(&self);
+
+    // ---- users ---------------------------------------------------------------------------
+    /// `email` is stored as given (callers normalise it). Conflict if it exists.
+    async fn create_user(&self, email: &str, password_hash: &str, now_ms: i64) -> Result<UserId>;
+    async fn user(&self, id: UserId) -> Result<Option<UserRow>>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
+    async fn set_email_verified(&self, id: UserId) -> Result<()>;
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+    async fn count_users(&self) -> Result<u64>;
+
+    // ---- single-use tokens (e-mail verification, password reset) --------------------------
+    async fn insert_token(&self, token: &NewToken) -> Result<()>;
+    /// Marks the token used and returns its user, if it exists with this purpose, is unused and
+    /// `now_ms < expires_ms`; `None` otherwise. Atomic: two concurrent calls never both succeed.
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>>;
+
+    // ---- sessions ----------------------------------------------------------------------------
+    async fn insert_session(&self, session: &NewSession) -> Result<i64>;
+    /// The session with this token hash if it is not revoked and `now_ms < expires_ms`.
+    async fn live_session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>>;
+    /// Sets `last_seen_ms` and `expires_ms` (sliding expiry).
+    async fn touch_session(&self, id: i64, now_ms: i64, expires_ms: i64) -> Result<()>;
+    /// Live sessions of a user, newest first.
+    async fn sessions(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRow>>;
+    /// Revokes one session of `user`; false if it is not theirs or already revoked.
+    async fn revoke_session(&self, user: UserId, id: i64) -> Result<bool>;
+    /// Revokes every session of `user` except `keep`; returns how many.
+    async fn revoke_sessions(&self, user: UserId, keep: Option<i64>) -> Result<u64>;
+
+    // ---- API keys ----------------------------------------------------------------------------
+    /// Conflict if `key` exists.
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<i64>;
+    /// The key if it exists and is not revoked.
+    async fn api_key(&self, key: &str) -> Result<Option<ApiKeyRow>>;
+    /// Keys of a user that are not revoked, newest first.
+    async fn api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRow>>;
+    async fn revoke_api_key(&self, user: UserId, id: i64) -> Result<bool>;
+
+    // ---- projection (written by the projector only) ------------------------------------------
+    /// The last engine seq whose events are in the read models (0: none).
+    async fn projected_seq(&self) -> Result<u64>;
+    /// In one transaction: checks that the cursor is `projection.from_seq - 1`
+    /// (`CursorMismatch` otherwise, nothing written), upserts orders, balances and candles by
+    /// their keys, inserts trades and ledger entries, and sets the cursor to `projection.to_seq`.
+    async fn apply_projection(&self, projection: &Projection) -> Result<()>;
+    /// Orders with status open or partially filled (the projector's working set at start).
+    async fn open_orders_all(&self) -> Result<Vec<OrderRow>>;
+    /// The newest candle of every (market, interval) (the projector's working set at start).
+    async fn latest_candles(&self) -> Result<Vec<CandleRow>>;
+
+    // ---- read models ------------------------------------------------------------------------
+    async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>>;
+    async fn balances(&self, user: UserId) -> Result<Vec<BalanceRow>>;
+    /// The order if it belongs to `user` (another user's id reads as `None`).
+    async fn order(&self, user: UserId, id: OrderId) -> Result<Option<OrderRow>>;
+    /// The newest order of `user` with this client order id (in `market` if given).
+    async fn order_by_client_id(
+        &self,
+        user: UserId,
+        market: Option<MarketId>,
+        client_order_id: &str,
+    ) -> Result<Option<OrderRow>>;
+    /// Orders of `user`, newest (highest id) first.
+    async fn orders(&self, user: UserId, filter: &OrderFilter) -> Result<Vec<OrderRow>>;
+    /// Trades where `user` is maker or taker, ordered by (seq, market, id) descending.
+    async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>>;
+    /// A market's trades, newest first; `before` is a trade id of that market.
+    async fn trades(
+        &self,
+        market: MarketId,
+        before: Option<TradeId>,
+        limit: u32,
+    ) -> Result<Vec<TradeRow>>;
+    /// Ledger entries of `user`, newest (highest id) first.
+    async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>>;
+    /// Candles with `from_ms <= open_ms < to_ms` (either bound optional), the newest `limit` of
+    /// them, returned oldest first.
+    async fn candles(
+        &self,
+        market: MarketId,
+        interval: Interval,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<CandleRow>>;
+}

@@ -1,0 +1,708 @@
+//! The PostgreSQL backend: a pool of 16 connections (10 s to get one). `apply_projection` locks
+//! the cursor row (`SELECT ... FOR UPDATE`) and writes each table with one statement over
+//! arrays (`INSERT ... SELECT * FROM UNNEST($1::bigint[], ...)`), so a batch of thousands of
+//! rows costs a handful of round trips, whatever its size.
+
+use crate::codec::{self, Code, db_u64, impl_get};
+use crate::sql;
+use crate::{
+    ApiKeyRow, BalanceRow, CandleRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
+    LedgerRow, NewApiKey, NewSession, NewToken, OrderFilter, OrderRow, Projection, Result,
+    SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
+};
+use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, PgConnection, Row};
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl_get!(PgRow);
+
+#[derive(Debug)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
+
+async fn applied(conn: &mut PgConnection) -> Result<usize> {
+    conn.ensure_migrations_table(&MIGRATOR.table_name).await?;
+    Ok(conn.list_applied_migrations(&MIGRATOR.table_name).await?.len())
+}
+
+const CURSOR_FOR_UPDATE: &str = "SELECT seq FROM projector_cursor WHERE id = 1 FOR UPDATE";
+
+/// The rows of `rows` with distinct keys, the last one of each key, in their order: one
+/// statement cannot upsert the same key twice.
+fn last_per_key<T, K: Eq + Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = HashSet::with_capacity(rows.len());
+    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(key(r))).collect();
+    out.reverse();
+    out
+}
+
+/// Writes the rows of one projection, one statement per table; the caller owns the
+/// transaction and the cursor.
+async fn write_projection(tx: &mut PgConnection, p: &Projection) -> Result<()> {
+    if !p.orders.is_empty() {
+        let orders = last_per_key(&p.orders, |o| o.id);
+        let n = orders.len();
+        let mut id = Vec::with_capacity(n);
+        let mut user = Vec::with_capacity(n);
+        let mut market = Vec::with_capacity(n);
+        let mut side = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut tif = Vec::with_capacity(n);
+        let mut price = Vec::with_capacity(n);
+        let mut quantity = Vec::with_capacity(n);
+        let mut quote_amount = Vec::with_capacity(n);
+        let mut client_order_id = Vec::with_capacity(n);
+        let mut stp = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut end_reason = Vec::with_capacity(n);
+        let mut filled = Vec::with_capacity(n);
+        let mut filled_quote = Vec::with_capacity(n);
+        let mut fee = Vec::with_capacity(n);
+        let mut created_seq = Vec::with_capacity(n);
+        let mut created_ms = Vec::with_capacity(n);
+        let mut updated_ms = Vec::with_capacity(n);
+        for o in orders {
+            id.push(db_u64("order id", o.id.0)?);
+            user.push(db_u64("user id", o.user.0)?);
+            market.push(i64::from(o.market.0));
+            side.push(o.side.code());
+            kind.push(o.kind.code());
+            tif.push(codec::opt_code(o.time_in_force));
+            price.push(codec::opt_amount(o.price));
+            quantity.push(codec::opt_amount(o.quantity));
+            quote_amount.push(codec::opt_amount(o.quote_amount));
+            client_order_id.push(o.client_order_id.as_deref());
+            stp.push(o.stp.code());
+            status.push(o.status.code());
+            end_reason.push(codec::opt_code(o.end_reason));
+            filled.push(codec::amount(o.filled));
+            filled_quote.push(codec::amount(o.filled_quote));
+            fee.push(codec::amount(o.fee));
+            created_seq.push(db_u64("created seq", o.created_seq)?);
+            created_ms.push(o.created_ms);
+            updated_ms.push(o.updated_ms);
+        }
+        sqlx::query(UPSERT_ORDERS)
+            .bind(id)
+            .bind(user)
+            .bind(market)
+            .bind(side)
+            .bind(kind)
+            .bind(tif)
+            .bind(price)
+            .bind(quantity)
+            .bind(quote_amount)
+            .bind(client_order_id)
+            .bind(stp)
+            .bind(status)
+            .bind(end_reason)
+            .bind(filled)
+            .bind(filled_quote)
+            .bind(fee)
+            .bind(created_seq)
+            .bind(created_ms)
+            .bind(updated_ms)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !p.trades.is_empty() {
+        let n = p.trades.len();
+        let mut market = Vec::with_capacity(n);
+        let mut id = Vec::with_capacity(n);
+        let mut price = Vec::with_capacity(n);
+        let mut quantity = Vec::with_capacity(n);
+        let mut notional = Vec::with_capacity(n);
+        let mut taker_side = Vec::with_capacity(n);
+        let mut maker_order = Vec::with_capacity(n);
+        let mut maker_user = Vec::with_capacity(n);
+        let mut maker_fee = Vec::with_capacity(n);
+        let mut taker_order = Vec::with_capacity(n);
+        let mut taker_user = Vec::with_capacity(n);
+        let mut taker_fee = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut time_ms = Vec::with_capacity(n);
+        for t in &p.trades {
+            market.push(i64::from(t.market.0));
+            id.push(db_u64("trade id", t.id.0)?);
+            price.push(codec::amount(t.price));
+            quantity.push(codec::amount(t.quantity));
+            notional.push(codec::amount(t.notional));
+            taker_side.push(t.taker_side.code());
+            maker_order.push(db_u64("order id", t.maker_order.0)?);
+            maker_user.push(db_u64("user id", t.maker_user.0)?);
+            maker_fee.push(codec::amount(t.maker_fee));
+            taker_order.push(db_u64("order id", t.taker_order.0)?);
+            taker_user.push(db_u64("user id", t.taker_user.0)?);
+            taker_fee.push(codec::amount(t.taker_fee));
+            seq.push(db_u64("seq", t.seq)?);
+            time_ms.push(t.time_ms);
+        }
+        sqlx::query(INSERT_TRADES)
+            .bind(market)
+            .bind(id)
+            .bind(price)
+            .bind(quantity)
+            .bind(notional)
+            .bind(taker_side)
+            .bind(maker_order)
+            .bind(maker_user)
+            .bind(maker_fee)
+            .bind(taker_order)
+            .bind(taker_user)
+            .bind(taker_fee)
+            .bind(seq)
+            .bind(time_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| codec::conflict(e, "trade"))?;
+    }
+    if !p.ledger.is_empty() {
+        let n = p.ledger.len();
+        let mut user = Vec::with_capacity(n);
+        let mut asset = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut time_ms = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut reference = Vec::with_capacity(n);
+        let mut delta_available = Vec::with_capacity(n);
+        let mut delta_locked = Vec::with_capacity(n);
+        let mut delta_held = Vec::with_capacity(n);
+        let mut available = Vec::with_capacity(n);
+        let mut locked = Vec::with_capacity(n);
+        let mut held = Vec::with_capacity(n);
+        for l in &p.ledger {
+            user.push(db_u64("user id", l.user.0)?);
+            asset.push(i64::from(l.asset.0));
+            seq.push(db_u64("seq", l.seq)?);
+            time_ms.push(l.time_ms);
+            kind.push(l.kind.code());
+            reference.push(l.reference.as_str());
+            delta_available.push(codec::signed(l.delta_available));
+            delta_locked.push(codec::signed(l.delta_locked));
+            delta_held.push(codec::signed(l.delta_held));
+            available.push(codec::signed(l.available));
+            locked.push(codec::signed(l.locked));
+            held.push(codec::signed(l.held));
+        }
+        sqlx::query(INSERT_LEDGER)
+            .bind(user)
+            .bind(asset)
+            .bind(seq)
+            .bind(time_ms)
+            .bind(kind)
+            .bind(reference)
+            .bind(delta_available)
+            .bind(delta_locked)
+            .bind(delta_held)
+            .bind(available)
+            .bind(locked)
+            .bind(held)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !p.balances.is_empty() {
+        let balances = last_per_key(&p.balances, |b| (b.user, b.asset));
+        let n = balances.len();
+        let mut user = Vec::with_capacity(n);
+        let mut asset = Vec::with_capacity(n);
+        let mut available = Vec::with_capacity(n);
+        let mut locked = Vec::with_capacity(n);
+        let mut held = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        for b in balances {
+            user.push(db_u64("user id", b.user.0)?);
+            asset.push(i64::from(b.asset.0));
+            available.push(codec::signed(b.available));
+            locked.push(codec::signed(b.locked));
+            held.push(codec::signed(b.held));
+            seq.push(db_u64("seq", b.seq)?);
+        }
+        sqlx::query(UPSERT_BALANCES)
+            .bind(user)
+            .bind(asset)
+            .bind(available)
+            .bind(locked)
+            .bind(held)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !p.candles.is_empty() {
+        let candles = last_per_key(&p.candles, |c| (c.market, c.interval, c.open_ms));
+        let n = candles.len();
+        let mut market = Vec::with_capacity(n);
+        let mut period = Vec::with_capacity(n);
+        let mut open_ms = Vec::with_capacity(n);
+        let mut open = Vec::with_capacity(n);
+        let mut high = Vec::with_capacity(n);
+        let mut low = Vec::with_capacity(n);
+        let mut close = Vec::with_capacity(n);
+        let mut volume = Vec::with_capacity(n);
+        let mut quote_volume = Vec::with_capacity(n);
+        let mut trades = Vec::with_capacity(n);
+        for c in candles {
+            market.push(i64::from(c.market.0));
+            period.push(c.interval.code());
+            open_ms.push(c.open_ms);
+            open.push(codec::amount(c.open));
+            high.push(codec::amount(c.high));
+            low.push(codec::amount(c.low));
+            close.push(codec::amount(c.close));
+            volume.push(codec::amount(c.volume));
+            quote_volume.push(codec::amount(c.quote_volume));
+            trades.push(db_u64("candle trades", c.trades)?);
+        }
+        sqlx::query(UPSERT_CANDLES)
+            .bind(market)
+            .bind(period)
+            .bind(open_ms)
+            .bind(open)
+            .bind(high)
+            .bind(low)
+            .bind(close)
+            .bind(volume)
+            .bind(quote_volume)
+            .bind(trades)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+const UPSERT_ORDERS: &str = "INSERT INTO orders (id, user_id, market_id, side, kind, time_in_force, price, quantity, \
+     quote_amount, client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, \
+     created_ms, updated_ms) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[]) \
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, market_id = excluded.market_id, \
+     side = excluded.side, kind = excluded.kind, time_in_force = excluded.time_in_force, \
+     price = excluded.price, quantity = excluded.quantity, quote_amount = excluded.quote_amount, \
+     client_order_id = excluded.client_order_id, stp = excluded.stp, status = excluded.status, \
+     end_reason = excluded.end_reason, filled = excluded.filled, filled_quote = excluded.filled_quote, \
+     fee = excluded.fee, created_seq = excluded.created_seq, created_ms = excluded.created_ms, \
+     updated_ms = excluded.updated_ms";
+const INSERT_TRADES: &str = "INSERT INTO trades (market_id, id, price, quantity, notional, taker_side, maker_order, \
+     maker_user, maker_fee, taker_order, taker_user, taker_fee, seq, time_ms) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], \
+     $14::bigint[])";
+/// `WITH ORDINALITY ... ORDER BY`: ledger ids follow the order of the entries.
+const INSERT_LEDGER: &str = "INSERT INTO ledger (user_id, asset_id, seq, time_ms, kind, reference, delta_available, \
+     delta_locked, delta_held, available, locked, held) \
+     SELECT u, a, s, t, k, r, da, dl, dh, av, lo, he FROM UNNEST($1::bigint[], $2::bigint[], \
+     $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+     $11::text[], $12::text[]) WITH ORDINALITY AS x(u, a, s, t, k, r, da, dl, dh, av, lo, he, ord) \
+     ORDER BY ord";
+const UPSERT_BALANCES: &str = "INSERT INTO balances (user_id, asset_id, available, locked, held, seq) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+     ON CONFLICT (user_id, asset_id) DO UPDATE SET available = excluded.available, \
+     locked = excluded.locked, held = excluded.held, seq = excluded.seq";
+const UPSERT_CANDLES: &str = "INSERT INTO candles (market_id, period, open_ms, open, high, low, close, volume, \
+     quote_volume, trades) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::text[], $9::text[], $10::bigint[]) \
+     ON CONFLICT (market_id, period, open_ms) DO UPDATE SET open = excluded.open, \
+     high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, \
+     quote_volume = excluded.quote_volume, trades = excluded.trades";
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<usize> {
+        let before = applied(&mut *self.pool.acquire().await?).await?;
+        MIGRATOR.run(&self.pool).await?;
+        let after = applied(&mut *self.pool.acquire().await?).await?;
+        Ok(after.saturating_sub(before))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    async fn create_user(&self, email: &str, password_hash: &str, now_ms: i64) -> Result<UserId> {
+        let row = sqlx::query(sql::CREATE_USER)
+            .bind(email)
+            .bind(password_hash)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "email"))?;
+        Ok(UserId(codec::Get::u64(&row, "id")?))
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRow>> {
+        let Ok(id) = i64::try_from(id.0) else { return Ok(None) };
+        let row = sqlx::query(sql::USER).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::user_row).transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sql::USER_BY_EMAIL).bind(email).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::user_row).transpose()
+    }
+
+    async fn set_email_verified(&self, id: UserId) -> Result<()> {
+        sqlx::query(sql::SET_EMAIL_VERIFIED)
+            .bind(db_u64("user id", id.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        sqlx::query(sql::SET_PASSWORD_HASH)
+            .bind(db_u64("user id", id.0)?)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let row = sqlx::query(sql::COUNT_USERS).fetch_one(&self.pool).await?;
+        codec::Get::u64(&row, "n")
+    }
+
+    // ---- tokens --------------------------------------------------------------------------
+
+    async fn insert_token(&self, token: &NewToken) -> Result<()> {
+        sqlx::query(sql::INSERT_TOKEN)
+            .bind(token.token_hash.as_str())
+            .bind(db_u64("user id", token.user.0)?)
+            .bind(token.purpose.code())
+            .bind(token.created_ms)
+            .bind(token.expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "token"))?;
+        Ok(())
+    }
+
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>> {
+        let row = sqlx::query(sql::USE_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.code())
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| codec::Get::u64(&r, "user_id").map(UserId)).transpose()
+    }
+
+    // ---- sessions ------------------------------------------------------------------------
+
+    async fn insert_session(&self, session: &NewSession) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_SESSION)
+            .bind(session.token_hash.as_str())
+            .bind(db_u64("user id", session.user.0)?)
+            .bind(session.created_ms)
+            .bind(session.expires_ms)
+            .bind(session.ip.as_str())
+            .bind(session.user_agent.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "session"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn live_session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
+        let row = sqlx::query(sql::LIVE_SESSION)
+            .bind(token_hash)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::session_row).transpose()
+    }
+
+    async fn touch_session(&self, id: i64, now_ms: i64, expires_ms: i64) -> Result<()> {
+        sqlx::query(sql::TOUCH_SESSION)
+            .bind(id)
+            .bind(now_ms)
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn sessions(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query(sql::SESSIONS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(now_ms)
+            .bind(i64::from(LIST_LIMIT_MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::session_row)
+    }
+
+    async fn revoke_session(&self, user: UserId, id: i64) -> Result<bool> {
+        let done = sqlx::query(sql::REVOKE_SESSION)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions(&self, user: UserId, keep: Option<i64>) -> Result<u64> {
+        let done = sqlx::query(sql::REVOKE_SESSIONS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- API keys ------------------------------------------------------------------------
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_API_KEY)
+            .bind(db_u64("user id", key.user.0)?)
+            .bind(key.key.as_str())
+            .bind(key.secret_sealed.as_slice())
+            .bind(key.label.as_str())
+            .bind(i32::from(key.scopes.0))
+            .bind(codec::join_allowlist(&key.ip_allowlist)?)
+            .bind(key.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "api key"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Option<ApiKeyRow>> {
+        let row = sqlx::query(sql::API_KEY).bind(key).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::api_key_row).transpose()
+    }
+
+    async fn api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRow>> {
+        let rows = sqlx::query(sql::API_KEYS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(LIST_LIMIT_MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::api_key_row)
+    }
+
+    async fn revoke_api_key(&self, user: UserId, id: i64) -> Result<bool> {
+        let done = sqlx::query(sql::REVOKE_API_KEY)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- projection ----------------------------------------------------------------------
+
+    async fn projected_seq(&self) -> Result<u64> {
+        let row = sqlx::query(sql::CURSOR).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => codec::Get::u64(&row, "seq"),
+            None => Err(StoreError::Corrupt { column: "projector_cursor", value: "no row".into() }),
+        }
+    }
+
+    async fn apply_projection(&self, projection: &Projection) -> Result<()> {
+        let (expected, to_seq) = codec::projection_seqs(projection)?;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(CURSOR_FOR_UPDATE).fetch_optional(&mut *tx).await?;
+        let found = match row {
+            Some(row) => codec::Get::u64(&row, "seq")?,
+            None => {
+                return Err(StoreError::Corrupt {
+                    column: "projector_cursor",
+                    value: "no row".into(),
+                });
+            }
+        };
+        if found != expected {
+            return Err(StoreError::CursorMismatch { expected, found });
+        }
+        write_projection(&mut tx, projection).await?;
+        sqlx::query(sql::SET_CURSOR).bind(to_seq).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_orders_all(&self) -> Result<Vec<OrderRow>> {
+        let rows = sqlx::query(sql::OPEN_ORDERS_ALL).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::order_row)
+    }
+
+    async fn latest_candles(&self) -> Result<Vec<CandleRow>> {
+        let rows = sqlx::query(sql::LATEST_CANDLES).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::candle_row)
+    }
+
+    // ---- read models ---------------------------------------------------------------------
+
+    async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>> {
+        let row = sqlx::query(sql::BALANCE)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(asset.0))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::balance_row).transpose()
+    }
+
+    async fn balances(&self, user: UserId) -> Result<Vec<BalanceRow>> {
+        let rows = sqlx::query(sql::BALANCES)
+            .bind(db_u64("user id", user.0)?)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::balance_row)
+    }
+
+    async fn order(&self, user: UserId, id: OrderId) -> Result<Option<OrderRow>> {
+        let Ok(id) = i64::try_from(id.0) else { return Ok(None) };
+        let row = sqlx::query(sql::ORDER)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::order_row).transpose()
+    }
+
+    async fn order_by_client_id(
+        &self,
+        user: UserId,
+        market: Option<MarketId>,
+        client_order_id: &str,
+    ) -> Result<Option<OrderRow>> {
+        let row = sqlx::query(sql::ORDER_BY_CLIENT_ID)
+            .bind(db_u64("user id", user.0)?)
+            .bind(client_order_id)
+            .bind(market.map(|m| i64::from(m.0)))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::order_row).transpose()
+    }
+
+    async fn orders(&self, user: UserId, filter: &OrderFilter) -> Result<Vec<OrderRow>> {
+        let Some(bound) = codec::upper_bound(filter.before.map(|b| b.0)) else {
+            return Ok(Vec::new());
+        };
+        let sql = if filter.open_only { sql::OPEN_ORDERS } else { sql::ORDERS };
+        let rows = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.market.map(|m| i64::from(m.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::order_row)
+    }
+
+    async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>> {
+        let (seq, market, id) = codec::fills_bound(filter.before);
+        let order = match filter.order {
+            None => None,
+            Some(o) => match i64::try_from(o.0) {
+                Ok(o) => Some(o),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let sql = if order.is_some() { sql::FILLS_OF_ORDER } else { sql::FILLS };
+        let mut query = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.market.map(|m| i64::from(m.0)))
+            .bind(seq)
+            .bind(market)
+            .bind(id)
+            .bind(codec::limit(filter.limit));
+        if let Some(order) = order {
+            query = query.bind(order);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::trade_row)
+    }
+
+    async fn trades(
+        &self,
+        market: MarketId,
+        before: Option<TradeId>,
+        limit: u32,
+    ) -> Result<Vec<TradeRow>> {
+        let Some(bound) = codec::upper_bound(before.map(|b| b.0)) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::TRADES)
+            .bind(i64::from(market.0))
+            .bind(bound)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::trade_row)
+    }
+
+    async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>> {
+        let Some(bound) = codec::upper_bound_i64(filter.before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::LEDGER)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.asset.map(|a| i64::from(a.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::ledger_row)
+    }
+
+    async fn candles(
+        &self,
+        market: MarketId,
+        interval: Interval,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<CandleRow>> {
+        let Some(last) = codec::upper_bound_i64(to_ms) else { return Ok(Vec::new()) };
+        let rows = sqlx::query(sql::CANDLES)
+            .bind(i64::from(market.0))
+            .bind(interval.code())
+            .bind(from_ms.unwrap_or(i64::MIN))
+            .bind(last)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut candles = codec::all(&rows, codec::candle_row)?;
+        candles.reverse();
+        Ok(candles)
+    }
+}

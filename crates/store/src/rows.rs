@@ -1,0 +1,332 @@
+//! The rows the store reads and writes. Amounts are integer minor units (`u128`, or `i128` where
+//! a balance may be negative); times are Unix milliseconds; seqs are engine sequence numbers.
+
+use bourse_core::{
+    AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub email: String,
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify_email",
+            TokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A single-use token; only its hash is stored (hex of SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub token_hash: String,
+    pub user: UserId,
+    pub purpose: TokenPurpose,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// A login session; only the hash of its cookie value is stored (hex of SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub user: UserId,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user: UserId,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub expires_ms: i64,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// API key scopes as bits: what a key may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(pub u8);
+
+impl Scopes {
+    pub const READ: Scopes = Scopes(1);
+    pub const TRADE: Scopes = Scopes(2);
+    pub const WITHDRAW: Scopes = Scopes(4);
+
+    pub fn contains(self, other: Scopes) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Scopes) -> Scopes {
+        Scopes(self.0 | other.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub user: UserId,
+    /// The public key id sent in the `X-API-KEY` / `X-MBX-APIKEY` header; unique.
+    pub key: String,
+    /// The HMAC secret, sealed (encrypted and authenticated) by the server; opaque here.
+    pub secret_sealed: Vec<u8>,
+    pub label: String,
+    pub scopes: Scopes,
+    /// CIDRs or addresses, empty: any address.
+    pub ip_allowlist: Vec<String>,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub user: UserId,
+    pub key: String,
+    pub secret_sealed: Vec<u8>,
+    pub label: String,
+    pub scopes: Scopes,
+    pub ip_allowlist: Vec<String>,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderKind {
+    Limit,
+    Market,
+    MarketQuote,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    Open,
+    PartiallyFilled,
+    Filled,
+    /// Ended by its owner or by the exchange (see `end_reason`).
+    Canceled,
+    /// Ended unfilled or partly filled by its own terms (IOC/market remainder, self-trade
+    /// prevention, funds).
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderStatus::Open | OrderStatus::PartiallyFilled)
+    }
+}
+
+/// An order as the projector last saw it (accepted orders only: a rejected order has no id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRow {
+    pub id: OrderId,
+    pub user: UserId,
+    pub market: MarketId,
+    pub side: Side,
+    pub kind: OrderKind,
+    /// Limit orders only.
+    pub time_in_force: Option<TimeInForce>,
+    /// Limit orders only, quote minor units per whole base unit.
+    pub price: Option<u128>,
+    /// Base minor units (limit and market-by-quantity orders).
+    pub quantity: Option<u128>,
+    /// Quote minor units (market-by-quote-amount orders).
+    pub quote_amount: Option<u128>,
+    pub client_order_id: Option<String>,
+    pub stp: StpMode,
+    pub status: OrderStatus,
+    pub end_reason: Option<EndReason>,
+    /// Base minor units filled so far.
+    pub filled: u128,
+    /// Quote minor units traded so far (sum of trade notionals).
+    pub filled_quote: u128,
+    /// Fees paid so far, in quote minor units.
+    pub fee: u128,
+    pub created_seq: u64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeRow {
+    pub market: MarketId,
+    /// Unique within its market.
+    pub id: TradeId,
+    pub price: u128,
+    pub quantity: u128,
+    pub notional: u128,
+    pub taker_side: Side,
+    pub maker_order: OrderId,
+    pub maker_user: UserId,
+    pub maker_fee: u128,
+    pub taker_order: OrderId,
+    pub taker_user: UserId,
+    pub taker_fee: u128,
+    pub seq: u64,
+    pub time_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    /// An order locked or released funds without trading.
+    Order,
+    Trade,
+    Deposit,
+    Withdrawal,
+    Adjustment,
+}
+
+/// One change of one account: the new totals and the change from the previous ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLedgerEntry {
+    pub user: UserId,
+    pub asset: AssetId,
+    pub seq: u64,
+    pub time_ms: i64,
+    pub kind: LedgerKind,
+    /// What caused it: an order id, a deposit key, a withdrawal id, an adjustment reason.
+    pub reference: String,
+    pub delta_available: i128,
+    pub delta_locked: i128,
+    pub delta_held: i128,
+    pub available: i128,
+    pub locked: i128,
+    pub held: i128,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub entry: NewLedgerEntry,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalanceRow {
+    pub user: UserId,
+    pub asset: AssetId,
+    pub available: i128,
+    pub locked: i128,
+    pub held: i128,
+    /// The seq of the command that last changed it.
+    pub seq: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Interval {
+    M1,
+    M5,
+    M15,
+    H1,
+    H4,
+    D1,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 6] =
+        [Interval::M1, Interval::M5, Interval::M15, Interval::H1, Interval::H4, Interval::D1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::M1 => "1m",
+            Interval::M5 => "5m",
+            Interval::M15 => "15m",
+            Interval::H1 => "1h",
+            Interval::H4 => "4h",
+            Interval::D1 => "1d",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Interval> {
+        Interval::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+
+    pub fn millis(self) -> i64 {
+        match self {
+            Interval::M1 => 60_000,
+            Interval::M5 => 300_000,
+            Interval::M15 => 900_000,
+            Interval::H1 => 3_600_000,
+            Interval::H4 => 14_400_000,
+            Interval::D1 => 86_400_000,
+        }
+    }
+
+    /// The start of the candle that contains `time_ms` (UTC-aligned).
+    pub fn open_of(self, time_ms: i64) -> i64 {
+        time_ms - time_ms.rem_euclid(self.millis())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CandleRow {
+    pub market: MarketId,
+    pub interval: Interval,
+    pub open_ms: i64,
+    pub open: u128,
+    pub high: u128,
+    pub low: u128,
+    pub close: u128,
+    /// Base minor units traded.
+    pub volume: u128,
+    /// Quote minor units traded.
+    pub quote_volume: u128,
+    pub trades: u64,
+}
+
+/// What one projector step writes: the read-model effect of the commands `from_seq..=to_seq`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Projection {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// Upserted by id (full rows).
+    pub orders: Vec<OrderRow>,
+    /// Inserted; a (market, id) that exists is an error.
+    pub trades: Vec<TradeRow>,
+    pub ledger: Vec<NewLedgerEntry>,
+    /// Upserted by (user, asset).
+    pub balances: Vec<BalanceRow>,
+    /// Upserted by (market, interval, open_ms).
+    pub candles: Vec<CandleRow>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub market: Option<MarketId>,
+    /// Only open and partially filled orders.
+    pub open_only: bool,
+    /// Only orders with `id < before`.
+    pub before: Option<OrderId>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FillFilter {
+    pub market: Option<MarketId>,
+    /// Only this order's fills.
+    pub order: Option<OrderId>,
+    /// Only fills ordered before this `(seq, market, trade id)` (the last row of the previous
+    /// page); rows are ordered by that triple, descending.
+    pub before: Option<(u64, MarketId, TradeId)>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub asset: Option<AssetId>,
+    /// Only entries with `id < before`.
+    pub before: Option<i64>,
+    pub limit: u32,
+}

@@ -1,0 +1,134 @@
+//! The SQL text both backends run unchanged (SQLite and PostgreSQL agree on `$n` parameters,
+//! `RETURNING`, `ON CONFLICT ... DO UPDATE`, row-value comparisons, partial indexes and
+//! `TRUE`/`FALSE`). What differs lives in the backend's own module. Optional filters are written
+//! `($n IS NULL OR column = $n)` and absent cursors are bound as the largest value, so every query
+//! is one fixed, prepared-once statement.
+
+// ---- users ------------------------------------------------------------------------------------
+
+pub(crate) const CREATE_USER: &str = "INSERT INTO users (email, password_hash, email_verified, created_ms) \
+     VALUES ($1, $2, FALSE, $3) RETURNING id";
+pub(crate) const USER: &str =
+    "SELECT id, email, password_hash, email_verified, created_ms FROM users WHERE id = $1";
+pub(crate) const USER_BY_EMAIL: &str =
+    "SELECT id, email, password_hash, email_verified, created_ms FROM users WHERE email = $1";
+pub(crate) const SET_EMAIL_VERIFIED: &str = "UPDATE users SET email_verified = TRUE WHERE id = $1";
+pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
+
+// ---- tokens -----------------------------------------------------------------------------------
+
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, user_id, purpose, created_ms, expires_ms) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const USE_TOKEN: &str = "UPDATE tokens SET used_ms = $3 \
+     WHERE token_hash = $1 AND purpose = $2 AND used_ms IS NULL AND expires_ms > $3 \
+     RETURNING user_id";
+
+// ---- sessions ---------------------------------------------------------------------------------
+
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (token_hash, user_id, created_ms, last_seen_ms, expires_ms, ip, user_agent, revoked) \
+     VALUES ($1, $2, $3, $3, $4, $5, $6, FALSE) RETURNING id";
+pub(crate) const LIVE_SESSION: &str = "SELECT id, user_id, created_ms, last_seen_ms, expires_ms, ip, user_agent FROM sessions \
+     WHERE token_hash = $1 AND revoked = FALSE AND expires_ms > $2";
+pub(crate) const TOUCH_SESSION: &str =
+    "UPDATE sessions SET last_seen_ms = $2, expires_ms = $3 WHERE id = $1 AND revoked = FALSE";
+pub(crate) const SESSIONS: &str = "SELECT id, user_id, created_ms, last_seen_ms, expires_ms, ip, user_agent FROM sessions \
+     WHERE user_id = $1 AND revoked = FALSE AND expires_ms > $2 ORDER BY id DESC LIMIT $3";
+pub(crate) const REVOKE_SESSION: &str =
+    "UPDATE sessions SET revoked = TRUE WHERE id = $1 AND user_id = $2 AND revoked = FALSE";
+pub(crate) const REVOKE_SESSIONS: &str = "UPDATE sessions SET revoked = TRUE \
+     WHERE user_id = $1 AND revoked = FALSE AND ($2 IS NULL OR id <> $2)";
+
+// ---- API keys ---------------------------------------------------------------------------------
+
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys \
+     (user_id, key_id, secret_sealed, label, scopes, ip_allowlist, created_ms, revoked) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE) RETURNING id";
+pub(crate) const API_KEY: &str = "SELECT id, user_id, key_id, secret_sealed, label, scopes, ip_allowlist, created_ms \
+     FROM api_keys WHERE key_id = $1 AND revoked = FALSE";
+pub(crate) const API_KEYS: &str = "SELECT id, user_id, key_id, secret_sealed, label, scopes, ip_allowlist, created_ms \
+     FROM api_keys WHERE user_id = $1 AND revoked = FALSE ORDER BY id DESC LIMIT $2";
+pub(crate) const REVOKE_API_KEY: &str =
+    "UPDATE api_keys SET revoked = TRUE WHERE id = $1 AND user_id = $2 AND revoked = FALSE";
+
+// ---- projection -------------------------------------------------------------------------------
+
+pub(crate) const SET_CURSOR: &str = "UPDATE projector_cursor SET seq = $1 WHERE id = 1";
+pub(crate) const CURSOR: &str = "SELECT seq FROM projector_cursor WHERE id = 1";
+
+pub(crate) const OPEN_ORDERS_ALL: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE status IN ('open', 'partial') ORDER BY id";
+pub(crate) const LATEST_CANDLES: &str = "SELECT c.market_id AS market_id, c.period AS period, c.open_ms AS open_ms, c.open AS open, \
+     c.high AS high, c.low AS low, c.close AS close, c.volume AS volume, c.quote_volume AS quote_volume, \
+     c.trades AS trades \
+     FROM candles c JOIN (SELECT market_id, period, MAX(open_ms) AS open_ms FROM candles \
+     GROUP BY market_id, period) l \
+     ON c.market_id = l.market_id AND c.period = l.period AND c.open_ms = l.open_ms \
+     ORDER BY c.market_id, c.period";
+
+// ---- read models ------------------------------------------------------------------------------
+
+pub(crate) const BALANCE: &str = "SELECT user_id, asset_id, available, locked, held, seq FROM balances \
+     WHERE user_id = $1 AND asset_id = $2";
+pub(crate) const BALANCES: &str = "SELECT user_id, asset_id, available, locked, held, seq FROM balances \
+     WHERE user_id = $1 ORDER BY asset_id";
+
+pub(crate) const ORDER: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE id = $1 AND user_id = $2";
+pub(crate) const ORDER_BY_CLIENT_ID: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE user_id = $1 AND client_order_id = $2 AND ($3 IS NULL OR market_id = $3) \
+     ORDER BY id DESC LIMIT 1";
+/// `$1` user, `$2` market or NULL, `$3` inclusive upper bound on id, `$4` limit.
+pub(crate) const ORDERS: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE user_id = $1 AND ($2 IS NULL OR market_id = $2) AND id <= $3 \
+     ORDER BY id DESC LIMIT $4";
+/// [`ORDERS`] restricted to open orders (served by the partial index `orders_user_open`).
+pub(crate) const OPEN_ORDERS: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE user_id = $1 AND ($2 IS NULL OR market_id = $2) AND id <= $3 \
+     AND status IN ('open', 'partial') \
+     ORDER BY id DESC LIMIT $4";
+
+/// `$1` user, `$2` market or NULL, `$3..$5` the exclusive `(seq, market_id, id)` bound, `$6`
+/// limit. Each branch walks its own index (`trades_maker`, `trades_taker`) newest first; a
+/// self-trade is taken from the maker branch only, so it appears once.
+pub(crate) const FILLS: &str = "SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE maker_user = $1 AND ($2 IS NULL OR market_id = $2) AND (seq, market_id, id) < ($3, $4, $5) \
+     ORDER BY seq DESC, market_id DESC, id DESC LIMIT $6) AS m \
+     UNION ALL SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE taker_user = $1 AND maker_user <> $1 AND ($2 IS NULL OR market_id = $2) \
+     AND (seq, market_id, id) < ($3, $4, $5) \
+     ORDER BY seq DESC, market_id DESC, id DESC LIMIT $6) AS t \
+     ORDER BY seq DESC, market_id DESC, id DESC LIMIT $6";
+/// [`FILLS`] of one order of the user (`$7`): its few trades are found through
+/// `trades_maker_order` / `trades_taker_order`, then sorted. The unary `+` keeps SQLite's
+/// planner off the per-user indexes, which would walk every fill of the user.
+pub(crate) const FILLS_OF_ORDER: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, \
+     maker_fee, taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE ((maker_order = $7 AND +maker_user = $1) OR (taker_order = $7 AND +taker_user = $1)) \
+     AND ($2 IS NULL OR market_id = $2) AND (seq, market_id, id) < ($3, $4, $5) \
+     ORDER BY seq DESC, market_id DESC, id DESC LIMIT $6";
+
+/// `$1` market, `$2` inclusive upper bound on id, `$3` limit.
+pub(crate) const TRADES: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE market_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
+
+/// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
+pub(crate) const LEDGER: &str = "SELECT id, user_id, asset_id, seq, time_ms, kind, reference, delta_available, delta_locked, \
+     delta_held, available, locked, held FROM ledger \
+     WHERE user_id = $1 AND ($2 IS NULL OR asset_id = $2) AND id <= $3 ORDER BY id DESC LIMIT $4";
+
+/// `$1` market, `$2` interval, `$3..=$4` inclusive bounds on `open_ms`, `$5` limit.
+pub(crate) const CANDLES: &str = "SELECT market_id, period, open_ms, open, high, low, close, volume, quote_volume, trades \
+     FROM candles WHERE market_id = $1 AND period = $2 AND open_ms >= $3 AND open_ms <= $4 \
+     ORDER BY open_ms DESC LIMIT $5";

@@ -1,0 +1,638 @@
+//! The SQLite backend: the embedded default. One database file in WAL mode with
+//! `synchronous = FULL` (accounts cannot be rebuilt from the engine journal, so a commit must
+//! survive a power cut), foreign keys on, a 5 s busy timeout and a small pool. Writers that read
+//! first (`apply_projection`) begin with `BEGIN IMMEDIATE`, so they wait for the write lock up
+//! front instead of failing on upgrade, and write each table with multi-row `INSERT`s of 32
+//! rows (the rest one by one), each text prepared once per connection.
+
+use crate::codec::{self, Code, db_u64, impl_get};
+use crate::sql;
+use crate::{
+    ApiKeyRow, BalanceRow, CandleRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
+    LedgerRow, NewApiKey, NewLedgerEntry, NewSession, NewToken, OrderFilter, OrderRow, Projection,
+    Result, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
+};
+use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Executor, Row, Sqlite, SqliteConnection};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl_get!(SqliteRow);
+
+#[derive(Debug)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+async fn applied(conn: &mut SqliteConnection) -> Result<usize> {
+    conn.ensure_migrations_table(&MIGRATOR.table_name).await?;
+    Ok(conn.list_applied_migrations(&MIGRATOR.table_name).await?.len())
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// Rows per multi-row `INSERT` (at 19 columns, 608 parameters: far below SQLite's limit).
+const CHUNK: usize = 32;
+
+/// A multi-row `INSERT ... VALUES (...), (...) [ON CONFLICT ...]` whose text, for one row and
+/// for [`CHUNK`] rows, is built once (so each is prepared once per connection).
+struct Insert {
+    head: &'static str,
+    columns: usize,
+    tail: &'static str,
+    one: OnceLock<String>,
+    chunk: OnceLock<String>,
+}
+
+impl Insert {
+    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+        Insert { head, columns, tail, one: OnceLock::new(), chunk: OnceLock::new() }
+    }
+
+    fn build(&self, rows: usize) -> String {
+        let mut sql = String::from(self.head);
+        let mut n = 0;
+        for row in 0..rows {
+            sql.push_str(if row == 0 { " VALUES (" } else { ", (" });
+            for column in 0..self.columns {
+                n += 1;
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            sql.push(')');
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+
+    fn one(&'static self) -> &'static str {
+        self.one.get_or_init(|| self.build(1))
+    }
+
+    fn chunk(&'static self) -> &'static str {
+        self.chunk.get_or_init(|| self.build(CHUNK))
+    }
+
+    /// Inserts `rows` in order: full chunks, then the rest one by one.
+    async fn run<'a, T>(
+        &'static self,
+        tx: &mut SqliteConnection,
+        rows: &'a [T],
+        bind: impl Fn(Query<'a>, &'a T) -> Result<Query<'a>>,
+        what: &'static str,
+    ) -> Result<()> {
+        let mut chunks = rows.chunks_exact(CHUNK);
+        for chunk in &mut chunks {
+            let mut query = sqlx::query(self.chunk());
+            for row in chunk {
+                query = bind(query, row)?;
+            }
+            query.execute(&mut *tx).await.map_err(|e| codec::conflict(e, what))?;
+        }
+        for row in chunks.remainder() {
+            bind(sqlx::query(self.one()), row)?
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| codec::conflict(e, what))?;
+        }
+        Ok(())
+    }
+}
+
+/// A later row of the same key updates an earlier one of the same statement, so the last one
+/// wins, as with one statement per row.
+static ORDERS: Insert = Insert::new(
+    "INSERT INTO orders (id, user_id, market_id, side, kind, time_in_force, price, quantity, \
+     quote_amount, client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, \
+     created_ms, updated_ms)",
+    19,
+    " ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, market_id = excluded.market_id, \
+     side = excluded.side, kind = excluded.kind, time_in_force = excluded.time_in_force, \
+     price = excluded.price, quantity = excluded.quantity, quote_amount = excluded.quote_amount, \
+     client_order_id = excluded.client_order_id, stp = excluded.stp, status = excluded.status, \
+     end_reason = excluded.end_reason, filled = excluded.filled, filled_quote = excluded.filled_quote, \
+     fee = excluded.fee, created_seq = excluded.created_seq, created_ms = excluded.created_ms, \
+     updated_ms = excluded.updated_ms",
+);
+static TRADES: Insert = Insert::new(
+    "INSERT INTO trades (market_id, id, price, quantity, notional, taker_side, maker_order, \
+     maker_user, maker_fee, taker_order, taker_user, taker_fee, seq, time_ms)",
+    14,
+    "",
+);
+/// Rows of one statement get ascending ids in their order.
+static LEDGER: Insert = Insert::new(
+    "INSERT INTO ledger (user_id, asset_id, seq, time_ms, kind, reference, delta_available, \
+     delta_locked, delta_held, available, locked, held)",
+    12,
+    "",
+);
+static BALANCES: Insert = Insert::new(
+    "INSERT INTO balances (user_id, asset_id, available, locked, held, seq)",
+    6,
+    " ON CONFLICT (user_id, asset_id) DO UPDATE SET available = excluded.available, \
+     locked = excluded.locked, held = excluded.held, seq = excluded.seq",
+);
+static CANDLES: Insert = Insert::new(
+    "INSERT INTO candles (market_id, period, open_ms, open, high, low, close, volume, \
+     quote_volume, trades)",
+    10,
+    " ON CONFLICT (market_id, period, open_ms) DO UPDATE SET open = excluded.open, \
+     high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, \
+     quote_volume = excluded.quote_volume, trades = excluded.trades",
+);
+
+/// Writes the rows of one projection; the caller owns the transaction and the cursor.
+async fn write_projection(tx: &mut SqliteConnection, p: &Projection) -> Result<()> {
+    ORDERS.run(tx, &p.orders, bind_order, "order").await?;
+    TRADES.run(tx, &p.trades, bind_trade, "trade").await?;
+    LEDGER.run(tx, &p.ledger, bind_ledger, "ledger entry").await?;
+    BALANCES.run(tx, &p.balances, bind_balance, "balance").await?;
+    CANDLES.run(tx, &p.candles, bind_candle, "candle").await?;
+    Ok(())
+}
+
+fn bind_order<'q>(q: Query<'q>, o: &'q OrderRow) -> Result<Query<'q>> {
+    Ok(q.bind(db_u64("order id", o.id.0)?)
+        .bind(db_u64("user id", o.user.0)?)
+        .bind(i64::from(o.market.0))
+        .bind(o.side.code())
+        .bind(o.kind.code())
+        .bind(codec::opt_code(o.time_in_force))
+        .bind(codec::opt_amount(o.price))
+        .bind(codec::opt_amount(o.quantity))
+        .bind(codec::opt_amount(o.quote_amount))
+        .bind(o.client_order_id.as_deref())
+        .bind(o.stp.code())
+        .bind(o.status.code())
+        .bind(codec::opt_code(o.end_reason))
+        .bind(codec::amount(o.filled))
+        .bind(codec::amount(o.filled_quote))
+        .bind(codec::amount(o.fee))
+        .bind(db_u64("created seq", o.created_seq)?)
+        .bind(o.created_ms)
+        .bind(o.updated_ms))
+}
+
+fn bind_trade<'q>(q: Query<'q>, t: &'q TradeRow) -> Result<Query<'q>> {
+    Ok(q.bind(i64::from(t.market.0))
+        .bind(db_u64("trade id", t.id.0)?)
+        .bind(codec::amount(t.price))
+        .bind(codec::amount(t.quantity))
+        .bind(codec::amount(t.notional))
+        .bind(t.taker_side.code())
+        .bind(db_u64("order id", t.maker_order.0)?)
+        .bind(db_u64("user id", t.maker_user.0)?)
+        .bind(codec::amount(t.maker_fee))
+        .bind(db_u64("order id", t.taker_order.0)?)
+        .bind(db_u64("user id", t.taker_user.0)?)
+        .bind(codec::amount(t.taker_fee))
+        .bind(db_u64("seq", t.seq)?)
+        .bind(t.time_ms))
+}
+
+fn bind_ledger<'q>(q: Query<'q>, l: &'q NewLedgerEntry) -> Result<Query<'q>> {
+    Ok(q.bind(db_u64("user id", l.user.0)?)
+        .bind(i64::from(l.asset.0))
+        .bind(db_u64("seq", l.seq)?)
+        .bind(l.time_ms)
+        .bind(l.kind.code())
+        .bind(l.reference.as_str())
+        .bind(codec::signed(l.delta_available))
+        .bind(codec::signed(l.delta_locked))
+        .bind(codec::signed(l.delta_held))
+        .bind(codec::signed(l.available))
+        .bind(codec::signed(l.locked))
+        .bind(codec::signed(l.held)))
+}
+
+fn bind_balance<'q>(q: Query<'q>, b: &'q BalanceRow) -> Result<Query<'q>> {
+    Ok(q.bind(db_u64("user id", b.user.0)?)
+        .bind(i64::from(b.asset.0))
+        .bind(codec::signed(b.available))
+        .bind(codec::signed(b.locked))
+        .bind(codec::signed(b.held))
+        .bind(db_u64("seq", b.seq)?))
+}
+
+fn bind_candle<'q>(q: Query<'q>, c: &'q CandleRow) -> Result<Query<'q>> {
+    Ok(q.bind(i64::from(c.market.0))
+        .bind(c.interval.code())
+        .bind(c.open_ms)
+        .bind(codec::amount(c.open))
+        .bind(codec::amount(c.high))
+        .bind(codec::amount(c.low))
+        .bind(codec::amount(c.close))
+        .bind(codec::amount(c.volume))
+        .bind(codec::amount(c.quote_volume))
+        .bind(db_u64("candle trades", c.trades)?))
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<usize> {
+        let before = applied(&mut *self.pool.acquire().await?).await?;
+        MIGRATOR.run(&self.pool).await?;
+        let after = applied(&mut *self.pool.acquire().await?).await?;
+        Ok(after.saturating_sub(before))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    async fn create_user(&self, email: &str, password_hash: &str, now_ms: i64) -> Result<UserId> {
+        let row = sqlx::query(sql::CREATE_USER)
+            .bind(email)
+            .bind(password_hash)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "email"))?;
+        Ok(UserId(codec::Get::u64(&row, "id")?))
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRow>> {
+        let Ok(id) = i64::try_from(id.0) else { return Ok(None) };
+        let row = sqlx::query(sql::USER).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::user_row).transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sql::USER_BY_EMAIL).bind(email).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::user_row).transpose()
+    }
+
+    async fn set_email_verified(&self, id: UserId) -> Result<()> {
+        sqlx::query(sql::SET_EMAIL_VERIFIED)
+            .bind(db_u64("user id", id.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        sqlx::query(sql::SET_PASSWORD_HASH)
+            .bind(db_u64("user id", id.0)?)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let row = sqlx::query(sql::COUNT_USERS).fetch_one(&self.pool).await?;
+        codec::Get::u64(&row, "n")
+    }
+
+    // ---- tokens --------------------------------------------------------------------------
+
+    async fn insert_token(&self, token: &NewToken) -> Result<()> {
+        sqlx::query(sql::INSERT_TOKEN)
+            .bind(token.token_hash.as_str())
+            .bind(db_u64("user id", token.user.0)?)
+            .bind(token.purpose.code())
+            .bind(token.created_ms)
+            .bind(token.expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "token"))?;
+        Ok(())
+    }
+
+    async fn use_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> Result<Option<UserId>> {
+        let row = sqlx::query(sql::USE_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.code())
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| codec::Get::u64(&r, "user_id").map(UserId)).transpose()
+    }
+
+    // ---- sessions ------------------------------------------------------------------------
+
+    async fn insert_session(&self, session: &NewSession) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_SESSION)
+            .bind(session.token_hash.as_str())
+            .bind(db_u64("user id", session.user.0)?)
+            .bind(session.created_ms)
+            .bind(session.expires_ms)
+            .bind(session.ip.as_str())
+            .bind(session.user_agent.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "session"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn live_session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
+        let row = sqlx::query(sql::LIVE_SESSION)
+            .bind(token_hash)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::session_row).transpose()
+    }
+
+    async fn touch_session(&self, id: i64, now_ms: i64, expires_ms: i64) -> Result<()> {
+        sqlx::query(sql::TOUCH_SESSION)
+            .bind(id)
+            .bind(now_ms)
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn sessions(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query(sql::SESSIONS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(now_ms)
+            .bind(i64::from(LIST_LIMIT_MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::session_row)
+    }
+
+    async fn revoke_session(&self, user: UserId, id: i64) -> Result<bool> {
+        let done = sqlx::query(sql::REVOKE_SESSION)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions(&self, user: UserId, keep: Option<i64>) -> Result<u64> {
+        let done = sqlx::query(sql::REVOKE_SESSIONS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- API keys ------------------------------------------------------------------------
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_API_KEY)
+            .bind(db_u64("user id", key.user.0)?)
+            .bind(key.key.as_str())
+            .bind(key.secret_sealed.as_slice())
+            .bind(key.label.as_str())
+            .bind(i32::from(key.scopes.0))
+            .bind(codec::join_allowlist(&key.ip_allowlist)?)
+            .bind(key.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "api key"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Option<ApiKeyRow>> {
+        let row = sqlx::query(sql::API_KEY).bind(key).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::api_key_row).transpose()
+    }
+
+    async fn api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRow>> {
+        let rows = sqlx::query(sql::API_KEYS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(LIST_LIMIT_MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::api_key_row)
+    }
+
+    async fn revoke_api_key(&self, user: UserId, id: i64) -> Result<bool> {
+        let done = sqlx::query(sql::REVOKE_API_KEY)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- projection ----------------------------------------------------------------------
+
+    async fn projected_seq(&self) -> Result<u64> {
+        let row = sqlx::query(sql::CURSOR).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => codec::Get::u64(&row, "seq"),
+            None => Err(StoreError::Corrupt { column: "projector_cursor", value: "no row".into() }),
+        }
+    }
+
+    async fn apply_projection(&self, projection: &Projection) -> Result<()> {
+        let (expected, to_seq) = codec::projection_seqs(projection)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(sql::CURSOR).fetch_optional(&mut *tx).await?;
+        let found = match row {
+            Some(row) => codec::Get::u64(&row, "seq")?,
+            None => {
+                return Err(StoreError::Corrupt {
+                    column: "projector_cursor",
+                    value: "no row".into(),
+                });
+            }
+        };
+        if found != expected {
+            return Err(StoreError::CursorMismatch { expected, found });
+        }
+        write_projection(&mut tx, projection).await?;
+        sqlx::query(sql::SET_CURSOR).bind(to_seq).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_orders_all(&self) -> Result<Vec<OrderRow>> {
+        let rows = sqlx::query(sql::OPEN_ORDERS_ALL).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::order_row)
+    }
+
+    async fn latest_candles(&self) -> Result<Vec<CandleRow>> {
+        let rows = sqlx::query(sql::LATEST_CANDLES).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::candle_row)
+    }
+
+    // ---- read models ---------------------------------------------------------------------
+
+    async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>> {
+        let row = sqlx::query(sql::BALANCE)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(asset.0))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::balance_row).transpose()
+    }
+
+    async fn balances(&self, user: UserId) -> Result<Vec<BalanceRow>> {
+        let rows = sqlx::query(sql::BALANCES)
+            .bind(db_u64("user id", user.0)?)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::balance_row)
+    }
+
+    async fn order(&self, user: UserId, id: OrderId) -> Result<Option<OrderRow>> {
+        let Ok(id) = i64::try_from(id.0) else { return Ok(None) };
+        let row = sqlx::query(sql::ORDER)
+            .bind(id)
+            .bind(db_u64("user id", user.0)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::order_row).transpose()
+    }
+
+    async fn order_by_client_id(
+        &self,
+        user: UserId,
+        market: Option<MarketId>,
+        client_order_id: &str,
+    ) -> Result<Option<OrderRow>> {
+        let row = sqlx::query(sql::ORDER_BY_CLIENT_ID)
+            .bind(db_u64("user id", user.0)?)
+            .bind(client_order_id)
+            .bind(market.map(|m| i64::from(m.0)))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::order_row).transpose()
+    }
+
+    async fn orders(&self, user: UserId, filter: &OrderFilter) -> Result<Vec<OrderRow>> {
+        let Some(bound) = codec::upper_bound(filter.before.map(|b| b.0)) else {
+            return Ok(Vec::new());
+        };
+        let sql = if filter.open_only { sql::OPEN_ORDERS } else { sql::ORDERS };
+        let rows = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.market.map(|m| i64::from(m.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::order_row)
+    }
+
+    async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>> {
+        let (seq, market, id) = codec::fills_bound(filter.before);
+        let order = match filter.order {
+            None => None,
+            Some(o) => match i64::try_from(o.0) {
+                Ok(o) => Some(o),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let sql = if order.is_some() { sql::FILLS_OF_ORDER } else { sql::FILLS };
+        let mut query = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.market.map(|m| i64::from(m.0)))
+            .bind(seq)
+            .bind(market)
+            .bind(id)
+            .bind(codec::limit(filter.limit));
+        if let Some(order) = order {
+            query = query.bind(order);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::trade_row)
+    }
+
+    async fn trades(
+        &self,
+        market: MarketId,
+        before: Option<TradeId>,
+        limit: u32,
+    ) -> Result<Vec<TradeRow>> {
+        let Some(bound) = codec::upper_bound(before.map(|b| b.0)) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::TRADES)
+            .bind(i64::from(market.0))
+            .bind(bound)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::trade_row)
+    }
+
+    async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>> {
+        let Some(bound) = codec::upper_bound_i64(filter.before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::LEDGER)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.asset.map(|a| i64::from(a.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::ledger_row)
+    }
+
+    async fn candles(
+        &self,
+        market: MarketId,
+        interval: Interval,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<CandleRow>> {
+        let Some(last) = codec::upper_bound_i64(to_ms) else { return Ok(Vec::new()) };
+        let rows = sqlx::query(sql::CANDLES)
+            .bind(i64::from(market.0))
+            .bind(interval.code())
+            .bind(from_ms.unwrap_or(i64::MIN))
+            .bind(last)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut candles = codec::all(&rows, codec::candle_row)?;
+        candles.reverse();
+        Ok(candles)
+    }
+}

@@ -1,0 +1,1086 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The store's conformance suite: every test is written once against `Arc<dyn Store>` and run
+//! against both backends (`sqlite::*` on a fresh file, `postgres::*` on a fresh database of the
+//! server in `BOURSE_TEST_POSTGRES_URL`, which `./scripts/test` starts).
+
+#[path = "../src/testing.rs"]
+mod testing;
+
+use bourse_core::{
+    AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
+};
+use bourse_store::{
+    ApiKeyRow, BalanceRow, CandleRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
+    LedgerKind, NewApiKey, NewLedgerEntry, NewSession, NewToken, OrderFilter, OrderKind, OrderRow,
+    OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UserRow, connect,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+struct Db {
+    store: Arc<dyn Store>,
+    url: String,
+    backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
+    let store = connect(&url).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 1, "a fresh database applies the one migration");
+    Db { store, url, backend, _dir: dir }
+}
+
+async fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_sqlite_url(dir.path());
+    open(url, "sqlite", Some(dir)).await
+}
+
+async fn postgres_db() -> Db {
+    open(testing::fresh_postgres_url().await, "postgres", None).await
+}
+
+/// Runs `sql` on the database behind the store, bypassing it (to plant corrupt values).
+async fn raw(url: &str, sql: &'static str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+        c.close().await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+        c.close().await.unwrap();
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::sqlite_db().await;
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::postgres_db().await;
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrate_is_idempotent,
+    users,
+    tokens,
+    tokens_are_used_once_under_concurrency,
+    sessions,
+    api_keys,
+    projection_cursor_is_exactly_once,
+    concurrent_projections_apply_once,
+    orders_round_trip,
+    orders_filters_and_pages,
+    fills_filters_and_pages,
+    trades_by_market,
+    ledger_filters_and_pages,
+    balances_upsert,
+    candles_ranges_and_latest,
+    corrupt_values_are_errors,
+);
+
+// ---- builders ---------------------------------------------------------------------------------
+
+async fn user(s: &dyn Store, email: &str) -> UserId {
+    s.create_user(email, "hash", 1).await.unwrap()
+}
+
+/// Applies one projection of one seq after the current cursor; returns its seq.
+async fn project(s: &dyn Store, build: impl FnOnce(&mut Projection)) -> u64 {
+    let seq = s.projected_seq().await.unwrap() + 1;
+    let mut p = Projection { from_seq: seq, to_seq: seq, ..Default::default() };
+    build(&mut p);
+    s.apply_projection(&p).await.unwrap();
+    seq
+}
+
+fn order(id: u64, user: UserId, market: u32, status: OrderStatus) -> OrderRow {
+    OrderRow {
+        id: OrderId(id),
+        user,
+        market: MarketId(market),
+        side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+        kind: OrderKind::Limit,
+        time_in_force: Some(TimeInForce::Gtc),
+        price: Some(1_000 + u128::from(id)),
+        quantity: Some(10),
+        quote_amount: None,
+        client_order_id: Some(format!("c{id}")),
+        stp: StpMode::ExpireTaker,
+        status,
+        end_reason: None,
+        filled: 0,
+        filled_quote: 0,
+        fee: 0,
+        created_seq: id,
+        created_ms: 1_000 + i64::try_from(id % 1_000_000).unwrap(),
+        updated_ms: 2_000,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trade(
+    market: u32,
+    id: u64,
+    seq: u64,
+    maker_user: UserId,
+    maker_order: u64,
+    taker_user: UserId,
+    taker_order: u64,
+) -> TradeRow {
+    TradeRow {
+        market: MarketId(market),
+        id: TradeId(id),
+        price: 50_000,
+        quantity: u128::from(id),
+        notional: 50_000 * u128::from(id),
+        taker_side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+        maker_order: OrderId(maker_order),
+        maker_user,
+        maker_fee: 1,
+        taker_order: OrderId(taker_order),
+        taker_user,
+        taker_fee: 2,
+        seq,
+        time_ms: 7,
+    }
+}
+
+fn entry(user: UserId, asset: u32, seq: u64, n: i128) -> NewLedgerEntry {
+    NewLedgerEntry {
+        user,
+        asset: AssetId(asset),
+        seq,
+        time_ms: 9,
+        kind: LedgerKind::Trade,
+        reference: format!("ref{n}"),
+        delta_available: -n,
+        delta_locked: n,
+        delta_held: 0,
+        available: 1_000 - n,
+        locked: n,
+        held: 0,
+    }
+}
+
+fn candle(market: u32, interval: Interval, open_ms: i64, close: u128) -> CandleRow {
+    CandleRow {
+        market: MarketId(market),
+        interval,
+        open_ms,
+        open: 10,
+        high: close.max(10),
+        low: close.min(10),
+        close,
+        volume: 3,
+        quote_volume: 30,
+        trades: 2,
+    }
+}
+
+fn fill_key(t: &TradeRow) -> (u64, u32, u64) {
+    (t.seq, t.market.0, t.id.0)
+}
+
+// ---- tests ------------------------------------------------------------------------------------
+
+async fn migrate_is_idempotent(db: &Db) {
+    let s = &*db.store;
+    assert_eq!(s.backend(), db.backend);
+    assert_eq!(s.migrate().await.unwrap(), 0);
+    s.ping().await.unwrap();
+    assert_eq!(s.projected_seq().await.unwrap(), 0);
+    assert_eq!(s.count_users().await.unwrap(), 0);
+    let id = user(s, "a@example.com").await;
+
+    // A second process on the same database: nothing to apply, data intact.
+    let again = connect(&db.url).await.unwrap();
+    assert_eq!(again.migrate().await.unwrap(), 0);
+    assert_eq!(again.user(id).await.unwrap().unwrap().email, "a@example.com");
+    again.close().await;
+
+    assert!(matches!(connect("mysql://localhost/x").await, Err(StoreError::BadUrl(_))));
+}
+
+async fn users(db: &Db) {
+    let s = &*db.store;
+    let a = s.create_user("a@example.com", "hash-a", 100).await.unwrap();
+    let b = s.create_user("b@example.com", "hash-b", 200).await.unwrap();
+    assert_eq!(a, UserId(1), "ids start at 1");
+    assert!(b.0 > a.0);
+    assert!(matches!(
+        s.create_user("a@example.com", "other", 300).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let row_a = UserRow {
+        id: a,
+        email: "a@example.com".into(),
+        password_hash: "hash-a".into(),
+        email_verified: false,
+        created_ms: 100,
+    };
+    assert_eq!(s.user(a).await.unwrap(), Some(row_a.clone()));
+    assert_eq!(s.user_by_email("a@example.com").await.unwrap(), Some(row_a.clone()));
+    assert_eq!(s.user_by_email("b@example.com").await.unwrap().unwrap().id, b);
+    assert_eq!(s.user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(s.user(UserId(9_999)).await.unwrap(), None);
+    assert_eq!(s.user(UserId(u64::MAX)).await.unwrap(), None);
+
+    s.set_email_verified(a).await.unwrap();
+    s.set_password_hash(b, "hash-b2").await.unwrap();
+    let a_now = s.user(a).await.unwrap().unwrap();
+    assert_eq!(a_now, UserRow { email_verified: true, ..row_a });
+    let b_now = s.user(b).await.unwrap().unwrap();
+    assert_eq!(b_now.password_hash, "hash-b2");
+    assert!(!b_now.email_verified);
+    assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+async fn tokens(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "t@example.com").await;
+    let verify = NewToken {
+        token_hash: "h-verify".into(),
+        user: u,
+        purpose: TokenPurpose::VerifyEmail,
+        created_ms: 1_000,
+        expires_ms: 2_000,
+    };
+    let reset = NewToken {
+        token_hash: "h-reset".into(),
+        purpose: TokenPurpose::ResetPassword,
+        ..verify.clone()
+    };
+    s.insert_token(&verify).await.unwrap();
+    s.insert_token(&reset).await.unwrap();
+    assert!(matches!(s.insert_token(&verify).await, Err(StoreError::Conflict(_))));
+
+    // Wrong purpose, expired (the expiry instant is already too late), unknown: nothing, and
+    // the token stays usable.
+    assert_eq!(s.use_token("h-verify", TokenPurpose::ResetPassword, 1_500).await.unwrap(), None);
+    assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 2_000).await.unwrap(), None);
+    assert_eq!(s.use_token("nope", TokenPurpose::VerifyEmail, 1_500).await.unwrap(), None);
+    assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 1_999).await.unwrap(), Some(u));
+    // Single use.
+    assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 1_999).await.unwrap(), None);
+    // An expired token never comes back.
+    assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 5_000).await.unwrap(), None);
+    assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 1_500).await.unwrap(), Some(u));
+    assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 1_500).await.unwrap(), None);
+}
+
+async fn tokens_are_used_once_under_concurrency(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "c@example.com").await;
+    const TOKENS: usize = 25;
+    const RACERS: usize = 4;
+    for i in 0..TOKENS {
+        let token = NewToken {
+            token_hash: format!("race-{i}"),
+            user: u,
+            purpose: TokenPurpose::ResetPassword,
+            created_ms: 0,
+            expires_ms: 10_000,
+        };
+        s.insert_token(&token).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..TOKENS {
+        for _ in 0..RACERS {
+            let store = db.store.clone();
+            tasks.push(tokio::spawn(async move {
+                let hash = format!("race-{i}");
+                (i, store.use_token(&hash, TokenPurpose::ResetPassword, 5_000).await.unwrap())
+            }));
+        }
+    }
+    let mut winners = vec![0; TOKENS];
+    for task in tasks {
+        let (i, got) = task.await.unwrap();
+        if let Some(who) = got {
+            assert_eq!(who, u);
+            winners[i] += 1;
+        }
+    }
+    assert_eq!(winners, vec![1; TOKENS], "each token is used exactly once");
+}
+
+async fn sessions(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let new = |hash: &str, user: UserId, created_ms: i64, expires_ms: i64| NewSession {
+        token_hash: hash.into(),
+        user,
+        created_ms,
+        expires_ms,
+        ip: "192.0.2.1".into(),
+        user_agent: "test/1.0".into(),
+    };
+    let s1 = s.insert_session(&new("h1", a, 100, 1_000)).await.unwrap();
+    let s2 = s.insert_session(&new("h2", a, 200, 2_000)).await.unwrap();
+    let s3 = s.insert_session(&new("h3", b, 300, 9_000)).await.unwrap();
+    assert!(s1 < s2 && s2 < s3);
+    assert!(matches!(s.insert_session(&new("h1", b, 1, 2)).await, Err(StoreError::Conflict(_))));
+
+    let row1 = SessionRow {
+        id: s1,
+        user: a,
+        created_ms: 100,
+        last_seen_ms: 100,
+        expires_ms: 1_000,
+        ip: "192.0.2.1".into(),
+        user_agent: "test/1.0".into(),
+    };
+    assert_eq!(s.live_session("h1", 999).await.unwrap(), Some(row1.clone()));
+    assert_eq!(s.live_session("h1", 1_000).await.unwrap(), None, "expired at expires_ms");
+    assert_eq!(s.live_session("unknown", 0).await.unwrap(), None);
+
+    // Sliding expiry.
+    s.touch_session(s1, 900, 5_000).await.unwrap();
+    let touched = SessionRow { last_seen_ms: 900, expires_ms: 5_000, ..row1 };
+    assert_eq!(s.live_session("h1", 1_500).await.unwrap(), Some(touched.clone()));
+
+    let ids = |v: Vec<SessionRow>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.sessions(a, 1_500).await.unwrap()), vec![s2, s1], "newest first");
+    assert_eq!(ids(s.sessions(a, 2_500).await.unwrap()), vec![s1], "expired ones are not listed");
+    assert_eq!(s.sessions(a, 1_500).await.unwrap()[1], touched);
+
+    // Revoking one: only its owner can, only once.
+    assert!(!s.revoke_session(b, s1).await.unwrap());
+    assert!(s.live_session("h1", 1_500).await.unwrap().is_some());
+    assert!(s.revoke_session(a, s1).await.unwrap());
+    assert!(!s.revoke_session(a, s1).await.unwrap());
+    assert_eq!(s.live_session("h1", 1_500).await.unwrap(), None);
+    s.touch_session(s1, 1_600, 9_000).await.unwrap();
+    assert_eq!(s.live_session("h1", 1_700).await.unwrap(), None, "touch does not revive");
+    assert_eq!(ids(s.sessions(a, 1_500).await.unwrap()), vec![s2]);
+
+    // Revoking all but one.
+    let s4 = s.insert_session(&new("h4", a, 400, 9_000)).await.unwrap();
+    assert_eq!(s.revoke_sessions(a, Some(s4)).await.unwrap(), 1);
+    assert_eq!(ids(s.sessions(a, 1_500).await.unwrap()), vec![s4]);
+    assert_eq!(s.live_session("h2", 1_500).await.unwrap(), None);
+    assert_eq!(s.revoke_sessions(a, None).await.unwrap(), 1);
+    assert!(s.sessions(a, 1_500).await.unwrap().is_empty());
+    // The other user's session is untouched throughout.
+    assert_eq!(ids(s.sessions(b, 1_500).await.unwrap()), vec![s3]);
+    assert!(s.live_session("h3", 1_500).await.unwrap().is_some());
+}
+
+async fn api_keys(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let k1 = NewApiKey {
+        user: a,
+        key: "key-1".into(),
+        secret_sealed: vec![0, 1, 2, 0xff, 0, 0x80],
+        label: "bot".into(),
+        scopes: Scopes::READ.union(Scopes::TRADE),
+        ip_allowlist: vec!["10.0.0.0/8".into(), "2001:db8::1".into()],
+        created_ms: 100,
+    };
+    let k2 = NewApiKey {
+        key: "key-2".into(),
+        scopes: Scopes::READ.union(Scopes::TRADE).union(Scopes::WITHDRAW),
+        ip_allowlist: Vec::new(),
+        created_ms: 200,
+        ..k1.clone()
+    };
+    let k3 = NewApiKey { user: b, key: "key-3".into(), ..k1.clone() };
+    let id1 = s.insert_api_key(&k1).await.unwrap();
+    let id2 = s.insert_api_key(&k2).await.unwrap();
+    let id3 = s.insert_api_key(&k3).await.unwrap();
+    assert!(id1 < id2 && id2 < id3);
+    assert!(matches!(
+        s.insert_api_key(&NewApiKey { user: b, ..k1.clone() }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_api_key(&NewApiKey {
+            key: "key-4".into(),
+            ip_allowlist: vec!["1.2.3.4,5.6.7.8".into()],
+            ..k1.clone()
+        })
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let row = |id: i64, k: &NewApiKey| ApiKeyRow {
+        id,
+        user: k.user,
+        key: k.key.clone(),
+        secret_sealed: k.secret_sealed.clone(),
+        label: k.label.clone(),
+        scopes: k.scopes,
+        ip_allowlist: k.ip_allowlist.clone(),
+        created_ms: k.created_ms,
+    };
+    assert_eq!(s.api_key("key-1").await.unwrap(), Some(row(id1, &k1)));
+    assert_eq!(s.api_key("key-2").await.unwrap(), Some(row(id2, &k2)));
+    assert_eq!(s.api_key("nope").await.unwrap(), None);
+    assert_eq!(s.api_keys(a).await.unwrap(), vec![row(id2, &k2), row(id1, &k1)]);
+
+    assert!(!s.revoke_api_key(b, id1).await.unwrap(), "not b's key");
+    assert!(s.api_key("key-1").await.unwrap().is_some());
+    assert!(s.revoke_api_key(a, id1).await.unwrap());
+    assert!(!s.revoke_api_key(a, id1).await.unwrap());
+    assert_eq!(s.api_key("key-1").await.unwrap(), None);
+    assert_eq!(s.api_keys(a).await.unwrap(), vec![row(id2, &k2)]);
+    assert_eq!(s.api_keys(b).await.unwrap(), vec![row(id3, &k3)]);
+}
+
+async fn projection_cursor_is_exactly_once(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(7), UserId(8));
+    let o1 = order(1, u, 1, OrderStatus::Open);
+    let t1 = trade(1, 1, 10, u, 1, v, 2);
+    let b1 = BalanceRow { user: u, asset: AssetId(1), available: 5, locked: 6, held: 7, seq: 10 };
+    let c1 = candle(1, Interval::M1, 60_000, 11);
+    let p1 = Projection {
+        from_seq: 1,
+        to_seq: 10,
+        orders: vec![o1.clone()],
+        trades: vec![t1.clone()],
+        ledger: vec![entry(u, 1, 10, 1)],
+        balances: vec![b1.clone()],
+        candles: vec![c1.clone()],
+    };
+    s.apply_projection(&p1).await.unwrap();
+    assert_eq!(s.projected_seq().await.unwrap(), 10);
+
+    // Everything this test wrote, to check that failed projections change none of it.
+    let snapshot = || async {
+        (
+            s.projected_seq().await.unwrap(),
+            s.orders(u, &OrderFilter { limit: 100, ..Default::default() }).await.unwrap(),
+            s.trades(MarketId(1), None, 100).await.unwrap(),
+            s.ledger(u, &LedgerFilter { limit: 100, ..Default::default() }).await.unwrap(),
+            s.balances(u).await.unwrap(),
+            s.latest_candles().await.unwrap(),
+        )
+    };
+    let before = snapshot().await;
+    assert_eq!(before.1, vec![o1.clone()]);
+    assert_eq!(before.2, vec![t1.clone()]);
+    assert_eq!(before.4, vec![b1.clone()]);
+    assert_eq!(before.5, vec![c1.clone()]);
+
+    // Re-applying the same batch: refused, nothing written twice.
+    assert!(matches!(
+        s.apply_projection(&p1).await,
+        Err(StoreError::CursorMismatch { expected: 0, found: 10 })
+    ));
+    // A gap: refused, nothing written.
+    let changed = Projection {
+        from_seq: 12,
+        to_seq: 12,
+        orders: vec![OrderRow { status: OrderStatus::Filled, filled: 10, ..o1.clone() }],
+        trades: vec![trade(1, 2, 12, u, 1, v, 3)],
+        ledger: vec![entry(u, 1, 12, 2)],
+        balances: vec![BalanceRow { available: 0, seq: 12, ..b1.clone() }],
+        candles: vec![candle(1, Interval::M1, 60_000, 99)],
+    };
+    assert!(matches!(
+        s.apply_projection(&changed).await,
+        Err(StoreError::CursorMismatch { expected: 11, found: 10 })
+    ));
+    assert_eq!(snapshot().await, before);
+
+    // A batch that fails half-way (a trade that exists) is rolled back entirely.
+    let failing = Projection {
+        from_seq: 11,
+        to_seq: 11,
+        trades: vec![trade(1, 2, 11, u, 1, v, 3), t1.clone()],
+        ..changed.clone()
+    };
+    assert!(matches!(s.apply_projection(&failing).await, Err(StoreError::Conflict(_))));
+    assert_eq!(snapshot().await, before);
+
+    // Seqs that are not a range, or an id that does not fit: refused before anything.
+    let empty = |from_seq, to_seq| Projection { from_seq, to_seq, ..Default::default() };
+    assert!(matches!(s.apply_projection(&empty(0, 0)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.apply_projection(&empty(11, 10)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.apply_projection(&empty(11, u64::MAX)).await, Err(StoreError::Invalid(_))));
+    let too_big = Projection {
+        orders: vec![order(u64::MAX, u, 1, OrderStatus::Open)],
+        ..Projection { from_seq: 11, to_seq: 11, ..changed.clone() }
+    };
+    assert!(matches!(s.apply_projection(&too_big).await, Err(StoreError::Invalid(_))));
+    assert_eq!(snapshot().await, before);
+
+    // The right next batch applies, once.
+    let next = Projection { from_seq: 11, to_seq: 12, ..changed.clone() };
+    s.apply_projection(&next).await.unwrap();
+    assert_eq!(s.projected_seq().await.unwrap(), 12);
+    assert!(matches!(
+        s.apply_projection(&next).await,
+        Err(StoreError::CursorMismatch { expected: 10, found: 12 })
+    ));
+    let after = snapshot().await;
+    assert_eq!(after.1, changed.orders);
+    assert_eq!(after.2.len(), 2);
+    assert_eq!(after.3.len(), 2);
+    assert_eq!(after.4, changed.balances);
+    assert_eq!(after.5, changed.candles);
+}
+
+async fn concurrent_projections_apply_once(db: &Db) {
+    let (u, v) = (UserId(1), UserId(2));
+    for round in 0..10u64 {
+        let seq = round + 1;
+        let p = Projection {
+            from_seq: seq,
+            to_seq: seq,
+            trades: vec![trade(1, seq, seq, u, 1, v, 2)],
+            ledger: vec![entry(u, 1, seq, 1)],
+            ..Default::default()
+        };
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let (store, p) = (db.store.clone(), p.clone());
+                tokio::spawn(async move { store.apply_projection(&p).await })
+            })
+            .collect();
+        let mut applied = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => applied += 1,
+                Err(StoreError::CursorMismatch { expected, found }) => {
+                    assert_eq!((expected, found), (seq - 1, seq));
+                }
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(applied, 1, "round {round}");
+    }
+    let s = &*db.store;
+    assert_eq!(s.projected_seq().await.unwrap(), 10);
+    assert_eq!(s.trades(MarketId(1), None, 100).await.unwrap().len(), 10);
+    assert_eq!(
+        s.ledger(u, &LedgerFilter { limit: 100, ..Default::default() }).await.unwrap().len(),
+        10
+    );
+}
+
+async fn orders_round_trip(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(3), UserId(4));
+    let big = OrderRow {
+        id: OrderId(i64::MAX as u64),
+        user: u,
+        market: MarketId(u32::MAX),
+        side: Side::Buy,
+        kind: OrderKind::Limit,
+        time_in_force: Some(TimeInForce::Gtc),
+        price: Some(u128::MAX),
+        quantity: Some(u128::MAX - 1),
+        quote_amount: None,
+        client_order_id: Some("big-one".into()),
+        stp: StpMode::ExpireBoth,
+        status: OrderStatus::Open,
+        end_reason: None,
+        filled: u128::MAX,
+        filled_quote: u128::MAX / 3,
+        fee: 1,
+        created_seq: i64::MAX as u64,
+        created_ms: -5,
+        updated_ms: i64::MAX,
+    };
+    let market_sell = OrderRow {
+        id: OrderId(2),
+        side: Side::Sell,
+        kind: OrderKind::Market,
+        time_in_force: None,
+        price: None,
+        quantity: Some(5),
+        client_order_id: None,
+        stp: StpMode::None,
+        status: OrderStatus::Expired,
+        end_reason: Some(EndReason::Unfilled),
+        market: MarketId(1),
+        ..big.clone()
+    };
+    let quote_buy = OrderRow {
+        id: OrderId(3),
+        kind: OrderKind::MarketQuote,
+        time_in_force: None,
+        price: None,
+        quantity: None,
+        quote_amount: Some(10u128.pow(30)),
+        stp: StpMode::ExpireMaker,
+        status: OrderStatus::Canceled,
+        end_reason: Some(EndReason::Canceled),
+        ..market_sell.clone()
+    };
+    let mut others = Vec::new();
+    for (i, (tif, status, reason)) in [
+        (TimeInForce::PostOnly, OrderStatus::PartiallyFilled, None),
+        (TimeInForce::Fok, OrderStatus::Filled, None),
+        (TimeInForce::Ioc, OrderStatus::Expired, Some(EndReason::Funds)),
+        (TimeInForce::Gtc, OrderStatus::Expired, Some(EndReason::SelfTrade)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        others.push(OrderRow {
+            id: OrderId(10 + i as u64),
+            time_in_force: Some(tif),
+            status,
+            end_reason: reason,
+            stp: StpMode::ExpireTaker,
+            ..order(10 + i as u64, u, 2, status)
+        });
+    }
+    // The first version of `big` is superseded within the same batch: the last one wins.
+    let first_big = OrderRow { status: OrderStatus::PartiallyFilled, filled: 1, ..big.clone() };
+    let mut all = vec![big.clone(), market_sell.clone(), quote_buy.clone()];
+    all.extend(others.iter().cloned());
+    project(s, |p| {
+        p.orders = vec![first_big.clone()];
+        p.orders.extend(all.iter().cloned());
+    })
+    .await;
+    for o in &all {
+        assert_eq!(s.order(u, o.id).await.unwrap().as_ref(), Some(o));
+        assert_eq!(s.order(v, o.id).await.unwrap(), None, "another user's order reads as none");
+    }
+    assert_eq!(s.order(u, OrderId(999)).await.unwrap(), None);
+    assert_eq!(s.order(u, OrderId(u64::MAX)).await.unwrap(), None);
+
+    // An upsert in a later batch replaces the whole row.
+    let done = OrderRow {
+        status: OrderStatus::Canceled,
+        end_reason: Some(EndReason::Canceled),
+        filled: 0,
+        fee: u128::MAX,
+        updated_ms: 3,
+        ..big.clone()
+    };
+    project(s, |p| p.orders = vec![done.clone()]).await;
+    assert_eq!(s.order(u, big.id).await.unwrap(), Some(done));
+
+    // Client order ids: the newest of the user, in the market if given.
+    let mut c1 = order(20, u, 1, OrderStatus::Filled);
+    c1.client_order_id = Some("dup".into());
+    let mut c2 = order(21, u, 2, OrderStatus::Open);
+    c2.client_order_id = Some("dup".into());
+    let mut c3 = order(22, v, 1, OrderStatus::Open);
+    c3.client_order_id = Some("dup".into());
+    project(s, |p| p.orders = vec![c1.clone(), c2.clone(), c3.clone()]).await;
+    assert_eq!(s.order_by_client_id(u, None, "dup").await.unwrap(), Some(c2.clone()));
+    assert_eq!(s.order_by_client_id(u, Some(MarketId(1)), "dup").await.unwrap(), Some(c1));
+    assert_eq!(s.order_by_client_id(u, Some(MarketId(2)), "dup").await.unwrap(), Some(c2));
+    assert_eq!(s.order_by_client_id(u, Some(MarketId(3)), "dup").await.unwrap(), None);
+    assert_eq!(s.order_by_client_id(v, None, "dup").await.unwrap(), Some(c3));
+    assert_eq!(s.order_by_client_id(u, None, "none").await.unwrap(), None);
+    assert_eq!(s.order_by_client_id(u, None, "big-one").await.unwrap().map(|o| o.id), Some(big.id));
+}
+
+async fn orders_filters_and_pages(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    let statuses = [
+        OrderStatus::Open,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::Canceled,
+        OrderStatus::Expired,
+    ];
+    let mut all = Vec::new();
+    for id in 1..=90u64 {
+        let owner = if id % 3 == 0 { v } else { u };
+        let market = if id % 4 < 2 { 1 } else { 2 };
+        all.push(order(id, owner, market, statuses[(id % 5) as usize]));
+    }
+    // Two batches, so later upserts of earlier ids mix with inserts.
+    project(s, |p| p.orders = all[..50].to_vec()).await;
+    project(s, |p| p.orders = all[50..].to_vec()).await;
+
+    let expect = |f: &dyn Fn(&OrderRow) -> bool| -> Vec<OrderRow> {
+        let mut v: Vec<OrderRow> = all.iter().filter(|o| o.user == u && f(o)).cloned().collect();
+        v.sort_by_key(|o| std::cmp::Reverse(o.id));
+        v
+    };
+    let pages = |filter: OrderFilter| async move {
+        let mut got = Vec::new();
+        let mut filter = filter;
+        loop {
+            let page = s.orders(u, &filter).await.unwrap();
+            assert!(page.len() <= filter.limit as usize);
+            let Some(last) = page.last() else { break };
+            filter.before = Some(last.id);
+            got.extend(page);
+        }
+        got
+    };
+
+    let everything =
+        s.orders(u, &OrderFilter { limit: 1_000, ..Default::default() }).await.unwrap();
+    assert_eq!(everything, expect(&|_| true));
+    assert_eq!(pages(OrderFilter { limit: 7, ..Default::default() }).await, expect(&|_| true));
+    assert_eq!(
+        pages(OrderFilter { limit: 4, open_only: true, ..Default::default() }).await,
+        expect(&|o| o.status.is_open())
+    );
+    assert_eq!(
+        pages(OrderFilter { limit: 5, market: Some(MarketId(2)), ..Default::default() }).await,
+        expect(&|o| o.market == MarketId(2))
+    );
+    assert_eq!(
+        pages(OrderFilter { limit: 3, market: Some(MarketId(1)), open_only: true, before: None })
+            .await,
+        expect(&|o| o.market == MarketId(1) && o.status.is_open())
+    );
+    assert_eq!(
+        s.orders(u, &OrderFilter { limit: 1_000, before: Some(OrderId(40)), ..Default::default() })
+            .await
+            .unwrap(),
+        expect(&|o| o.id.0 < 40)
+    );
+    let none = |before| OrderFilter { limit: 10, before, ..Default::default() };
+    assert!(s.orders(u, &none(Some(OrderId(0)))).await.unwrap().is_empty());
+    assert!(s.orders(u, &none(Some(OrderId(1)))).await.unwrap().is_empty());
+    assert_eq!(s.orders(u, &none(Some(OrderId(u64::MAX)))).await.unwrap().len(), 10);
+    assert!(s.orders(u, &OrderFilter::default()).await.unwrap().is_empty(), "limit 0");
+    assert!(s.orders(UserId(99), &none(None)).await.unwrap().is_empty());
+
+    // The projector's working set: open orders of everyone, oldest first.
+    let open: Vec<OrderRow> = all.iter().filter(|o| o.status.is_open()).cloned().collect();
+    assert_eq!(s.open_orders_all().await.unwrap(), open);
+}
+
+async fn fills_filters_and_pages(db: &Db) {
+    let s = &*db.store;
+    let (u, v, w) = (UserId(1), UserId(2), UserId(3));
+    let mut trades = Vec::new();
+    let mut next_id = [0u64; 3];
+    let mut add = |market: u32, seq: u64, maker: (UserId, u64), taker: (UserId, u64)| {
+        let slot = &mut next_id[market as usize];
+        *slot += 1;
+        trades.push(trade(market, *slot, seq, maker.0, maker.1, taker.0, taker.1));
+    };
+    // Seq 5: one big match sweeping two markets, 30 trades sharing one seq.
+    for i in 0..30u64 {
+        let market = 1 + (i % 2) as u32;
+        match i % 5 {
+            0 => add(market, 5, (u, 100 + i), (v, 500)),
+            1 => add(market, 5, (v, 200 + i), (u, 501)),
+            2 => add(market, 5, (u, 300 + i), (u, 502)), // self-trade
+            3 => add(market, 5, (v, 400 + i), (w, 503)), // not u's
+            _ => add(market, 5, (w, 600 + i), (u, 501)),
+        }
+    }
+    // Order 700 of u: taker in its first trades, then maker while it rests.
+    for seq in 6..9 {
+        add(1, seq, (v, 800 + seq), (u, 700));
+    }
+    for seq in 9..12 {
+        add(1, seq, (u, 700), (w, 900 + seq));
+    }
+    add(2, 12, (v, 1_000), (w, 1_001));
+    add(1, 3, (u, 1), (v, 2));
+    // Two batches: seq 3..=8 and 9..=12 (trades of one batch may carry any seq in its range).
+    let (early, late): (Vec<TradeRow>, Vec<TradeRow>) =
+        trades.iter().cloned().partition(|t| t.seq <= 8);
+    s.apply_projection(&Projection { from_seq: 1, to_seq: 8, trades: early, ..Default::default() })
+        .await
+        .unwrap();
+    s.apply_projection(&Projection { from_seq: 9, to_seq: 12, trades: late, ..Default::default() })
+        .await
+        .unwrap();
+
+    let expect = |f: &dyn Fn(&TradeRow) -> bool| -> Vec<TradeRow> {
+        let mut v: Vec<TradeRow> = trades
+            .iter()
+            .filter(|t| (t.maker_user == u || t.taker_user == u) && f(t))
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| std::cmp::Reverse(fill_key(t)));
+        v
+    };
+    let pages = |user: UserId, filter: FillFilter| async move {
+        let mut got: Vec<TradeRow> = Vec::new();
+        let mut filter = filter;
+        loop {
+            let page = s.fills(user, &filter).await.unwrap();
+            assert!(page.len() <= filter.limit as usize);
+            let Some(last) = page.last() else { break };
+            filter.before = Some((last.seq, last.market, last.id));
+            got.extend(page);
+        }
+        let keys: HashSet<_> = got.iter().map(fill_key).collect();
+        assert_eq!(keys.len(), got.len(), "no fill twice");
+        got
+    };
+
+    let all = expect(&|_| true);
+    assert!(all.len() > 25);
+    assert_eq!(s.fills(u, &FillFilter { limit: 1_000, ..Default::default() }).await.unwrap(), all);
+    for limit in [1, 3, 4, 7] {
+        assert_eq!(
+            pages(u, FillFilter { limit, ..Default::default() }).await,
+            all,
+            "limit {limit}"
+        );
+    }
+    assert_eq!(
+        pages(u, FillFilter { limit: 4, market: Some(MarketId(2)), ..Default::default() }).await,
+        expect(&|t| t.market == MarketId(2))
+    );
+    // One order's fills, as taker and as maker; self-trades once.
+    let of = |order: u64, market: Option<MarketId>| FillFilter {
+        limit: 2,
+        order: Some(OrderId(order)),
+        market,
+        before: None,
+    };
+    assert_eq!(
+        pages(u, of(700, None)).await,
+        expect(&|t| t.maker_order == OrderId(700) || t.taker_order == OrderId(700))
+    );
+    assert_eq!(pages(u, of(700, None)).await.len(), 6);
+    assert_eq!(pages(u, of(502, None)).await, expect(&|t| t.taker_order == OrderId(502)));
+    assert_eq!(
+        pages(u, of(501, Some(MarketId(1)))).await,
+        expect(&|t| { t.taker_order == OrderId(501) && t.market == MarketId(1) })
+    );
+    // Another user's order is not u's fill, even when u traded against it.
+    assert!(pages(u, of(500, None)).await.is_empty());
+    assert_eq!(pages(v, of(500, None)).await.len(), 6);
+    assert!(pages(u, of(u64::MAX, None)).await.is_empty());
+    // Cursors beyond every stored value.
+    let top = FillFilter {
+        limit: 1_000,
+        before: Some((u64::MAX, MarketId(u32::MAX), TradeId(u64::MAX))),
+        ..Default::default()
+    };
+    assert_eq!(s.fills(u, &top).await.unwrap(), all);
+    let mid = FillFilter { limit: 1_000, before: Some((5, MarketId(1), TradeId(u64::MAX))), ..top };
+    assert_eq!(s.fills(u, &mid).await.unwrap(), expect(&|t| fill_key(t) <= (5, 1, u64::MAX)));
+    assert!(s.fills(w, &FillFilter::default()).await.unwrap().is_empty(), "limit 0");
+    assert!(
+        s.fills(UserId(99), &FillFilter { limit: 10, ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn trades_by_market(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    let mut big: Vec<TradeRow> =
+        (1..=1_100).map(|id| trade(1, id, 1, u, id, v, id + 5_000)).collect();
+    big[0].price = u128::MAX;
+    big[0].notional = u128::MAX - 7;
+    big[1].maker_fee = u128::MAX;
+    let other: Vec<TradeRow> = (1..=5).map(|id| trade(2, id, 1, v, id, u, id)).collect();
+    project(s, |p| {
+        p.trades = big.clone();
+        p.trades.extend(other.iter().cloned());
+    })
+    .await;
+
+    let newest_first: Vec<TradeRow> = big.iter().rev().cloned().collect();
+    let capped = s.trades(MarketId(1), None, u32::MAX).await.unwrap();
+    assert_eq!(capped.len(), LIST_LIMIT_MAX as usize, "limit capped");
+    assert_eq!(capped[..], newest_first[..LIST_LIMIT_MAX as usize]);
+
+    let mut got = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s.trades(MarketId(1), before, 300).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        got.extend(page);
+    }
+    assert_eq!(got, newest_first);
+    assert_eq!(
+        s.trades(MarketId(2), None, 100).await.unwrap(),
+        other.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.trades(MarketId(1), Some(TradeId(3)), 100).await.unwrap(),
+        vec![big[1].clone(), big[0].clone()]
+    );
+    assert!(s.trades(MarketId(1), Some(TradeId(1)), 100).await.unwrap().is_empty());
+    assert!(s.trades(MarketId(3), None, 100).await.unwrap().is_empty());
+}
+
+async fn ledger_filters_and_pages(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    let mut entries = Vec::new();
+    for n in 0..40i128 {
+        let owner = if n % 4 == 3 { v } else { u };
+        entries.push(entry(owner, 1 + (n % 3) as u32, 1, n));
+    }
+    entries[0].delta_available = i128::MIN;
+    entries[0].available = i128::MAX;
+    entries[1].delta_held = -1;
+    entries[1].held = i128::MIN + 1;
+    entries[2].kind = LedgerKind::Deposit;
+    entries[4].kind = LedgerKind::Withdrawal;
+    entries[5].kind = LedgerKind::Adjustment;
+    entries[6].kind = LedgerKind::Order;
+    project(s, |p| p.ledger = entries[..25].to_vec()).await;
+    project(s, |p| p.ledger = entries[25..].to_vec()).await;
+
+    let rows = s.ledger(u, &LedgerFilter { limit: 1_000, ..Default::default() }).await.unwrap();
+    let mine: Vec<NewLedgerEntry> = entries.iter().filter(|e| e.user == u).rev().cloned().collect();
+    assert_eq!(rows.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(), mine, "newest first");
+    assert!(rows.windows(2).all(|w| w[0].id > w[1].id), "ids follow insertion order");
+
+    let pages = |filter: LedgerFilter| async move {
+        let mut got = Vec::new();
+        let mut filter = filter;
+        loop {
+            let page = s.ledger(u, &filter).await.unwrap();
+            let Some(last) = page.last() else { break };
+            filter.before = Some(last.id);
+            got.extend(page);
+        }
+        got
+    };
+    assert_eq!(pages(LedgerFilter { limit: 4, ..Default::default() }).await, rows);
+    let asset2: Vec<_> = rows.iter().filter(|r| r.entry.asset == AssetId(2)).cloned().collect();
+    assert!(!asset2.is_empty());
+    assert_eq!(
+        pages(LedgerFilter { limit: 3, asset: Some(AssetId(2)), before: None }).await,
+        asset2
+    );
+    assert!(
+        s.ledger(u, &LedgerFilter { limit: 10, before: Some(i64::MIN), ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.ledger(u, &LedgerFilter::default()).await.unwrap().is_empty(), "limit 0");
+}
+
+async fn balances_upsert(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    let b = |user, asset, available, seq| BalanceRow {
+        user,
+        asset: AssetId(asset),
+        available,
+        locked: i128::MAX,
+        held: 0,
+        seq,
+    };
+    project(s, |p| {
+        p.balances = vec![b(u, 2, 20, 1), b(u, 1, 10, 1), b(v, 1, 30, 1), b(u, 1, 11, 1)];
+    })
+    .await;
+    assert_eq!(s.balance(u, AssetId(1)).await.unwrap(), Some(b(u, 1, 11, 1)), "last one wins");
+    assert_eq!(s.balances(u).await.unwrap(), vec![b(u, 1, 11, 1), b(u, 2, 20, 1)]);
+    assert_eq!(s.balance(u, AssetId(3)).await.unwrap(), None);
+
+    project(s, |p| p.balances = vec![b(u, 1, i128::MIN, 2)]).await;
+    assert_eq!(s.balances(u).await.unwrap(), vec![b(u, 1, i128::MIN, 2), b(u, 2, 20, 1)]);
+    assert_eq!(s.balances(v).await.unwrap(), vec![b(v, 1, 30, 1)]);
+    assert!(s.balances(UserId(9)).await.unwrap().is_empty());
+}
+
+async fn candles_ranges_and_latest(db: &Db) {
+    let s = &*db.store;
+    let m1: Vec<CandleRow> =
+        (0..10).map(|i| candle(1, Interval::M1, i * 60_000, 100 + i as u128)).collect();
+    let h1 = candle(1, Interval::H1, 0, 7);
+    let h1_newer = candle(1, Interval::H1, 3_600_000, u128::MAX);
+    let other = candle(2, Interval::M1, 120_000, 5);
+    project(s, |p| {
+        p.candles = m1.clone();
+        p.candles.extend([h1.clone(), other.clone()]);
+    })
+    .await;
+    project(s, |p| p.candles = vec![h1_newer.clone()]).await;
+
+    let get = |from, to, limit| s.candles(MarketId(1), Interval::M1, from, to, limit);
+    assert_eq!(get(None, None, 1_000).await.unwrap(), m1, "oldest first");
+    assert_eq!(get(None, None, 3).await.unwrap(), m1[7..].to_vec(), "the newest `limit`");
+    assert_eq!(get(Some(120_000), Some(300_000), 100).await.unwrap(), m1[2..5].to_vec());
+    assert_eq!(get(Some(120_000), Some(300_000), 2).await.unwrap(), m1[3..5].to_vec());
+    assert_eq!(get(Some(500_000), None, 100).await.unwrap(), m1[9..].to_vec());
+    assert_eq!(get(None, Some(60_000), 100).await.unwrap(), m1[..1].to_vec());
+    assert!(get(None, Some(i64::MIN), 100).await.unwrap().is_empty());
+    assert!(get(None, None, 0).await.unwrap().is_empty());
+    assert_eq!(
+        s.candles(MarketId(1), Interval::H1, None, None, 10).await.unwrap(),
+        vec![h1.clone(), h1_newer.clone()]
+    );
+    assert!(s.candles(MarketId(1), Interval::D1, None, None, 10).await.unwrap().is_empty());
+
+    // The open candle is upserted as trades arrive.
+    let updated = CandleRow { close: 1, low: 1, trades: 9, volume: u128::MAX, ..m1[9].clone() };
+    project(s, |p| p.candles = vec![updated.clone()]).await;
+    assert_eq!(get(None, None, 1).await.unwrap(), vec![updated.clone()]);
+
+    let mut latest = s.latest_candles().await.unwrap();
+    latest.sort_by_key(|c| (c.market, c.interval));
+    assert_eq!(latest, vec![updated, h1_newer, other]);
+}
+
+async fn corrupt_values_are_errors(db: &Db) {
+    let s = &*db.store;
+    let u = UserId(1);
+    project(s, |p| {
+        p.orders = vec![order(1, u, 1, OrderStatus::Open), order(2, u, 1, OrderStatus::Open)];
+        p.balances = vec![BalanceRow {
+            user: u,
+            asset: AssetId(1),
+            available: 1,
+            locked: 0,
+            held: 0,
+            seq: 1,
+        }];
+    })
+    .await;
+    raw(&db.url, "UPDATE orders SET filled = '12x' WHERE id = 1").await;
+    raw(&db.url, "UPDATE orders SET side = 'up' WHERE id = 2").await;
+    raw(&db.url, "UPDATE balances SET available = '+1'").await;
+    let corrupt = |r: Result<_, StoreError>, col: &str| match r {
+        Err(StoreError::Corrupt { column, .. }) => assert_eq!(column, col),
+        other => panic!("expected Corrupt({col}), got {other:?}"),
+    };
+    corrupt(s.order(u, OrderId(1)).await.map(|_| ()), "filled");
+    corrupt(s.order(u, OrderId(2)).await.map(|_| ()), "side");
+    corrupt(
+        s.orders(u, &OrderFilter { limit: 10, ..Default::default() }).await.map(|_| ()),
+        "side",
+    );
+    corrupt(s.open_orders_all().await.map(|_| ()), "filled");
+    corrupt(s.balances(u).await.map(|_| ()), "available");
+    raw(&db.url, "UPDATE orders SET filled = '1', side = 'buy', price = '-3'").await;
+    corrupt(s.order(u, OrderId(1)).await.map(|_| ()), "price");
+    raw(&db.url, "UPDATE orders SET price = '1', user_id = -1 WHERE id = 2").await;
+    corrupt(s.open_orders_all().await.map(|_| ()), "price");
+    raw(&db.url, "UPDATE orders SET price = '1' WHERE id = 1").await;
+    corrupt(s.open_orders_all().await.map(|_| ()), "user_id");
+    // The rows that are sound still read.
+    assert_eq!(s.order(u, OrderId(1)).await.unwrap().map(|o| o.id), Some(OrderId(1)));
+}
