@@ -129,3 +129,33 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bourse_core::MarketId;
+
+    #[test]
+    fn a_full_queue_disconnects_only_that_client() {
+        let hub = Hub::default();
+        let topic = Topic::Trades(MarketId(1));
+        let (slow, _slow_rx) = hub.connect(2);
+        let (fast, mut fast_rx) = hub.connect(2);
+        hub.subscribe(topic, &slow);
+        hub.subscribe(topic, &fast);
+        let message: Message = Arc::from("m");
+        for _ in 0..5 {
+            hub.publish(topic, &message);
+            // The fast client keeps up; the slow one never reads.
+            while fast_rx.try_recv().is_ok() {}
+        }
+        assert_eq!(hub.slow_consumers_dropped.load(Ordering::Relaxed), 1);
+        assert!(hub.has_subscribers(topic), "the fast client is still subscribed");
+        hub.publish(topic, &message);
+        assert_eq!(fast_rx.try_recv().ok().as_deref(), Some("m"));
+        // The slow client was told to close (a permit is stored for its connection task).
+        let notified = slow.kill.notified();
+        tokio::pin!(notified);
+        assert!(futures_util::FutureExt::now_or_never(notified).is_some());
+    }
+}

@@ -21,17 +21,25 @@ pub struct App {
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
     pub secret: String,
+    /// Extra `BOURSE_*` settings for this server.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl App {
     pub async fn spawn(backend: Backend) -> App {
+        App::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> App {
         let data_dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Sqlite => bourse_store::testing::fresh_sqlite_url(data_dir.path()),
             Backend::Postgres => bourse_store::testing::fresh_postgres_url().await,
         };
         let secret = bourse_server::crypto::random_token().unwrap();
-        let mut app = App { server: None, url: String::new(), data_dir, database_url, secret };
+        let extra_env = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut app =
+            App { server: None, url: String::new(), data_dir, database_url, secret, extra_env };
         app.start().await;
         app
     }
@@ -43,7 +51,7 @@ impl App {
             ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
             ("BOURSE_DATABASE_URL".to_string(), self.database_url.clone()),
         ];
-        Config::load(None, env).unwrap()
+        Config::load(None, env.into_iter().chain(self.extra_env.iter().cloned())).unwrap()
     }
 
     pub async fn start(&mut self) {
