@@ -3,7 +3,7 @@
 //! own events), so both always agree.
 
 use bourse_core::{EndReason, Event, OrderId, OrderType};
-use bourse_store::{OrderKind, OrderRow, OrderStatus};
+use bourse_store::{OrderKind, OrderRow, OrderStatus, TradeRow};
 
 /// The row of a just-accepted order, or `None` if `event` is not an acceptance.
 pub fn accepted(event: &Event, seq: u64, time_ms: i64) -> Option<OrderRow> {
@@ -96,4 +96,41 @@ pub fn apply(row: &mut OrderRow, event: &Event, time_ms: i64) {
 /// Engine time (ns) to read-model time (ms).
 pub fn ms(time_ns: u64) -> i64 {
     i64::try_from(time_ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The read-model row of a `Trade` event (`None` for any other event).
+pub fn trade_row(event: &Event, seq: u64, time_ms: i64) -> Option<TradeRow> {
+    let Event::Trade {
+        market,
+        trade,
+        price,
+        quantity,
+        notional,
+        taker_side,
+        maker_order,
+        maker_user,
+        maker_fee,
+        taker_order,
+        taker_user,
+        taker_fee,
+    } = event
+    else {
+        return None;
+    };
+    Some(TradeRow {
+        market: *market,
+        id: *trade,
+        price: *price,
+        quantity: *quantity,
+        notional: *notional,
+        taker_side: *taker_side,
+        maker_order: *maker_order,
+        maker_user: *maker_user,
+        maker_fee: *maker_fee,
+        taker_order: *taker_order,
+        taker_user: *taker_user,
+        taker_fee: *taker_fee,
+        seq,
+        time_ms,
+    })
 }

@@ -16,7 +16,7 @@ use bourse_core::{AssetId, Event, MarketId, OrderId, UserId};
 use bourse_engine::{EngineHandle, SubscribeError};
 use bourse_store::{
     BalanceRow, CandleRow, Interval, LedgerKind, NewLedgerEntry, OrderRow, Projection, Store,
-    StoreError, TradeRow,
+    StoreError,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -255,38 +255,10 @@ impl Projector {
                     {
                         reference = format!("order:{order}");
                     }
-                    Event::Trade {
-                        market,
-                        trade,
-                        price,
-                        quantity,
-                        notional,
-                        taker_side,
-                        maker_order,
-                        maker_user,
-                        maker_fee,
-                        taker_order,
-                        taker_user,
-                        taker_fee,
-                    } => {
+                    Event::Trade { market, trade, price, quantity, notional, .. } => {
                         kind = LedgerKind::Trade;
                         reference = format!("trade:{market}:{trade}");
-                        p.trades.push(TradeRow {
-                            market: *market,
-                            id: *trade,
-                            price: *price,
-                            quantity: *quantity,
-                            notional: *notional,
-                            taker_side: *taker_side,
-                            maker_order: *maker_order,
-                            maker_user: *maker_user,
-                            maker_fee: *maker_fee,
-                            taker_order: *taker_order,
-                            taker_user: *taker_user,
-                            taker_fee: *taker_fee,
-                            seq: *seq,
-                            time_ms,
-                        });
+                        p.trades.extend(orders::trade_row(event, *seq, time_ms));
                         for interval in Interval::ALL {
                             let candle = self.candle(*market, interval, time_ms, *price);
                             candle.high = candle.high.max(*price);
@@ -352,7 +324,7 @@ impl Projector {
         price: u128,
     ) -> &mut CandleRow {
         let open_ms = interval.open_of(time_ms);
-        let entry = self.work.candles.entry((market, interval)).or_insert_with(|| CandleRow {
+        let opened = || CandleRow {
             market,
             interval,
             open_ms,
@@ -363,21 +335,11 @@ impl Projector {
             volume: 0,
             quote_volume: 0,
             trades: 0,
-        });
+        };
+        let entry = self.work.candles.entry((market, interval)).or_insert_with(opened);
         // Engine time never goes back, so a newer trade is in this candle or a later one.
         if entry.open_ms < open_ms {
-            *entry = CandleRow {
-                market,
-                interval,
-                open_ms,
-                open: price,
-                high: price,
-                low: price,
-                close: price,
-                volume: 0,
-                quote_volume: 0,
-                trades: 0,
-            };
+            *entry = opened();
         }
         entry
     }
