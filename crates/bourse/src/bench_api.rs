@@ -20,6 +20,9 @@ use bourse_server::Server;
 use bourse_server::config::Config;
 use bourse_store::{NewApiKey, Scopes};
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, StatusCode, header};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,6 +73,8 @@ const KEYS_VAR: &str = "BOURSE_BENCH_KEYS";
 /// Prices are drawn uniformly within this many ticks (0.01) of the mid, for both sides, so a
 /// buy above a resting sell trades and the rest rests.
 const PRICE_SPREAD_TICKS: u64 = 20;
+/// A request without an answer for this long is an error (and its connection is replaced).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// WebSocket handshakes in flight at once (the listener's accept backlog is finite).
 const WS_CONNECTS_PARALLEL: usize = 100;
 /// Attempts per WebSocket connection before it counts as failed.
@@ -397,8 +402,8 @@ fn error_code(body: &[u8]) -> String {
 
 /// Everything a REST client needs.
 struct Load {
-    http: reqwest::Client,
-    base: String,
+    /// `host:port` of the server.
+    authority: String,
     market: String,
     quantity: String,
     mid_ticks: u64,
@@ -406,58 +411,98 @@ struct Load {
     latency: Histogram,
 }
 
-/// Sends one signed request: `timestamp` in the query, the hex HMAC-SHA256 of query + body
-/// under the key's secret as `signature`. Returns the status and the body.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One keep-alive HTTP/1.1 connection (a client's own: no pool to share or lock).
+async fn http_connect(authority: &str) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends one signed request on `sender`: `timestamp` in the query, the hex HMAC-SHA256 of
+/// query + body under the key's secret as `signature`. Returns the status and the body.
 async fn signed(
+    sender: &mut Sender,
     load: &Load,
     credentials: &Credentials,
-    method: reqwest::Method,
+    method: Method,
     path: &str,
     body: String,
-) -> Result<(reqwest::StatusCode, Vec<u8>), reqwest::Error> {
+) -> Result<(StatusCode, Bytes)> {
     let query = format!("timestamp={}", bourse_server::now_ms());
     let mut payload = Vec::with_capacity(query.len() + body.len());
     payload.extend_from_slice(query.as_bytes());
     payload.extend_from_slice(body.as_bytes());
     let signature = bourse_server::crypto::hmac_hex(credentials.secret.as_bytes(), &payload);
-    let url = format!("{}{path}?{query}&signature={signature}", load.base);
-    let mut request = load.http.request(method, url).header("X-API-KEY", &credentials.key);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{path}?{query}&signature={signature}"))
+        .header(header::HOST, &load.authority)
+        .header("x-api-key", &credentials.key);
     if !body.is_empty() {
-        request = request.header("content-type", "application/json").body(body);
+        request = request.header(header::CONTENT_TYPE, "application/json");
     }
-    let response = request.send().await?;
-    let status = response.status();
-    // Reading the whole body returns the connection to the pool.
-    let body = response.bytes().await?;
-    Ok((status, body.to_vec()))
+    let request = request.body(Full::new(Bytes::from(body)))?;
+    let exchange = async {
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        Ok(result) => Ok(result?),
+        Err(_) => bail!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+    }
 }
 
 /// One REST client: places a limit order (sides alternate, prices around the mid), and if it
-/// rests, cancels it with the next request; until the deadline.
+/// rests, cancels it with the next request; until the deadline. A broken connection is counted
+/// as an error and opened again.
 async fn client(load: Arc<Load>, credentials: Credentials, seed: u64) -> ClientTally {
     let mut tally = ClientTally::default();
     let mut rng = Rng(seed);
     let mut buy = seed.is_multiple_of(2);
     let mut resting: Option<u64> = None;
+    let mut connection: Option<Sender> = None;
     while Instant::now() < load.deadline {
+        let sender = match connection.as_mut() {
+            Some(sender) => sender,
+            None => match http_connect(&load.authority).await {
+                Ok(sender) => connection.insert(sender),
+                Err(e) => {
+                    tally.error(format!("connect: {e:#}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
         let started = Instant::now();
         if let Some(id) = resting.take() {
             let path = format!("/api/v1/orders/{id}");
-            match signed(&load, &credentials, reqwest::Method::DELETE, &path, String::new()).await {
+            match signed(sender, &load, &credentials, Method::DELETE, &path, String::new()).await {
                 Ok((status, _)) if status.is_success() => {
                     load.latency.record(elapsed_ns(started));
                     tally.cancels += 1;
                 }
                 Ok((status, body))
-                    if status == reqwest::StatusCode::NOT_FOUND
-                        && error_code(&body) == "unknown_order" =>
+                    if status == StatusCode::NOT_FOUND && error_code(&body) == "unknown_order" =>
                 {
                     tally.cancels_too_late += 1;
                 }
                 Ok((status, body)) => {
                     tally.error(format!("cancel {}: {}", status.as_u16(), error_code(&body)));
                 }
-                Err(e) => tally.error(format!("cancel: {}", transport_kind(&e))),
+                Err(e) => {
+                    tally.error(format!("cancel: {e:#}"));
+                    connection = None;
+                }
             }
             continue;
         }
@@ -472,7 +517,7 @@ async fn client(load: Arc<Load>, credentials: Credentials, seed: u64) -> ClientT
             ticks % 100,
             load.quantity
         );
-        match signed(&load, &credentials, reqwest::Method::POST, "/api/v1/orders", body).await {
+        match signed(sender, &load, &credentials, Method::POST, "/api/v1/orders", body).await {
             Ok((status, body)) if status.is_success() => {
                 load.latency.record(elapsed_ns(started));
                 tally.places += 1;
@@ -489,20 +534,13 @@ async fn client(load: Arc<Load>, credentials: Credentials, seed: u64) -> ClientT
             Ok((status, body)) => {
                 tally.error(format!("place {}: {}", status.as_u16(), error_code(&body)));
             }
-            Err(e) => tally.error(format!("place: {}", transport_kind(&e))),
+            Err(e) => {
+                tally.error(format!("place: {e:#}"));
+                connection = None;
+            }
         }
     }
     tally
-}
-
-fn transport_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect error".into()
-    } else {
-        format!("transport error: {e}")
-    }
 }
 
 /// What the WebSocket clients saw.
@@ -662,19 +700,25 @@ pub fn run(args: &ApiBenchArgs) -> Result<()> {
 }
 
 async fn bench(args: &ApiBenchArgs, say: &dyn Fn(&str)) -> Result<Figures> {
-    let (local, credentials, base) = match &args.url {
-        Some(url) => (None, keys_from_env()?, url.trim_end_matches('/').to_string()),
+    let (local, credentials, authority) = match &args.url {
+        Some(url) => {
+            let rest = url.strip_prefix("http://").with_context(|| {
+                format!("--url {url:?}: only plain http://HOST:PORT is supported")
+            })?;
+            let authority = rest.split('/').next().unwrap_or(rest).to_string();
+            (None, keys_from_env()?, authority)
+        }
         None => {
             say(&format!("starting a server with {} funded users", args.users.max(1)));
             let (local, credentials) =
                 start_local(args.users.max(1), args.data_dir.as_deref()).await?;
-            let base = local.server.url();
-            (Some(local), credentials, base)
+            let authority = local.server.addr.to_string();
+            (Some(local), credentials, authority)
         }
     };
 
     // WebSocket clients first, so they hear every trade of the load.
-    let ws_url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let ws_url = format!("ws://{authority}/ws");
     let subscribe = format!(r#"{{"op":"subscribe","channels":["trades:{}"]}}"#, args.market);
     say(&format!("connecting {} WebSocket clients", args.ws_clients));
     let connecting = Instant::now();
@@ -720,15 +764,8 @@ async fn bench(args: &ApiBenchArgs, say: &dyn Fn(&str)) -> Result<Figures> {
         .collect();
 
     // The order load.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.clients)
-        .timeout(Duration::from_secs(30))
-        .build()?;
     let load = Arc::new(Load {
-        http,
-        base,
+        authority,
         market: args.market.clone(),
         quantity: args.quantity.clone(),
         mid_ticks: args.price.saturating_mul(100),

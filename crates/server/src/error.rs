@@ -10,6 +10,7 @@ use bourse_core::Reject;
 use bourse_engine::EngineError;
 use bourse_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -18,10 +19,13 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `unknown_order` or `bad_json`.
+    pub code: String,
+    /// A human-readable explanation; may change between versions.
+    pub message: String,
 }
 
 impl ApiError {
@@ -48,7 +52,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { code: self.code, message: &self.message };
+        let body = ErrorBody { code: self.code.to_string(), message: self.message };
         (self.status, Json(body)).into_response()
     }
 }

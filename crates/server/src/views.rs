@@ -8,6 +8,111 @@ use bourse_store::{
     BalanceRow, CandleRow, LedgerKind, LedgerRow, OrderKind, OrderRow, OrderStatus, TradeRow,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The closed sets of words the API uses, for the OpenAPI document only (the views hold the
+/// words as `&'static str` from the `*_str` functions below; a test keeps the two in step).
+pub mod names {
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Side {
+        Buy,
+        Sell,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderType {
+        Limit,
+        Market,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TimeInForce {
+        Gtc,
+        Ioc,
+        Fok,
+        PostOnly,
+    }
+
+    /// Self-trade prevention.
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum StpMode {
+        None,
+        ExpireTaker,
+        ExpireMaker,
+        ExpireBoth,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderStatus {
+        Open,
+        PartiallyFilled,
+        Filled,
+        Canceled,
+        Expired,
+    }
+
+    /// Why an order left the book.
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EndReason {
+        Canceled,
+        Unfilled,
+        SelfTrade,
+        InsufficientFunds,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MarketStatus {
+        Trading,
+        Halted,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum LedgerKind {
+        Order,
+        Trade,
+        Deposit,
+        Withdrawal,
+        Adjustment,
+    }
+
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Role {
+        Maker,
+        Taker,
+    }
+
+    /// What an API key may do (`trade` and `withdraw` imply `read`).
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Scope {
+        Read,
+        Trade,
+        Withdraw,
+    }
+
+    /// One side of the book, best level first; a level is `[price, quantity]`.
+    pub fn levels() -> utoipa::openapi::Array {
+        use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+        let level = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .description(Some("`[price, quantity]` as decimal strings"));
+        ArrayBuilder::new().items(level).description(Some("Best first.")).build()
+    }
+}
 
 pub fn units(value: u128, scale: u8) -> String {
     format_units_trimmed(value, scale)
@@ -90,17 +195,18 @@ pub fn ledger_kind_str(kind: LedgerKind) -> &'static str {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct AssetView {
     pub symbol: String,
     pub scale: u8,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct MarketView {
     pub symbol: String,
     pub base: String,
     pub quote: String,
+    #[schema(value_type = names::MarketStatus)]
     pub status: &'static str,
     /// Price step (quote per whole base unit).
     pub tick_size: String,
@@ -138,14 +244,18 @@ impl MarketView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct OrderView {
     pub id: u64,
     pub market: String,
+    #[schema(value_type = names::Side)]
     pub side: &'static str,
     #[serde(rename = "type")]
+    #[schema(value_type = names::OrderType)]
     pub kind: &'static str,
+    /// Limit orders only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<names::TimeInForce>)]
     pub time_in_force: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
@@ -154,8 +264,12 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quote_amount: Option<String>,
     pub client_order_id: Option<String>,
+    #[schema(value_type = names::StpMode)]
     pub stp: &'static str,
+    #[schema(value_type = names::OrderStatus)]
     pub status: &'static str,
+    /// Set once the order is no longer open.
+    #[schema(value_type = Option<names::EndReason>)]
     pub end_reason: Option<&'static str>,
     pub filled_quantity: String,
     pub filled_quote: String,
@@ -194,12 +308,14 @@ impl OrderView {
 }
 
 /// A trade seen by one of its two parties.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct FillView {
     pub market: String,
     pub trade_id: u64,
     pub order_id: u64,
+    #[schema(value_type = names::Side)]
     pub side: &'static str,
+    #[schema(value_type = names::Role)]
     pub role: &'static str,
     pub price: String,
     pub quantity: String,
@@ -240,11 +356,12 @@ impl FillView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TradeView {
     pub id: u64,
     pub price: String,
     pub quantity: String,
+    #[schema(value_type = names::Side)]
     pub taker_side: &'static str,
     pub time_ms: i64,
 }
@@ -261,7 +378,7 @@ impl TradeView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct BalanceView {
     pub asset: String,
     pub available: String,
@@ -283,10 +400,11 @@ impl BalanceView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct LedgerView {
     pub id: i64,
     pub asset: String,
+    #[schema(value_type = names::LedgerKind)]
     pub kind: &'static str,
     pub reference: String,
     pub delta_available: String,
@@ -321,7 +439,7 @@ impl LedgerView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct CandleView {
     pub open_ms: i64,
     pub open: String,
@@ -349,7 +467,7 @@ impl CandleView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TickerView {
     pub market: String,
     /// Last trade price (any time); absent before the first trade.
@@ -366,4 +484,109 @@ pub struct TickerView {
     pub trades: u64,
     pub best_bid: Option<String>,
     pub best_ask: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn words<T: Serialize>(values: &[T]) -> BTreeSet<String> {
+        values
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap().as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn set(words: &[&str]) -> BTreeSet<String> {
+        words.iter().map(|w| (*w).to_string()).collect()
+    }
+
+    /// The documented enumerations are exactly the words the views emit.
+    #[test]
+    fn documented_names_match_the_views() {
+        use names as n;
+        assert_eq!(
+            words(&[n::Side::Buy, n::Side::Sell]),
+            set(&[side_str(Side::Buy), side_str(Side::Sell)])
+        );
+        assert_eq!(
+            words(&[n::OrderType::Limit, n::OrderType::Market]),
+            set(&[OrderKind::Limit, OrderKind::Market, OrderKind::MarketQuote].map(kind_str))
+        );
+        assert_eq!(
+            words(&[
+                n::TimeInForce::Gtc,
+                n::TimeInForce::Ioc,
+                n::TimeInForce::Fok,
+                n::TimeInForce::PostOnly
+            ]),
+            set(&[TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok, TimeInForce::PostOnly]
+                .map(tif_str))
+        );
+        assert_eq!(
+            words(&[
+                n::StpMode::None,
+                n::StpMode::ExpireTaker,
+                n::StpMode::ExpireMaker,
+                n::StpMode::ExpireBoth
+            ]),
+            set(&[StpMode::None, StpMode::ExpireTaker, StpMode::ExpireMaker, StpMode::ExpireBoth]
+                .map(stp_str))
+        );
+        assert_eq!(
+            words(&[
+                n::OrderStatus::Open,
+                n::OrderStatus::PartiallyFilled,
+                n::OrderStatus::Filled,
+                n::OrderStatus::Canceled,
+                n::OrderStatus::Expired
+            ]),
+            set(&[
+                OrderStatus::Open,
+                OrderStatus::PartiallyFilled,
+                OrderStatus::Filled,
+                OrderStatus::Canceled,
+                OrderStatus::Expired
+            ]
+            .map(status_str))
+        );
+        assert_eq!(
+            words(&[
+                n::EndReason::Canceled,
+                n::EndReason::Unfilled,
+                n::EndReason::SelfTrade,
+                n::EndReason::InsufficientFunds
+            ]),
+            set(&[
+                EndReason::Canceled,
+                EndReason::Unfilled,
+                EndReason::SelfTrade,
+                EndReason::Funds
+            ]
+            .map(end_reason_str))
+        );
+        assert_eq!(
+            words(&[n::MarketStatus::Trading, n::MarketStatus::Halted]),
+            set(&[MarketStatus::Trading, MarketStatus::Halted].map(market_status_str))
+        );
+        assert_eq!(
+            words(&[
+                n::LedgerKind::Order,
+                n::LedgerKind::Trade,
+                n::LedgerKind::Deposit,
+                n::LedgerKind::Withdrawal,
+                n::LedgerKind::Adjustment
+            ]),
+            set(&[
+                LedgerKind::Order,
+                LedgerKind::Trade,
+                LedgerKind::Deposit,
+                LedgerKind::Withdrawal,
+                LedgerKind::Adjustment
+            ]
+            .map(ledger_kind_str))
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use super::{ApiJson, ApiPath};
 use crate::auth::{Principal, SESSION_COOKIE, Via, parse_cidr};
 use crate::crypto;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::Shared;
 use axum::Extension;
 use axum::Json;
@@ -14,9 +14,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bourse_core::UserId;
 use bourse_store::{NewApiKey, NewSession, NewToken, Scopes, StoreError, TokenPurpose};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
 const PASSWORD_LEN_MIN: usize = 10;
 const PASSWORD_LEN_MAX: usize = 128;
@@ -26,11 +26,18 @@ const API_KEYS_PER_USER_MAX: usize = 30;
 const LABEL_LEN_MAX: usize = 64;
 const IP_ALLOWLIST_MAX: usize = 32;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     email: String,
+    /// 10 to 128 characters, not too easy to guess.
     password: String,
+}
+
+/// A confirmation with nothing else to say.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub message: &'static str,
 }
 
 /// Lower-cases and checks the shape of an e-mail address (one `@`, a dot in the domain, no
@@ -95,6 +102,14 @@ async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<boo
 }
 
 /// Always answers the same way whether or not the address is registered.
+#[utoipa::path(post, path = "/auth/signup", tag = "account", request_body = Credentials,
+    responses(
+        (status = 202, description = "A verification link was mailed (if the address is new)", body = Message),
+        (status = 400, description = "`bad_json`, `bad_email`, `weak_password`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn signup(
     State(state): State<Shared>,
     ApiJson(c): ApiJson<Credentials>,
@@ -137,21 +152,29 @@ pub async fn signup(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"message": "check your e-mail for a link to verify your address"})),
+        Json(Message { message: "check your e-mail for a link to verify your address" }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// The `token` of the link in the verification mail.
     token: String,
 }
 
+#[utoipa::path(post, path = "/auth/verify", tag = "account", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The address is verified", body = Message),
+        (status = 400, description = "`bad_json`, `bad_token`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn verify_email(
     State(state): State<Shared>,
     ApiJson(v): ApiJson<VerifyRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Message>> {
     let user = state
         .store
         .use_token(&crypto::token_hash(&v.token), TokenPurpose::VerifyEmail, crate::now_ms())
@@ -160,7 +183,7 @@ pub async fn verify_email(
             ApiError::bad_request("bad_token", "the link is invalid, used or expired")
         })?;
     state.store.set_email_verified(user).await?;
-    Ok(Json(json!({"message": "e-mail verified; you can log in"})))
+    Ok(Json(Message { message: "e-mail verified; you can log in" }))
 }
 
 fn client_meta(headers: &HeaderMap, peer: SocketAddr) -> (String, String) {
@@ -179,6 +202,22 @@ pub fn session_cookie(state: &Shared, token: &str, max_age_s: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}")
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user_id: u64,
+    pub session_id: i64,
+}
+
+/// Opens a session: the `bourse_session` cookie (HttpOnly, SameSite=Lax) is set.
+#[utoipa::path(post, path = "/auth/login", tag = "account", request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in; sets the `bourse_session` cookie", body = LoginResponse),
+        (status = 400, description = "`bad_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`email_not_verified`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -219,10 +258,18 @@ pub async fn login(
         })
         .await?;
     let cookie = session_cookie(&state, &token, idle_ms / 1000);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"user_id": user.id.0, "session_id": id})))
+    Ok(([(header::SET_COOKIE, cookie)], Json(LoginResponse { user_id: user.id.0, session_id: id }))
         .into_response())
 }
 
+/// Ends the current session and clears the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = "account", security(("session" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = Message),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn logout(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
@@ -231,58 +278,148 @@ pub async fn logout(
         state.store.revoke_session(p.user, id).await?;
     }
     let cookie = session_cookie(&state, "", 0);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"message": "logged out"}))).into_response())
+    Ok(([(header::SET_COOKIE, cookie)], Json(Message { message: "logged out" })).into_response())
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user_id: u64,
+    pub email: String,
+    pub email_verified: bool,
+    pub created_ms: i64,
+}
+
+#[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = Me),
+        (status = 400, description = "Signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn me(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Me>> {
     let user = state
         .store
         .user(p.user)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unauthenticated", "no such user"))?;
-    Ok(Json(
-        json!({"user_id": user.id.0, "email": user.email, "email_verified": user.email_verified, "created_ms": user.created_ms}),
-    ))
+    Ok(Json(Me {
+        user_id: user.id.0,
+        email: user.email,
+        email_verified: user.email_verified,
+        created_ms: user.created_ms,
+    }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: i64,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub expires_ms: i64,
+    pub ip: String,
+    pub user_agent: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[utoipa::path(get, path = "/sessions", tag = "account", security(("session" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions", body = Vec<SessionView>),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn sessions(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<SessionView>>> {
     let current = match p.via {
         Via::Session { id } => Some(id),
         Via::ApiKey { .. } => None,
     };
     let rows = state.store.sessions(p.user, crate::now_ms()).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|s| json!({"id": s.id, "created_ms": s.created_ms, "last_seen_ms": s.last_seen_ms,
-            "expires_ms": s.expires_ms, "ip": s.ip, "user_agent": s.user_agent, "current": Some(s.id) == current}))
+    let list = rows
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id,
+            created_ms: s.created_ms,
+            last_seen_ms: s.last_seen_ms,
+            expires_ms: s.expires_ms,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            current: Some(s.id) == current,
+        })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// The id of the revoked session or key.
+    pub revoked: i64,
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "account", security(("session" = [])),
+    params(("id" = i64, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session is revoked", body = Revoked),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        (status = 404, description = "`unknown_session`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn revoke_session(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Revoked>> {
     if !state.store.revoke_session(p.user, id).await? {
         return Err(ApiError::not_found("unknown_session", "no such session"));
     }
-    Ok(Json(json!({"revoked": id})))
+    Ok(Json(Revoked { revoked: id }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
+    /// 1 to 64 characters.
     label: String,
+    #[schema(value_type = Vec<crate::views::names::Scope>)]
     scopes: Vec<String>,
+    /// IP addresses or CIDR blocks the key may be used from (at most 32; empty: any).
     #[serde(default)]
     ip_allowlist: Vec<String>,
+}
+
+/// A new key; the secret is shown in this response only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key's id (for `DELETE /api-keys/{id}`).
+    pub key: i64,
+    /// The value of the `X-API-KEY` header.
+    pub api_key: String,
+    /// The HMAC-SHA256 signing secret.
+    pub secret: String,
+    pub label: String,
+    #[schema(value_type = Vec<crate::views::names::Scope>)]
+    pub scopes: Vec<String>,
+    pub ip_allowlist: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: i64,
+    pub api_key: String,
+    pub label: String,
+    #[schema(value_type = Vec<crate::views::names::Scope>)]
+    pub scopes: Vec<&'static str>,
+    pub ip_allowlist: Vec<String>,
+    pub created_ms: i64,
 }
 
 pub fn parse_scopes(names: &[String]) -> ApiResult<Scopes> {
@@ -315,6 +452,17 @@ pub fn scope_names(scopes: Scopes) -> Vec<&'static str> {
 }
 
 /// Creates a key; the secret is in this response only.
+#[utoipa::path(post, path = "/api-keys", tag = "account", security(("session" = [])),
+    request_body = NewKeyRequest,
+    responses(
+        (status = 201, description = "The key, with its secret (shown once)", body = CreatedApiKey),
+        (status = 400, description = "`bad_json`, `bad_label`, `bad_scope`, `bad_ip_allowlist`", body = ErrorBody),
+        (status = 409, description = "`too_many_api_keys`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn create_api_key(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
@@ -323,8 +471,14 @@ pub async fn create_api_key(
     let (key, secret) = new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"key": key.0, "api_key": key.1, "secret": secret,
-        "label": r.label, "scopes": r.scopes, "ip_allowlist": r.ip_allowlist})),
+        Json(CreatedApiKey {
+            key: key.0,
+            api_key: key.1,
+            secret,
+            label: r.label,
+            scopes: r.scopes,
+            ip_allowlist: r.ip_allowlist,
+        }),
     )
         .into_response())
 }
@@ -380,31 +534,52 @@ pub async fn new_api_key(
     Ok(((id, key), secret))
 }
 
+#[utoipa::path(get, path = "/api-keys", tag = "account", security(("session" = [])),
+    responses(
+        (status = 200, description = "The caller's API keys (without secrets)", body = Vec<ApiKeyView>),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn api_keys(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<ApiKeyView>>> {
     let rows = state.store.api_keys(p.user).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|k| {
-            json!({"id": k.id, "api_key": k.key, "label": k.label, "scopes": scope_names(k.scopes),
-            "ip_allowlist": k.ip_allowlist, "created_ms": k.created_ms})
+    let list = rows
+        .into_iter()
+        .map(|k| ApiKeyView {
+            id: k.id,
+            api_key: k.key,
+            label: k.label,
+            scopes: scope_names(k.scopes),
+            ip_allowlist: k.ip_allowlist,
+            created_ms: k.created_ms,
         })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "account", security(("session" = [])),
+    params(("id" = i64, Path, description = "API key id (`key` in the creation response)")),
+    responses(
+        (status = 200, description = "The key is revoked", body = Revoked),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        (status = 404, description = "`unknown_api_key`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Revoked>> {
     if !state.store.revoke_api_key(p.user, id).await? {
         return Err(ApiError::not_found("unknown_api_key", "no such API key"));
     }
     if let Ok(mut cache) = state.api_keys.lock() {
         cache.retain(|_, k| k.id != id);
     }
-    Ok(Json(json!({"revoked": id})))
+    Ok(Json(Revoked { revoked: id }))
 }

@@ -3,6 +3,7 @@
 //! message}` errors.
 
 pub mod account;
+pub mod openapi;
 pub mod public;
 pub mod trading;
 
@@ -30,6 +31,7 @@ pub struct ApiPath<T>(pub T);
 pub fn routes(state: &Shared) -> Router<Shared> {
     let guard = |r: Requirement| from_fn_with_state((state.clone(), r), require);
     let public = Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/time", get(public::time))
         .route("/health", get(public::health))
         .route("/assets", get(public::assets))

@@ -1,7 +1,7 @@
 //! Public market data: time, health, assets, markets, tickers, depth, trades, candles.
 
 use super::{ApiPath as Path, ApiQuery as Query};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::mirror::MarketInfo;
 use crate::state::Shared;
 use crate::views::{AssetView, CandleView, MarketView, TickerView, TradeView, units};
@@ -9,29 +9,59 @@ use axum::Json;
 use axum::extract::State;
 use bourse_core::TradeId;
 use bourse_store::{Interval, LIST_LIMIT_MAX};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-pub async fn time() -> Json<Value> {
-    Json(json!({ "server_time_ms": crate::now_ms() }))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerTime {
+    /// The server's clock, Unix milliseconds.
+    pub server_time_ms: i64,
 }
 
-pub async fn health(State(state): State<Shared>) -> Json<Value> {
+#[utoipa::path(get, path = "/time", tag = "public",
+    responses((status = 200, description = "The server's clock", body = ServerTime)))]
+pub async fn time() -> Json<ServerTime> {
+    Json(ServerTime { server_time_ms: crate::now_ms() })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the engine runs and the database answers, else `degraded`.
+    pub status: &'static str,
+    pub engine_running: bool,
+    /// The last command the engine applied.
+    pub engine_seq: u64,
+    /// The last command the read model reflects.
+    pub projected_seq: u64,
+    pub projector_lag: u64,
+    /// `ok` or `unreachable`.
+    pub database: &'static str,
+    /// `sqlite` or `postgres`.
+    pub database_backend: &'static str,
+    pub websocket_clients: usize,
+}
+
+#[utoipa::path(get, path = "/health", tag = "public",
+    responses((status = 200, description = "Liveness of the engine, projector and database", body = Health)))]
+pub async fn health(State(state): State<Shared>) -> Json<Health> {
     let status = state.engine.status();
     let projected = *state.projected.borrow();
     let database = state.store.ping().await.is_ok();
-    Json(json!({
-        "status": if status.running && database { "ok" } else { "degraded" },
-        "engine_running": status.running,
-        "engine_seq": status.seq,
-        "projected_seq": projected,
-        "projector_lag": status.seq.saturating_sub(projected),
-        "database": if database { "ok" } else { "unreachable" },
-        "database_backend": state.store.backend(),
-        "websocket_clients": state.hub.connections.load(std::sync::atomic::Ordering::Relaxed),
-    }))
+    Json(Health {
+        status: if status.running && database { "ok" } else { "degraded" },
+        engine_running: status.running,
+        engine_seq: status.seq,
+        projected_seq: projected,
+        projector_lag: status.seq.saturating_sub(projected),
+        database: if database { "ok" } else { "unreachable" },
+        database_backend: state.store.backend(),
+        websocket_clients: state.hub.connections.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
+#[utoipa::path(get, path = "/assets", tag = "public", responses(
+    (status = 200, description = "Every asset with its precision", body = Vec<AssetView>),
+    (status = 500, description = "Internal error", body = ErrorBody)))]
 pub async fn assets(State(state): State<Shared>) -> ApiResult<Json<Vec<AssetView>>> {
     let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
     Ok(Json(
@@ -43,6 +73,9 @@ pub async fn assets(State(state): State<Shared>) -> ApiResult<Json<Vec<AssetView
     ))
 }
 
+#[utoipa::path(get, path = "/markets", tag = "public", responses(
+    (status = 200, description = "Every market with its grid and fees", body = Vec<MarketView>),
+    (status = 500, description = "Internal error", body = ErrorBody)))]
 pub async fn markets(State(state): State<Shared>) -> ApiResult<Json<Vec<MarketView>>> {
     let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
     Ok(Json(mirror.markets.values().map(MarketView::new).collect()))
@@ -56,6 +89,9 @@ pub fn market(state: &Shared, symbol: &str) -> ApiResult<MarketInfo> {
         .ok_or_else(|| ApiError::not_found("unknown_market", format!("no market {symbol:?}")))
 }
 
+#[utoipa::path(get, path = "/tickers", tag = "public", responses(
+    (status = 200, description = "The 24 h ticker of every market", body = Vec<TickerView>),
+    (status = 500, description = "Internal error", body = ErrorBody)))]
 pub async fn tickers(State(state): State<Shared>) -> ApiResult<Json<Vec<TickerView>>> {
     let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
     let tickers = state.tickers.lock().map_err(|_| ApiError::internal("tickers", "poisoned"))?;
@@ -63,6 +99,12 @@ pub async fn tickers(State(state): State<Shared>) -> ApiResult<Json<Vec<TickerVi
     Ok(Json(mirror.markets.keys().filter_map(|m| tickers.view(*m, now, &mirror)).collect()))
 }
 
+#[utoipa::path(get, path = "/markets/{market}/ticker", tag = "public",
+    params(("market" = String, Path, description = "Market symbol, e.g. `BTC-USDT`")),
+    responses(
+        (status = 200, description = "The market's 24 h ticker", body = TickerView),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody)))]
 pub async fn ticker(
     State(state): State<Shared>,
     Path(symbol): Path<String>,
@@ -77,18 +119,41 @@ pub async fn ticker(
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DepthQuery {
+    /// Levels per side, 1 to 5000 (default 100).
     limit: Option<usize>,
+}
+
+/// A book snapshot; each level is `[price, quantity]` as decimal strings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Depth {
+    pub market: String,
+    /// Apply WebSocket diffs whose `update_id` is greater than this.
+    pub update_id: u64,
+    /// Best (highest) first.
+    #[schema(schema_with = crate::views::names::levels)]
+    pub bids: Vec<[String; 2]>,
+    /// Best (lowest) first.
+    #[schema(schema_with = crate::views::names::levels)]
+    pub asks: Vec<[String; 2]>,
 }
 
 /// The book's levels with the `update_id` they reflect: apply WebSocket diffs whose
 /// `update_id` is greater.
+#[utoipa::path(get, path = "/markets/{market}/depth", tag = "public",
+    params(("market" = String, Path, description = "Market symbol"), DepthQuery),
+    responses(
+        (status = 200, description = "The order book's levels", body = Depth),
+        (status = 400, description = "`bad_query`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody)))]
 pub async fn depth(
     State(state): State<Shared>,
     Path(symbol): Path<String>,
     Query(q): Query<DepthQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Depth>> {
     let info = market(&state, &symbol)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 5000);
     let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
@@ -99,21 +164,33 @@ pub async fn depth(
     let fmt = |levels: Vec<(u128, u128)>| -> Vec<[String; 2]> {
         levels.into_iter().map(|(p, v)| [units(p, qs), units(v, b)]).collect()
     };
-    Ok(Json(json!({
-        "market": info.symbol,
-        "update_id": book.update_id,
-        "bids": fmt(bids),
-        "asks": fmt(asks),
-    })))
+    Ok(Json(Depth {
+        market: info.symbol,
+        update_id: book.update_id,
+        bids: fmt(bids),
+        asks: fmt(asks),
+    }))
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TradesQuery {
+    /// 1 to the list maximum (default 100).
     limit: Option<u32>,
+    /// Only trades with a smaller id (the cursor for older trades).
     before: Option<u64>,
 }
 
+/// Recent trades, newest first.
+#[utoipa::path(get, path = "/markets/{market}/trades", tag = "public",
+    params(("market" = String, Path, description = "Market symbol"), TradesQuery),
+    responses(
+        (status = 200, description = "Trades, newest first", body = Vec<TradeView>),
+        (status = 400, description = "`bad_query`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn trades(
     State(state): State<Shared>,
     Path(symbol): Path<String>,
@@ -126,14 +203,27 @@ pub async fn trades(
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CandlesQuery {
+    /// One of `1m`, `5m`, `15m`, `1h`, `4h`, `1d`.
     interval: String,
+    /// Earliest candle open time, Unix ms.
     from: Option<i64>,
+    /// Latest candle open time, Unix ms.
     to: Option<i64>,
+    /// 1 to the list maximum (default 500).
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/markets/{market}/candles", tag = "public",
+    params(("market" = String, Path, description = "Market symbol"), CandlesQuery),
+    responses(
+        (status = 200, description = "OHLCV candles", body = Vec<CandleView>),
+        (status = 400, description = "`bad_query`, `bad_interval`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn candles(
     State(state): State<Shared>,
     Path(symbol): Path<String>,

@@ -4,7 +4,7 @@
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, reject};
+use crate::error::{ApiError, ApiResult, ErrorBody, reject};
 use crate::mirror::MarketInfo;
 use crate::orders;
 use crate::state::Shared;
@@ -20,13 +20,21 @@ use bourse_core::{
     StpMode, TimeInForce, TradeId, UserId,
 };
 use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter, TradeRow};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 fn mirror_err<T>(_: T) -> ApiError {
     ApiError::internal("mirror", "poisoned lock")
 }
 
+#[utoipa::path(get, path = "/balances", tag = "trading", security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The caller's balances", body = Vec<BalanceView>),
+        (status = 400, description = "signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn balances(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
@@ -37,19 +45,78 @@ pub async fn balances(
     Ok(Json(rows.iter().map(|b| BalanceView::new(b, &mirror)).collect()))
 }
 
-#[derive(Deserialize)]
+/// A new order. A limit order takes `price` and `quantity` (and optionally `time_in_force`);
+/// a market order takes exactly one of `quantity` (base) and `quote_amount` (quote to spend).
+/// Amounts are decimal strings.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceRequest {
+    /// Market symbol, e.g. `BTC-USDT`.
     market: String,
+    #[schema(value_type = crate::views::names::Side)]
     side: String,
     #[serde(rename = "type")]
+    #[schema(value_type = crate::views::names::OrderType)]
     kind: String,
     price: Option<String>,
     quantity: Option<String>,
     quote_amount: Option<String>,
+    /// Limit orders only; default `gtc`.
+    #[schema(value_type = Option<crate::views::names::TimeInForce>)]
     time_in_force: Option<String>,
+    /// Your own id for the order, unique among your open orders in the market.
     client_order_id: Option<String>,
+    /// Self-trade prevention; default `expire_taker`.
+    #[schema(value_type = Option<crate::views::names::StpMode>)]
     stp: Option<String>,
+}
+
+/// The order as placed, with the trades it made immediately.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaceResponse {
+    pub order: OrderView,
+    pub fills: Vec<FillView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelResponse {
+    pub order_id: u64,
+    pub market: String,
+    /// Always `canceled`.
+    #[schema(value_type = crate::views::names::OrderStatus)]
+    pub status: &'static str,
+    pub filled_quantity: String,
+    pub canceled_quantity: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelAllResponse {
+    /// The ids of the canceled orders.
+    pub canceled: Vec<u64>,
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrdersPage {
+    pub orders: Vec<OrderView>,
+    /// The `before` cursor of the next page; null at the end.
+    pub next: Option<u64>,
+}
+
+/// A page of fills, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FillsPage {
+    pub fills: Vec<FillView>,
+    /// The `before` cursor of the next page (`seq:market_id:trade_id`); null at the end.
+    pub next: Option<String>,
+}
+
+/// A page of ledger entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerPage {
+    pub entries: Vec<LedgerView>,
+    /// The `before` cursor of the next page; null at the end.
+    pub next: Option<i64>,
 }
 
 fn amount(field: &'static str, text: &str, scale: u8) -> ApiResult<u128> {
@@ -146,6 +213,18 @@ pub fn parse_place(r: &PlaceRequest, market: &MarketInfo, user: UserId) -> ApiRe
     Ok(PlaceOrder { user, market: market.id, side, order_type, client_order_id, stp })
 }
 
+#[utoipa::path(post, path = "/orders", tag = "trading", security(("api_key" = []), ("session" = [])), request_body = PlaceRequest,
+    responses(
+        (status = 201, description = "The order was accepted (it may already be filled or expired)", body = PlaceResponse),
+        (status = 400, description = "`bad_json`, `bad_side`, `bad_type`, `missing_price`, `bad_amount`, `too_precise`, engine rejections such as `insufficient_funds`, `price_off_tick`, ...; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 409, description = "`duplicate_client_order_id`, `market_halted`, `too_many_open_orders`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn place(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
@@ -207,7 +286,7 @@ pub async fn place(
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let fills: Vec<FillView> =
         fills.iter().filter_map(|t| FillView::new(t, p.user, &mirror)).collect();
-    let body = json!({"order": OrderView::new(&row, &mirror), "fills": fills});
+    let body = PlaceResponse { order: OrderView::new(&row, &mirror), fills };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -216,7 +295,7 @@ async fn cancel_ref(
     user: UserId,
     market: Option<MarketId>,
     order: OrderRef,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CancelResponse>> {
     let outcome = state.engine.execute(Command::Cancel { user, market, order }).await?;
     state.note_user_seq(user, outcome.seq);
     for event in &outcome.events {
@@ -234,10 +313,13 @@ async fn cancel_ref(
                     })
                     .map(|m| (m.base.scale, m.symbol.clone()))
                     .unwrap_or((0, String::new()));
-                return Ok(Json(
-                    json!({"order_id": order.0, "market": market, "status": "canceled",
-                    "filled_quantity": crate::views::units(*filled, b), "canceled_quantity": crate::views::units(*remaining, b)}),
-                ));
+                return Ok(Json(CancelResponse {
+                    order_id: order.0,
+                    market,
+                    status: "canceled",
+                    filled_quantity: crate::views::units(*filled, b),
+                    canceled_quantity: crate::views::units(*remaining, b),
+                }));
             }
             _ => {}
         }
@@ -245,26 +327,48 @@ async fn cancel_ref(
     Err(reject(bourse_core::Reject::UnknownOrder))
 }
 
+#[utoipa::path(delete, path = "/orders/{id}", tag = "trading", security(("api_key" = []), ("session" = [])),
+    params(("id" = u64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order is canceled", body = CancelResponse),
+        (status = 400, description = "`bad_path`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_order` (also for orders that are no longer open)", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<u64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CancelResponse>> {
     cancel_ref(&state, p.user, None, OrderRef::Id(OrderId(id))).await
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClientIdQuery {
+    /// Market symbol (client order ids are unique per market).
     market: String,
 }
 
+#[utoipa::path(delete, path = "/orders/by-client-id/{client_order_id}", tag = "trading", security(("api_key" = []), ("session" = [])),
+    params(("client_order_id" = String, Path, description = "The order's `client_order_id`"), ClientIdQuery),
+    responses(
+        (status = 200, description = "The order is canceled", body = CancelResponse),
+        (status = 400, description = "`bad_query`, `bad_client_order_id`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_order`, `unknown_market`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn cancel_by_client_id(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiPath(client_order_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ClientIdQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CancelResponse>> {
     let market = super::public::market(&state, &q.market)?;
     let cid = ClientOrderId::new(&client_order_id).map_err(|e| {
         ApiError::bad_request("bad_client_order_id", format!("client_order_id {e}"))
@@ -273,16 +377,27 @@ pub async fn cancel_by_client_id(
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MarketQuery {
+    /// Only this market's orders (default: every market).
     market: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/orders", tag = "trading", security(("api_key" = []), ("session" = [])), params(MarketQuery),
+    responses(
+        (status = 200, description = "The caller's open orders are canceled", body = CancelAllResponse),
+        (status = 400, description = "`bad_query`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn cancel_all(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<MarketQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CancelAllResponse>> {
     let market = match q.market.as_deref() {
         Some(m) => Some(super::public::market(&state, m)?.id),
         None => None,
@@ -302,9 +417,19 @@ pub async fn cancel_all(
             _ => None,
         })
         .collect();
-    Ok(Json(json!({"canceled": canceled})))
+    Ok(Json(CancelAllResponse { canceled }))
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "trading", security(("api_key" = []), ("session" = [])),
+    params(("id" = u64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, description = "`bad_path`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_order`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn get_order(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
@@ -321,22 +446,36 @@ pub async fn get_order(
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
+    /// Only this market's orders.
     market: Option<String>,
     /// `open` for open orders only.
     status: Option<String>,
+    /// The `next` cursor of the previous page.
     before: Option<u64>,
+    /// 1 to the list maximum (default 100).
     limit: Option<u32>,
+    /// The one order with this client order id (other filters but `market` are ignored).
     client_order_id: Option<String>,
 }
 
 /// Orders, newest first; `next` is the cursor for the following page (absent at the end).
+#[utoipa::path(get, path = "/orders", tag = "trading", security(("api_key" = []), ("session" = [])), params(OrdersQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = OrdersPage),
+        (status = 400, description = "`bad_query`, `bad_status`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn list_orders(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<OrdersQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OrdersPage>> {
     state.wait_projected(p.user).await;
     let market = match q.market.as_deref() {
         Some(m) => Some(super::public::market(&state, m)?.id),
@@ -346,7 +485,7 @@ pub async fn list_orders(
         let row = state.store.order_by_client_id(p.user, market, cid).await?;
         let mirror = state.mirror.read().map_err(mirror_err)?;
         let list: Vec<OrderView> = row.iter().map(|r| OrderView::new(r, &mirror)).collect();
-        return Ok(Json(json!({"orders": list, "next": null})));
+        return Ok(Json(OrdersPage { orders: list, next: None }));
     }
     let open_only = match q.status.as_deref() {
         None | Some("all") => false,
@@ -361,24 +500,37 @@ pub async fn list_orders(
     let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.0)).flatten();
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let list: Vec<OrderView> = rows.iter().map(|r| OrderView::new(r, &mirror)).collect();
-    Ok(Json(json!({"orders": list, "next": next})))
+    Ok(Json(OrdersPage { orders: list, next }))
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FillsQuery {
+    /// Only this market's fills.
     market: Option<String>,
+    /// Only this order's fills.
     order_id: Option<u64>,
     /// The `next` cursor of the previous page: `seq:market_id:trade_id`.
     before: Option<String>,
+    /// 1 to the list maximum (default 100).
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/fills", tag = "trading", security(("api_key" = []), ("session" = [])), params(FillsQuery),
+    responses(
+        (status = 200, description = "A page of the caller's fills", body = FillsPage),
+        (status = 400, description = "`bad_query`, `bad_cursor`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_market`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn fills(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<FillsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FillsPage>> {
     state.wait_projected(p.user).await;
     let market = match q.market.as_deref() {
         Some(m) => Some(super::public::market(&state, m)?.id),
@@ -410,22 +562,35 @@ pub async fn fills(
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let list: Vec<FillView> =
         rows.iter().filter_map(|t| FillView::new(t, p.user, &mirror)).collect();
-    Ok(Json(json!({"fills": list, "next": next})))
+    Ok(Json(FillsPage { fills: list, next }))
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
+    /// Only this asset's entries.
     asset: Option<String>,
+    /// The `next` cursor of the previous page.
     before: Option<i64>,
+    /// 1 to the list maximum (default 100).
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/ledger", tag = "trading", security(("api_key" = []), ("session" = [])), params(LedgerQuery),
+    responses(
+        (status = 200, description = "A page of the caller's balance changes", body = LedgerPage),
+        (status = 400, description = "`bad_query`; signature errors: `missing_signature`, `missing_timestamp`, `bad_recv_window`, `timestamp_ahead`, `timestamp_outside_recv_window`", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable` (database or engine), `busy` (retry shortly)", body = ErrorBody)))]
 pub async fn ledger(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<LedgerQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LedgerPage>> {
     state.wait_projected(p.user).await;
     let asset =
         match q.asset.as_deref() {
@@ -442,5 +607,5 @@ pub async fn ledger(
     let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id)).flatten();
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let list: Vec<LedgerView> = rows.iter().map(|r| LedgerView::new(r, &mirror)).collect();
-    Ok(Json(json!({"entries": list, "next": next})))
+    Ok(Json(LedgerPage { entries: list, next }))
 }
