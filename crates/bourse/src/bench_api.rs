@@ -106,6 +106,8 @@ struct Figures {
     /// Connections that ended before the bench closed them (e.g. cut off as slow consumers).
     ws_disconnected: usize,
     ws_trades_received: u64,
+    /// Trades messages received (one message may carry several trades).
+    ws_messages_received: u64,
     ws_delivery_p50_ms: f64,
     ws_delivery_p99_ms: f64,
     ws_delivery_max_ms: f64,
@@ -547,6 +549,7 @@ async fn client(load: Arc<Load>, credentials: Credentials, seed: u64) -> ClientT
 struct WsTally {
     latency: Histogram,
     trades: AtomicU64,
+    messages: AtomicU64,
     with_trades: AtomicUsize,
     disconnected: AtomicUsize,
 }
@@ -610,14 +613,19 @@ fn trade_times(text: &str) -> impl Iterator<Item = u64> + '_ {
 /// Reads one connection until `stop`: every trade's delivery latency goes to the tally.
 async fn ws_listen(mut ws: Ws, tally: Arc<WsTally>, mut stop: watch::Receiver<bool>) {
     let mut trades = 0u64;
+    let mut messages = 0u64;
     loop {
         tokio::select! {
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let now = now_ns();
+                    let before = trades;
                     for time_ns in trade_times(&text) {
                         tally.latency.record(now.saturating_sub(time_ns));
                         trades += 1;
+                    }
+                    if trades > before {
+                        messages += 1;
                     }
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => {
@@ -630,6 +638,7 @@ async fn ws_listen(mut ws: Ws, tally: Arc<WsTally>, mut stop: watch::Receiver<bo
         }
     }
     tally.trades.fetch_add(trades, Ordering::Relaxed);
+    tally.messages.fetch_add(messages, Ordering::Relaxed);
     if trades > 0 {
         tally.with_trades.fetch_add(1, Ordering::Relaxed);
     }
@@ -685,11 +694,12 @@ pub fn run(args: &ApiBenchArgs) -> Result<()> {
         figures.ws_disconnected
     );
     println!(
-        "ws delivery p50 / p99 / max  {:.3} / {:.3} / {:.3} ms ({} trades received)",
+        "ws delivery p50 / p99 / max  {:.3} / {:.3} / {:.3} ms ({} trades in {} messages)",
         figures.ws_delivery_p50_ms,
         figures.ws_delivery_p99_ms,
         figures.ws_delivery_max_ms,
-        figures.ws_trades_received
+        figures.ws_trades_received,
+        figures.ws_messages_received
     );
     println!("errors                   {}", figures.errors);
     for (kind, count) in &figures.error_kinds {
@@ -754,6 +764,7 @@ async fn bench(args: &ApiBenchArgs, say: &dyn Fn(&str)) -> Result<Figures> {
     let ws_tally = Arc::new(WsTally {
         latency: Histogram::new(),
         trades: AtomicU64::new(0),
+        messages: AtomicU64::new(0),
         with_trades: AtomicUsize::new(0),
         disconnected: AtomicUsize::new(0),
     });
@@ -824,6 +835,7 @@ async fn bench(args: &ApiBenchArgs, say: &dyn Fn(&str)) -> Result<Figures> {
         ws_clients_with_trades: ws_tally.with_trades.load(Ordering::Relaxed),
         ws_disconnected: ws_tally.disconnected.load(Ordering::Relaxed),
         ws_trades_received: ws_tally.trades.load(Ordering::Relaxed),
+        ws_messages_received: ws_tally.messages.load(Ordering::Relaxed),
         ws_delivery_p50_ms: ms(ws_tally.latency.quantile(500)),
         ws_delivery_p99_ms: ms(ws_tally.latency.quantile(990)),
         ws_delivery_max_ms: ms(ws_tally.latency.max()),
