@@ -14,8 +14,8 @@ use crate::auth::{check_timestamp, session_token};
 use crate::crypto;
 use crate::hub::{Message, Topic};
 use crate::state::Shared;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bourse_core::UserId;
@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn upgrade(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -51,7 +53,7 @@ pub async fn upgrade(
     ws.read_buffer_size(4096)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, user))
+        .on_upgrade(move |socket| connection(state, socket, user, peer.ip()))
 }
 
 #[derive(Deserialize)]
@@ -63,7 +65,7 @@ enum Request {
     Ping,
 }
 
-async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>) {
+async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, ip: IpAddr) {
     let (client, mut outgoing) = state.hub.connect(state.config.limits.ws_queue_messages);
     let mut topics: HashSet<Topic> = HashSet::new();
     let (mut sink, mut stream) = socket.split();
@@ -85,7 +87,7 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>) 
                 let Some(Ok(incoming)) = incoming else { break };
                 last_heard = tokio::time::Instant::now();
                 let reply = match incoming {
-                    WsMessage::Text(text) => handle(&state, &client, &mut topics, &mut user, text.as_str()).await,
+                    WsMessage::Text(text) => handle(&state, &client, &mut topics, &mut user, ip, text.as_str()).await,
                     WsMessage::Binary(_) => Some(error("bad_request", "send JSON text messages")),
                     WsMessage::Close(_) => break,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => None,
@@ -131,6 +133,7 @@ async fn handle(
     client: &crate::hub::Client,
     topics: &mut HashSet<Topic>,
     user: &mut Option<UserId>,
+    ip: IpAddr,
     text: &str,
 ) -> Option<String> {
     let request: Request = match serde_json::from_str(text) {
@@ -140,7 +143,7 @@ async fn handle(
     match request {
         Request::Ping => Some(json!({"op": "pong", "time_ms": crate::now_ms()}).to_string()),
         Request::Auth { api_key, timestamp, signature } => {
-            match ws_auth(state, &api_key, timestamp, &signature).await {
+            match ws_auth(state, &api_key, timestamp, &signature, ip).await {
                 Ok(u) => {
                     *user = Some(u);
                     Some(json!({"op": "authenticated", "user_id": u.0}).to_string())
@@ -221,6 +224,7 @@ async fn ws_auth(
     key: &str,
     timestamp: u64,
     signature: &str,
+    ip: IpAddr,
 ) -> Result<UserId, WsError> {
     check_timestamp(timestamp, crate::now_ms(), state.config.limits.recv_window_max_ms).map_err(
         |_| ("timestamp_outside_recv_window", "timestamp is outside the receive window"),
@@ -235,6 +239,9 @@ async fn ws_auth(
     let payload = format!("api_key={key}&timestamp={timestamp}");
     if !crypto::hmac_verify(&row.secret, payload.as_bytes(), signature) {
         return Err(("invalid_signature", "signature is not valid"));
+    }
+    if !crate::auth::ip_allowed(&row.ip_allowlist, ip) {
+        return Err(("ip_not_allowed", "this API key may not be used from this address"));
     }
     if !row.scopes.contains(Scopes::READ) {
         return Err(("missing_scope", "this API key lacks the read scope"));

@@ -93,5 +93,24 @@ async fn session_cookie_authenticates_the_upgrade() {
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws_send(&mut ws, json!({"op": "subscribe", "channels": ["balances", "orders", "fills"]})).await;
     assert_eq!(ws_next(&mut ws).await["op"], "subscribed");
-    let _ = user;
+
+    // A key limited to another address cannot authenticate a WebSocket from here.
+    let r = user
+        .http
+        .post(format!("{}/api/v1/api-keys", app.url))
+        .json(&json!({"label": "elsewhere", "scopes": ["read"], "ip_allowlist": ["10.9.8.7"]}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    let (key, secret) = (body["api_key"].as_str().unwrap(), body["secret"].as_str().unwrap());
+    let ts = bourse_server::now_ms();
+    let sig = bourse_server::crypto::hmac_hex(
+        secret.as_bytes(),
+        format!("api_key={key}&timestamp={ts}").as_bytes(),
+    );
+    let mut other = ws_connect(&app).await;
+    ws_send(&mut other, json!({"op": "auth", "api_key": key, "timestamp": ts, "signature": sig}))
+        .await;
+    assert_eq!(ws_next(&mut other).await["code"], "ip_not_allowed");
 }
