@@ -102,6 +102,8 @@ struct Shared {
     batches: AtomicU64,
     snapshot_seq: AtomicU64,
     running: AtomicBool,
+    /// Turns true once the engine thread has stopped and every reply it will send is sent.
+    stopped: tokio::sync::watch::Sender<bool>,
     hub: Hub,
 }
 
@@ -157,7 +159,17 @@ impl EngineHandle {
 
     /// Submits and waits for the durable outcome (from async code).
     pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
-        self.try_submit(command)?.await.map_err(|_| EngineError::Stopped)
+        let mut reply = self.try_submit(command)?;
+        let mut stopped = self.shared.stopped.subscribe();
+        let engine_stopped = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tokio::select! {
+            outcome = &mut reply => outcome.map_err(|_| EngineError::Stopped),
+            // A command queued behind the stop is never applied; every reply the engine sent
+            // has arrived by now, so `try_recv` is the final answer.
+            () = engine_stopped => reply.try_recv().map_err(|_| EngineError::Stopped),
+        }
     }
 
     /// Submits and waits for the durable outcome (from a plain thread).
@@ -265,6 +277,7 @@ impl Engine {
             batches: AtomicU64::new(0),
             snapshot_seq: AtomicU64::new(snapshot_seq),
             running: AtomicBool::new(true),
+            stopped: tokio::sync::watch::Sender::new(false),
             hub: Hub::new(
                 exchange.seq() + 1,
                 config.ring_batches,
@@ -408,6 +421,12 @@ impl Runner {
             tracing::error!(error = %e, "final snapshot failed; the journal still has everything");
         }
         self.shared.running.store(false, Ordering::Release);
+        // Requests queued behind the stop are dropped, so their submitters hear `Stopped`
+        // (crossbeam keeps buffered messages while any sender lives).
+        for request in self.rx.try_iter() {
+            drop(request);
+        }
+        self.shared.stopped.send_replace(true);
         self.shared.hub.stop();
         tracing::info!(seq = self.exchange.seq(), "engine stopped");
         self.exchange
