@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,7 +94,7 @@ fn operator_lifecycle() {
 
     // SIGTERM: a clean stop with a final snapshot.
     let started = Instant::now();
-    unsafe_kill(child.id());
+    terminate(child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
@@ -104,7 +103,7 @@ fn operator_lifecycle() {
     assert!(ok(&["replay", "--verify", "--data-dir", data.to_str().unwrap()]).contains("hash"));
 }
 
-fn unsafe_kill(pid: u32) {
+fn terminate(pid: u32) {
     let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(status.success());
 }
@@ -127,5 +126,4 @@ fn clear_errors_for_bad_configuration() {
         fails(&["serve", "--config", missing.to_str().unwrap()])
             .contains("cannot read config file")
     );
-    let _ = Path::new("");
 }

@@ -9,9 +9,11 @@
 
 use crate::hub::{Hub, Message, Topic};
 use crate::mirror::Mirror;
-use crate::views::{end_reason_str, side_str, signed_units, units};
+use crate::orders;
+use crate::views::{FillView, end_reason_str, side_str, signed_units, units};
 use bourse_core::{Event, MarketId, Side, UserId};
 use bourse_engine::EngineHandle;
+use bourse_store::TradeRow;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -89,6 +91,8 @@ struct Outgoing {
     depth: HashMap<MarketId, DepthDiff>,
     /// Per market: (trade id, price, quantity, taker side, time ns).
     trades: HashMap<MarketId, Vec<TradeTick>>,
+    /// Trades to show as fills, with the party they are for.
+    fills: Vec<(UserId, TradeRow)>,
     private: Vec<(Topic, Value)>,
 }
 
@@ -126,10 +130,17 @@ impl Outgoing {
                             time_ns,
                         ));
                     }
-                    for user in [*maker_user, *taker_user] {
-                        if hub.has_subscribers(Topic::Fills(user)) {
-                            let fill = event_fill(event, user, seq, time_ns);
-                            self.private.push((Topic::Fills(user), fill));
+                    // A self-trade is one fill message (shown as the taker), as in REST.
+                    let parties: &[UserId] = if maker_user == taker_user {
+                        &[*taker_user]
+                    } else {
+                        &[*maker_user, *taker_user]
+                    };
+                    for user in parties {
+                        if hub.has_subscribers(Topic::Fills(*user))
+                            && let Some(row) = orders::trade_row(event, seq, orders::ms(time_ns))
+                        {
+                            self.fills.push((*user, row));
                         }
                     }
                 }
@@ -228,10 +239,15 @@ impl Outgoing {
             let message = json!({"channel": "trades", "market": info.symbol, "trades": list});
             hub.publish(Topic::Trades(market), &Message::from(message.to_string()));
         }
+        for (user, row) in self.fills {
+            if let Some(fill) = FillView::new(&row, user, mirror) {
+                let message = json!({"channel": "fills", "data": fill});
+                hub.publish(Topic::Fills(user), &Message::from(message.to_string()));
+            }
+        }
         for (topic, mut value) in self.private {
             let channel = match topic {
                 Topic::Orders(_) => "orders",
-                Topic::Fills(_) => "fills",
                 Topic::Balances(_) => "balances",
                 _ => continue,
             };
@@ -240,36 +256,6 @@ impl Outgoing {
             hub.publish(topic, &Message::from(message.to_string()));
         }
     }
-}
-
-/// A trade as one party's fill, amounts still raw (see `localize`).
-fn event_fill(event: &Event, user: UserId, seq: u64, time_ns: u64) -> Value {
-    let Event::Trade {
-        market,
-        trade,
-        price,
-        quantity,
-        notional,
-        taker_side,
-        maker_order,
-        maker_user,
-        maker_fee,
-        taker_order,
-        taker_user,
-        taker_fee,
-    } = event
-    else {
-        return Value::Null;
-    };
-    let (order, side, role, fee) = if *taker_user == user {
-        (taker_order, *taker_side, "taker", taker_fee)
-    } else {
-        debug_assert_eq!(*maker_user, user);
-        (maker_order, taker_side.opposite(), "maker", maker_fee)
-    };
-    json!({"market_id": market.0, "trade_id": trade.0, "order_id": order.0, "side": side_str(side),
-        "role": role, "price": price.to_string(), "quantity": quantity.to_string(),
-        "notional": notional.to_string(), "fee": fee.to_string(), "seq": seq, "time_ns": time_ns})
 }
 
 /// Rewrites raw minor-unit strings and ids into decimal strings and symbols.
@@ -281,24 +267,13 @@ fn localize(value: &mut Value, mirror: &Mirror) {
         .and_then(|id| u32::try_from(id).ok())
         .and_then(|id| mirror.markets.get(&MarketId(id)));
     if let Some(m) = market {
-        let (b, q) = (m.base.scale, m.quote.scale);
         obj.insert("market".into(), Value::String(m.symbol.clone()));
-        for (key, scale) in [
-            ("filled", b),
-            ("remaining", b),
-            ("quantity", b),
-            ("price", q),
-            ("notional", q),
-            ("fee", q),
-        ] {
+        for key in ["filled", "remaining"] {
             if let Some(raw) =
                 obj.get(key).and_then(Value::as_str).and_then(|s| s.parse::<u128>().ok())
             {
-                obj.insert(key.into(), Value::String(units(raw, scale)));
+                obj.insert(key.into(), Value::String(units(raw, m.base.scale)));
             }
-        }
-        if obj.contains_key("fee") {
-            obj.insert("fee_asset".into(), Value::String(m.quote.symbol.clone()));
         }
     }
     let asset = obj

@@ -12,7 +12,7 @@
 
 use crate::auth::{check_timestamp, session_token};
 use crate::crypto;
-use crate::hub::{Message, Topic};
+use crate::hub::Topic;
 use crate::state::Shared;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -248,6 +248,3 @@ async fn ws_auth(
     }
     Ok(row.user)
 }
-
-/// The message type of the hub, for tests.
-pub type Outgoing = Message;

@@ -19,7 +19,7 @@ use bourse_core::{
     ClientOrderId, Command, Event, MarketId, OrderId, OrderRef, OrderType, PlaceOrder, Side,
     StpMode, TimeInForce, TradeId, UserId,
 };
-use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter, TradeRow};
+use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -247,38 +247,7 @@ pub async fn place(
         if let Some(r) = row.as_mut() {
             orders::apply(r, event, time_ms);
         }
-        if let Event::Trade {
-            market,
-            trade,
-            price,
-            quantity,
-            notional,
-            taker_side,
-            maker_order,
-            maker_user,
-            maker_fee,
-            taker_order,
-            taker_user,
-            taker_fee,
-        } = event
-        {
-            fills.push(TradeRow {
-                market: *market,
-                id: *trade,
-                price: *price,
-                quantity: *quantity,
-                notional: *notional,
-                taker_side: *taker_side,
-                maker_order: *maker_order,
-                maker_user: *maker_user,
-                maker_fee: *maker_fee,
-                taker_order: *taker_order,
-                taker_user: *taker_user,
-                taker_fee: *taker_fee,
-                seq: outcome.seq,
-                time_ms,
-            });
-        }
+        fills.extend(orders::trade_row(event, outcome.seq, time_ms));
     }
     let row = row.ok_or_else(|| {
         ApiError::internal("place", "the engine neither accepted nor rejected the order")
@@ -301,16 +270,11 @@ async fn cancel_ref(
     for event in &outcome.events {
         match event {
             Event::Rejected { reason, .. } => return Err(reject(*reason)),
-            Event::OrderEnded { order, filled, remaining, .. } => {
+            Event::OrderEnded { order, market, filled, remaining, .. } => {
                 let mirror = state.mirror.read().map_err(mirror_err)?;
                 let (b, market) = mirror
                     .markets
-                    .values()
-                    .find(|m| {
-                        outcome.events.iter().any(
-                            |e| matches!(e, Event::OrderEnded { market, .. } if *market == m.id),
-                        )
-                    })
+                    .get(market)
                     .map(|m| (m.base.scale, m.symbol.clone()))
                     .unwrap_or((0, String::new()));
                 return Ok(Json(CancelResponse {
