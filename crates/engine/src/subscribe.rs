@@ -64,6 +64,13 @@ impl Subscription {
         Some(batch)
     }
 
+    /// The next batch if one is already queued (to merge a backlog into one unit of work).
+    pub fn try_recv(&mut self) -> Option<Arc<EventBatch>> {
+        let batch = self.rx.try_recv().ok()?;
+        self.next_seq = batch.last_seq() + 1;
+        Some(batch)
+    }
+
     pub fn blocking_recv(&mut self) -> Option<Arc<EventBatch>> {
         let batch = self.rx.blocking_recv()?;
         self.next_seq = batch.last_seq() + 1;

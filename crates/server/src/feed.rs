@@ -28,12 +28,32 @@ pub async fn bootstrap(engine: &EngineHandle, mirror: &RwLock<Mirror>) -> Option
     Some(seq + 1)
 }
 
-pub async fn run(
+/// The most engine batches merged into one round of messages.
+const MERGE_BATCHES_MAX: usize = 256;
+
+/// Starts the feed on a thread of its own: it publishes as soon as the engine does, instead of
+/// waiting its turn behind thousands of WebSocket tasks on the async runtime. It ends when the
+/// engine stops or `shutdown` turns true (checked between batches).
+pub fn spawn(
     engine: EngineHandle,
     mirror: Arc<RwLock<Mirror>>,
     hub: Arc<Hub>,
+    from: u64,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("bourse-feed".into())
+        .spawn(move || run(&runtime, &engine, &mirror, &hub, from, &shutdown))
+}
+
+fn run(
+    runtime: &tokio::runtime::Handle,
+    engine: &EngineHandle,
+    mirror: &RwLock<Mirror>,
+    hub: &Hub,
     mut from: u64,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
 ) {
     loop {
         let mut sub = match engine.subscribe(from) {
@@ -43,32 +63,40 @@ pub async fn run(
                 return;
             }
         };
-        loop {
-            let batch = tokio::select! {
-                b = sub.recv() => b,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let Some(batch) = batch else { break };
+        while let Some(batch) = sub.blocking_recv() {
+            if *shutdown.borrow() {
+                return;
+            }
             let mut out = Outgoing::default();
             if let Ok(mut m) = mirror.write() {
-                for (seq, time_ns, events) in batch.iter() {
-                    if seq <= m.seq {
-                        continue;
+                // Batches that queued up meanwhile make one message per topic: under load,
+                // subscribers get fewer, bigger messages instead of falling behind.
+                let mut next = Some(batch);
+                let mut merged = 0;
+                while let Some(batch) = next.take() {
+                    for (seq, time_ns, events) in batch.iter() {
+                        if seq <= m.seq {
+                            continue;
+                        }
+                        m.apply(seq, events);
+                        out.collect(seq, time_ns, events, hub);
                     }
-                    m.apply(seq, events);
-                    out.collect(seq, time_ns, events, &hub);
+                    merged += 1;
+                    if merged < MERGE_BATCHES_MAX {
+                        next = sub.try_recv();
+                    }
                 }
             }
             if let Ok(m) = mirror.read() {
-                out.publish(&m, &hub);
+                out.publish(&m, hub);
             }
         }
-        if !engine.status().running {
+        if !engine.status().running || *shutdown.borrow() {
             return;
         }
         tracing::warn!("market-data feed fell behind; rebuilding the mirror");
         hub.close_all();
-        match bootstrap(&engine, &mirror).await {
+        match runtime.block_on(bootstrap(engine, mirror)) {
             Some(next) => from = next,
             None => return,
         }

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 
-/// A serialized JSON text message, shared by every recipient.
-pub type Message = Arc<str>;
+/// A serialized JSON text message, shared by every recipient (a clone is a reference count,
+/// and the WebSocket writes it without copying).
+pub type Message = axum::extract::ws::Utf8Bytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -143,7 +144,7 @@ mod tests {
         let (fast, mut fast_rx) = hub.connect(2);
         hub.subscribe(topic, &slow);
         hub.subscribe(topic, &fast);
-        let message: Message = Arc::from("m");
+        let message = Message::from_static("m");
         for _ in 0..5 {
             hub.publish(topic, &message);
             // The fast client keeps up; the slow one never reads.

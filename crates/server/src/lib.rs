@@ -54,6 +54,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: Shared,
     engine: Option<Engine>,
+    feed: Option<std::thread::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -129,13 +130,21 @@ impl Server {
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
-        tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
+        let feed = feed::spawn(handle, mirror, hub, from, shutdown_rx.clone())
+            .context("cannot start the feed thread")?;
 
         let app = router(&state);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        // Every answer and WebSocket burst is one write: send it now rather than wait for the
+        // peer's acknowledgement of the last one (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let mut stop = shutdown_rx;
         tasks.push(tokio::spawn(async move {
             let serve =
@@ -148,7 +157,14 @@ impl Server {
             }
         }));
         tracing::info!(%addr, "bourse is listening");
-        Ok(Server { addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
+        Ok(Server {
+            addr,
+            state,
+            engine: Some(engine),
+            feed: Some(feed),
+            shutdown: shutdown_tx,
+            tasks,
+        })
     }
 
     pub fn engine(&self) -> EngineHandle {
@@ -171,6 +187,12 @@ impl Server {
         }
         if let Some(engine) = self.engine.take() {
             let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+        }
+        // The engine's stop ends the feed's subscription.
+        if let Some(feed) = self.feed.take()
+            && tokio::task::spawn_blocking(move || feed.join()).await.is_err()
+        {
+            tracing::warn!("the feed thread failed");
         }
         self.state.store.close().await;
         tracing::info!("bourse stopped");

@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Commands per transaction while catching up from the journal.
+/// Commands per transaction while catching up from the journal (and the most a live
+/// transaction gathers from queued batches).
 const CATCH_UP_CHUNK: usize = 2_000;
 
 pub struct Projector {
@@ -144,11 +145,21 @@ impl Projector {
             match self.engine.subscribe(from) {
                 Ok(mut sub) => {
                     while let Some(batch) = sub.recv().await {
-                        let commands: Commands = batch
-                            .iter()
-                            .filter(|(seq, _, _)| *seq >= from && *seq > self.work.seq)
-                            .map(|(seq, time, events)| (seq, time, events.to_vec()))
-                            .collect();
+                        // Batches that queued up while the last transaction ran go into one
+                        // transaction: the slower the database, the bigger its commits.
+                        let mut commands: Commands = Vec::new();
+                        let mut next = Some(batch);
+                        while let Some(batch) = next.take() {
+                            commands.extend(
+                                batch
+                                    .iter()
+                                    .filter(|(seq, _, _)| *seq >= from && *seq > self.work.seq)
+                                    .map(|(seq, time, events)| (seq, time, events.to_vec())),
+                            );
+                            if commands.len() < CATCH_UP_CHUNK {
+                                next = sub.try_recv();
+                            }
+                        }
                         self.step(commands).await?;
                     }
                     if !self.engine.status().running {

@@ -72,6 +72,12 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, 
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_heard = tokio::time::Instant::now();
     let mut shutdown = state.shutdown.clone();
+    // Made once, not per turn of the loop: each registration locks a shared waiter list.
+    let kill = client.kill.clone();
+    let killed = kill.notified();
+    tokio::pin!(killed);
+    let server_stopping = stopping(&mut shutdown);
+    tokio::pin!(server_stopping);
     let close = |code: u16, reason: &'static str| {
         WsMessage::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
     };
@@ -79,7 +85,7 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, 
         tokio::select! {
             message = outgoing.recv() => {
                 let Some(message) = message else { break };
-                if sink.send(WsMessage::Text(Utf8Bytes::from(message.as_ref()))).await.is_err() {
+                if write_queued(&mut sink, &mut outgoing, message).await.is_err() {
                     break;
                 }
             }
@@ -107,17 +113,37 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, 
                     break;
                 }
             }
-            _ = client.kill.notified() => {
+            () = &mut killed => {
                 let _ = sink.send(close(1008, "too slow or resync needed")).await;
                 break;
             }
-            () = stopping(&mut shutdown) => {
+            () = &mut server_stopping => {
                 let _ = sink.send(close(1001, "server shutting down")).await;
                 break;
             }
         }
     }
     state.hub.disconnect(&client, topics);
+}
+
+/// Messages written per flush at most: a busy connection still yields to the others.
+const WRITE_BATCH_MAX: usize = 256;
+
+/// Writes `first` and whatever else is already queued, then flushes once: one system call
+/// for a burst instead of one per message.
+async fn write_queued(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    outgoing: &mut tokio::sync::mpsc::Receiver<crate::hub::Message>,
+    first: crate::hub::Message,
+) -> Result<(), axum::Error> {
+    sink.feed(WsMessage::Text(first)).await?;
+    for _ in 1..WRITE_BATCH_MAX {
+        match outgoing.try_recv() {
+            Ok(message) => sink.feed(WsMessage::Text(message)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {

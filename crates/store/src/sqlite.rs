@@ -75,17 +75,13 @@ impl Insert {
     }
 
     fn build(&self, rows: usize) -> String {
+        // Anonymous `?` parameters bind by position; numbered `$N` ones make SQLite look each
+        // name up, which is quadratic in a wide statement.
         let mut sql = String::from(self.head);
-        let mut n = 0;
         for row in 0..rows {
             sql.push_str(if row == 0 { " VALUES (" } else { ", (" });
             for column in 0..self.columns {
-                n += 1;
-                if column > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('$');
-                sql.push_str(&n.to_string());
+                sql.push_str(if column > 0 { ", ?" } else { "?" });
             }
             sql.push(')');
         }
