@@ -63,6 +63,10 @@ pub struct ApiBenchArgs {
     /// database; their fsyncs are on the order path). Default: the system's temporary directory.
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// The in-process server's database (e.g. `postgres://...` for an empty database, or
+    /// `sqlite:///other/disk/bench.db`). Default: SQLite inside the data directory.
+    #[arg(long)]
+    pub database_url: Option<String>,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -295,6 +299,7 @@ struct Local {
 async fn start_local(
     users: usize,
     parent: Option<&std::path::Path>,
+    database_url: Option<&str>,
 ) -> Result<(Local, Vec<Credentials>)> {
     let mut builder = tempfile::Builder::new();
     builder.prefix("bourse-bench-api-");
@@ -303,11 +308,14 @@ async fn start_local(
         None => builder.tempdir(),
     }
     .context("cannot create the data directory")?;
-    let env = vec![
+    let mut env = vec![
         ("BOURSE_SECRET_KEY".to_string(), bourse_server::crypto::random_token()?),
         ("BOURSE_DATA_DIR".to_string(), dir.path().display().to_string()),
         ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
     ];
+    if let Some(url) = database_url {
+        env.push(("BOURSE_DATABASE_URL".to_string(), url.to_string()));
+    }
     let config = Config::load(None, env)?;
     let server = Server::start(config).await.context("cannot start the server")?;
     bourse_server::demo::setup(&server.state).await.context("demo setup")?;
@@ -720,8 +728,12 @@ async fn bench(args: &ApiBenchArgs, say: &dyn Fn(&str)) -> Result<Figures> {
         }
         None => {
             say(&format!("starting a server with {} funded users", args.users.max(1)));
-            let (local, credentials) =
-                start_local(args.users.max(1), args.data_dir.as_deref()).await?;
+            let (local, credentials) = start_local(
+                args.users.max(1),
+                args.data_dir.as_deref(),
+                args.database_url.as_deref(),
+            )
+            .await?;
             let authority = local.server.addr.to_string();
             (Some(local), credentials, authority)
         }

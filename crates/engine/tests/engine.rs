@@ -146,10 +146,18 @@ fn subscribers_see_every_event_in_order_and_can_resume() {
     assert_eq!(seen, expected);
     assert!(seen.iter().any(|(_, events)| events.iter().any(|e| matches!(e, Event::Trade { .. }))));
 
-    // A late subscriber resumes from the ring.
+    // A late subscriber resumes from the ring, and drains its backlog without waiting:
+    // `try_recv` hands out every queued batch in order, then `None`.
     let mut late = handle.subscribe(10).unwrap();
     let batch = late.blocking_recv().unwrap();
     assert!(batch.first_seq() <= 10 && batch.last_seq() >= 10);
+    let mut next = batch.last_seq() + 1;
+    while let Some(batch) = late.try_recv() {
+        assert_eq!(batch.first_seq(), next);
+        next = batch.last_seq() + 1;
+    }
+    assert_eq!(next, outcomes.len() as u64 + 1);
+    assert_eq!(late.next_seq(), next);
     drop(engine);
     assert!(matches!(handle.subscribe(1), Err(SubscribeError::Stopped)));
 }

@@ -31,29 +31,12 @@ pub async fn bootstrap(engine: &EngineHandle, mirror: &RwLock<Mirror>) -> Option
 /// The most engine batches merged into one round of messages.
 const MERGE_BATCHES_MAX: usize = 256;
 
-/// Starts the feed on a thread of its own: it publishes as soon as the engine does, instead of
-/// waiting its turn behind thousands of WebSocket tasks on the async runtime. It ends when the
-/// engine stops or `shutdown` turns true (checked between batches).
-pub fn spawn(
+pub async fn run(
     engine: EngineHandle,
     mirror: Arc<RwLock<Mirror>>,
     hub: Arc<Hub>,
-    from: u64,
-    shutdown: watch::Receiver<bool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Handle::current();
-    std::thread::Builder::new()
-        .name("bourse-feed".into())
-        .spawn(move || run(&runtime, &engine, &mirror, &hub, from, &shutdown))
-}
-
-fn run(
-    runtime: &tokio::runtime::Handle,
-    engine: &EngineHandle,
-    mirror: &RwLock<Mirror>,
-    hub: &Hub,
     mut from: u64,
-    shutdown: &watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         let mut sub = match engine.subscribe(from) {
@@ -63,10 +46,12 @@ fn run(
                 return;
             }
         };
-        while let Some(batch) = sub.blocking_recv() {
-            if *shutdown.borrow() {
-                return;
-            }
+        loop {
+            let batch = tokio::select! {
+                b = sub.recv() => b,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let Some(batch) = batch else { break };
             let mut out = Outgoing::default();
             if let Ok(mut m) = mirror.write() {
                 // Batches that queued up meanwhile make one message per topic: under load,
@@ -79,7 +64,7 @@ fn run(
                             continue;
                         }
                         m.apply(seq, events);
-                        out.collect(seq, time_ns, events, hub);
+                        out.collect(seq, time_ns, events, &hub);
                     }
                     merged += 1;
                     if merged < MERGE_BATCHES_MAX {
@@ -88,15 +73,15 @@ fn run(
                 }
             }
             if let Ok(m) = mirror.read() {
-                out.publish(&m, hub);
+                out.publish(&m, &hub);
             }
         }
-        if !engine.status().running || *shutdown.borrow() {
+        if !engine.status().running {
             return;
         }
         tracing::warn!("market-data feed fell behind; rebuilding the mirror");
         hub.close_all();
-        match runtime.block_on(bootstrap(engine, mirror)) {
+        match bootstrap(&engine, &mirror).await {
             Some(next) => from = next,
             None => return,
         }

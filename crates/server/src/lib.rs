@@ -54,7 +54,6 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: Shared,
     engine: Option<Engine>,
-    feed: Option<std::thread::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -130,8 +129,7 @@ impl Server {
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
-        let feed = feed::spawn(handle, mirror, hub, from, shutdown_rx.clone())
-            .context("cannot start the feed thread")?;
+        tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
 
         let app = router(&state);
         let listener = tokio::net::TcpListener::bind(listen)
@@ -157,14 +155,7 @@ impl Server {
             }
         }));
         tracing::info!(%addr, "bourse is listening");
-        Ok(Server {
-            addr,
-            state,
-            engine: Some(engine),
-            feed: Some(feed),
-            shutdown: shutdown_tx,
-            tasks,
-        })
+        Ok(Server { addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
     }
 
     pub fn engine(&self) -> EngineHandle {
@@ -187,12 +178,6 @@ impl Server {
         }
         if let Some(engine) = self.engine.take() {
             let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
-        }
-        // The engine's stop ends the feed's subscription.
-        if let Some(feed) = self.feed.take()
-            && tokio::task::spawn_blocking(move || feed.join()).await.is_err()
-        {
-            tracing::warn!("the feed thread failed");
         }
         self.state.store.close().await;
         tracing::info!("bourse stopped");

@@ -540,6 +540,10 @@ impl Store for PgStore {
     async fn apply_projection(&self, projection: &Projection) -> Result<()> {
         let (expected, to_seq) = codec::projection_seqs(projection)?;
         let mut tx = self.pool.begin().await?;
+        // Projections can be rebuilt from the engine journal, and the cursor commits with
+        // them: this commit need not wait for the WAL flush. A crash may lose the last few,
+        // whole, and the projector applies them again.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
         let row = sqlx::query(CURSOR_FOR_UPDATE).fetch_optional(&mut *tx).await?;
         let found = match row {
             Some(row) => codec::Get::u64(&row, "seq")?,
