@@ -107,7 +107,7 @@ fn is_safe(method: &Method) -> bool {
 /// CSRF defence for cookie-authenticated requests: a browser says where a request comes from
 /// (`Sec-Fetch-Site`, `Origin`); anything cross-site is refused. Programs that send neither
 /// header are not browsers and cannot be made to carry a victim's cookie.
-fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }

@@ -21,6 +21,7 @@ pub mod projector;
 pub mod state;
 pub mod ticker;
 pub mod views;
+pub mod web;
 pub mod ws;
 
 use crate::config::Config;
@@ -189,6 +190,7 @@ pub fn router(state: &Shared) -> Router {
     Router::new()
         .nest("/api/v1", api::routes(state))
         .route("/ws", get(ws::upgrade))
+        .merge(web::routes())
         .fallback(|| async { error::ApiError::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -101,22 +101,12 @@ async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<boo
         .map_err(|e| ApiError::internal("password check task", e))
 }
 
-/// Always answers the same way whether or not the address is registered.
-#[utoipa::path(post, path = "/auth/signup", tag = "account", request_body = Credentials,
-    responses(
-        (status = 202, description = "A verification link was mailed (if the address is new)", body = Message),
-        (status = 400, description = "`bad_json`, `bad_email`, `weak_password`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 500, description = "Internal error", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
-pub async fn signup(
-    State(state): State<Shared>,
-    ApiJson(c): ApiJson<Credentials>,
-) -> ApiResult<Response> {
-    let email = normalize_email(&c.email)?;
-    check_password_policy(&c.password, &email)?;
-    let password_hash = hash(&state, c.password).await?;
+/// Creates the account and mails the verification link; succeeds the same way whether or not
+/// the address is already registered (no account enumeration). The REST and web signups.
+pub async fn register(state: &Shared, email: &str, password: String) -> ApiResult<()> {
+    let email = normalize_email(email)?;
+    check_password_policy(&password, &email)?;
+    let password_hash = hash(state, password).await?;
     let now = crate::now_ms();
     match state.store.create_user(&email, &password_hash, now).await {
         Ok(user) => {
@@ -150,6 +140,23 @@ pub async fn signup(
         }
         Err(e) => return Err(e.into()),
     }
+    Ok(())
+}
+
+/// Always answers the same way whether or not the address is registered.
+#[utoipa::path(post, path = "/auth/signup", tag = "account", request_body = Credentials,
+    responses(
+        (status = 202, description = "A verification link was mailed (if the address is new)", body = Message),
+        (status = 400, description = "`bad_json`, `bad_email`, `weak_password`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
+pub async fn signup(
+    State(state): State<Shared>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> ApiResult<Response> {
+    register(&state, &c.email, c.password).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Message { message: "check your e-mail for a link to verify your address" }),
@@ -175,15 +182,21 @@ pub async fn verify_email(
     State(state): State<Shared>,
     ApiJson(v): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<Message>> {
+    verify_address(&state, &v.token).await?;
+    Ok(Json(Message { message: "e-mail verified; you can log in" }))
+}
+
+/// Uses a verification token (single use, expiring). The REST and web verifications.
+pub async fn verify_address(state: &Shared, token: &str) -> ApiResult<()> {
     let user = state
         .store
-        .use_token(&crypto::token_hash(&v.token), TokenPurpose::VerifyEmail, crate::now_ms())
+        .use_token(&crypto::token_hash(token), TokenPurpose::VerifyEmail, crate::now_ms())
         .await?
         .ok_or_else(|| {
             ApiError::bad_request("bad_token", "the link is invalid, used or expired")
         })?;
     state.store.set_email_verified(user).await?;
-    Ok(Json(Message { message: "e-mail verified; you can log in" }))
+    Ok(())
 }
 
 fn client_meta(headers: &HeaderMap, peer: SocketAddr) -> (String, String) {
@@ -224,15 +237,28 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
+    let (cookie, body) = open_session(&state, &c.email, c.password, peer, &headers).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Checks the credentials and opens a session; returns its `Set-Cookie` value. The REST and web
+/// logins. A wrong e-mail costs the same password check as a wrong password.
+pub async fn open_session(
+    state: &Shared,
+    email: &str,
+    password: String,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> ApiResult<(String, LoginResponse)> {
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong e-mail or password");
-    let email = normalize_email(&c.email).map_err(|_| invalid())?;
-    if c.password.len() > PASSWORD_LEN_MAX * 4 {
+    let email = normalize_email(email).map_err(|_| invalid())?;
+    if password.len() > PASSWORD_LEN_MAX * 4 {
         return Err(invalid());
     }
     let user = state.store.user_by_email(&email).await?;
     let hash_to_check =
         user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = verify(&state, c.password, hash_to_check).await?;
+    let ok = verify(state, password, hash_to_check).await?;
     let user = match user {
         Some(u) if ok => u,
         _ => return Err(invalid()),
@@ -245,7 +271,7 @@ pub async fn login(
     let idle_ms = i64::try_from(state.config.limits.session_idle_hours)
         .unwrap_or(24)
         .saturating_mul(3_600_000);
-    let (ip, user_agent) = client_meta(&headers, peer);
+    let (ip, user_agent) = client_meta(headers, peer);
     let id = state
         .store
         .insert_session(&NewSession {
@@ -257,9 +283,8 @@ pub async fn login(
             user_agent,
         })
         .await?;
-    let cookie = session_cookie(&state, &token, idle_ms / 1000);
-    Ok(([(header::SET_COOKIE, cookie)], Json(LoginResponse { user_id: user.id.0, session_id: id }))
-        .into_response())
+    let cookie = session_cookie(state, &token, idle_ms / 1000);
+    Ok((cookie, LoginResponse { user_id: user.id.0, session_id: id }))
 }
 
 /// Ends the current session and clears the cookie.

@@ -1,0 +1,384 @@
+// bourse web UI: theme, the live WebSocket connection, and the pages' live parts.
+// Amounts stay decimal strings end to end; estimates use BigInt, never floating point.
+"use strict";
+
+// ---- theme -------------------------------------------------------------------------------
+(function theme() {
+  const root = document.documentElement;
+  const saved = localStorage.getItem("theme");
+  if (saved === "dark" || saved === "light") root.dataset.theme = saved;
+  document.addEventListener("DOMContentLoaded", () => {
+    const button = document.getElementById("theme-toggle");
+    if (!button) return;
+    button.addEventListener("click", () => {
+      const dark = root.dataset.theme
+        ? root.dataset.theme === "dark"
+        : window.matchMedia("(prefers-color-scheme: dark)").matches;
+      root.dataset.theme = dark ? "light" : "dark";
+      localStorage.setItem("theme", root.dataset.theme);
+    });
+  });
+})();
+
+// ---- exact decimals ----------------------------------------------------------------------
+const Dec = {
+  // "12.5" at scale 2 -> 1250n; null when not a plain non-negative decimal within the scale.
+  parse(text, scale) {
+    const m = /^(\d+)(?:\.(\d+))?$/.exec(String(text).trim());
+    if (!m) return null;
+    const frac = m[2] || "";
+    if (frac.length > scale) return null;
+    return BigInt(m[1] + frac.padEnd(scale, "0"));
+  },
+  format(units, scale) {
+    const negative = units < 0n;
+    let digits = (negative ? -units : units).toString().padStart(scale + 1, "0");
+    let whole = scale ? digits.slice(0, -scale) : digits;
+    let frac = scale ? digits.slice(-scale).replace(/0+$/, "") : "";
+    return (negative ? "-" : "") + whole + (frac ? "." + frac : "");
+  },
+};
+
+// ---- WebSocket with reconnect ------------------------------------------------------------
+class Live {
+  constructor(channels, onMessage, onOpen) {
+    this.channels = channels;
+    this.onMessage = onMessage;
+    this.onOpen = onOpen;
+    this.delay = 500;
+    this.status = document.getElementById("live-status");
+    this.connect();
+  }
+  setStatus(text, cls) {
+    if (!this.status) return;
+    this.status.textContent = text;
+    this.status.className = "status " + cls;
+    document.querySelectorAll("[data-live]").forEach((el) => el.classList.toggle("stale", cls !== "live"));
+  }
+  connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      this.delay = 500;
+      ws.send(JSON.stringify({ op: "subscribe", channels: this.channels }));
+    });
+    ws.addEventListener("message", (e) => {
+      let msg;
+      try { msg = JSON.parse(e.data); } catch { return; }
+      if (msg.op === "subscribed") {
+        this.setStatus("live data: connected", "live");
+        if (this.onOpen) this.onOpen();
+      } else if (msg.op === "error") {
+        this.setStatus("live data: " + msg.message, "down");
+      } else if (msg.channel) {
+        this.onMessage(msg);
+      }
+    });
+    ws.addEventListener("close", () => {
+      this.setStatus("live data: disconnected — reconnecting", "down");
+      setTimeout(() => this.connect(), this.delay);
+      this.delay = Math.min(this.delay * 2, 15000);
+    });
+  }
+}
+
+async function api(method, path, body) {
+  const options = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    options.headers["content-type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch("/api/v1" + path, options);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.message || response.statusText);
+    error.code = data.code || "error";
+    throw error;
+  }
+  return data;
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  cells.forEach((c) => tr.appendChild(c));
+  return tr;
+}
+
+function setTicker(scope, t) {
+  const set = (field, text, cls) => {
+    const el = scope.querySelector(`[data-field="${field}"]`);
+    if (!el) return;
+    el.textContent = text;
+    if (cls !== undefined) el.className = el.className.replace(/\b(up|down)\b/g, "").trim() + (cls ? " " + cls : "");
+  };
+  set("last", t.last || "–");
+  const change = t.change_percent;
+  set("change_percent", change == null ? "–" : change + " %", change == null ? "" : change.startsWith("-") ? "down" : /[1-9]/.test(change) ? "up" : "");
+  set("high", t.high || "–");
+  set("low", t.low || "–");
+  const volume = scope.querySelector('[data-field="volume"]');
+  if (volume) volume.textContent = t.volume + (volume.textContent.includes(" ") ? " " + volume.textContent.split(" ").pop() : "");
+}
+
+// ---- home: the markets table -------------------------------------------------------------
+function homePage() {
+  const rows = document.querySelectorAll("tr[data-market]");
+  rows.forEach((r) => r.setAttribute("data-live", ""));
+  const channels = Array.from(rows, (r) => "ticker:" + r.dataset.market);
+  if (!channels.length) return;
+  new Live(channels, (msg) => {
+    if (msg.channel !== "ticker") return;
+    const r = document.querySelector(`tr[data-market="${msg.ticker.market}"]`);
+    if (r) setTicker(r, msg.ticker);
+  });
+}
+
+// ---- market page -------------------------------------------------------------------------
+function marketPage() {
+  const root = document.querySelector(".market");
+  const market = root.dataset.market;
+  const priceScale = Number(root.dataset.priceScale);
+  const quantityScale = Number(root.dataset.quantityScale);
+  const loggedIn = root.dataset.loggedIn === "true";
+  const book = { bids: new Map(), asks: new Map(), updateId: 0, synced: false, pending: [] };
+  ["asks", "bids", "trades"].forEach((id) => document.getElementById(id).setAttribute("data-live", ""));
+
+  function renderBook() {
+    const levels = (side, descending) => Array.from(book[side].entries())
+      .sort((a, b) => {
+        const x = Dec.parse(a[0], priceScale), y = Dec.parse(b[0], priceScale);
+        return descending ? (x < y ? 1 : x > y ? -1 : 0) : (x < y ? -1 : x > y ? 1 : 0);
+      })
+      .slice(0, 15);
+    const asks = levels("asks", false).reverse();
+    const bids = levels("bids", true);
+    const fill = (id, list) => {
+      const body = document.getElementById(id);
+      body.replaceChildren(...list.map(([p, q]) => {
+        const tr = row([cell(p, "num"), cell(q, "num")]);
+        tr.tabIndex = 0;
+        tr.dataset.price = p;
+        return tr;
+      }));
+    };
+    fill("asks", asks);
+    fill("bids", bids);
+    const bestAsk = asks.length ? asks[asks.length - 1][0] : null;
+    const bestBid = bids.length ? bids[0][0] : null;
+    document.getElementById("spread").textContent = bestAsk && bestBid
+      ? "spread " + Dec.format(Dec.parse(bestAsk, priceScale) - Dec.parse(bestBid, priceScale), priceScale)
+      : "–";
+  }
+
+  function applyDiff(d) {
+    if (d.update_id <= book.updateId) return true;
+    if (d.first_update_id > book.updateId + 1) return false; // a gap: resync
+    for (const [p, q] of d.bids) { if (/^0(\.0*)?$/.test(q)) book.bids.delete(p); else book.bids.set(p, q); }
+    for (const [p, q] of d.asks) { if (/^0(\.0*)?$/.test(q)) book.asks.delete(p); else book.asks.set(p, q); }
+    book.updateId = d.update_id;
+    return true;
+  }
+
+  async function syncBook() {
+    book.synced = false;
+    book.pending = [];
+    const snapshot = await api("GET", `/markets/${market}/depth?limit=100`);
+    book.bids = new Map(snapshot.bids);
+    book.asks = new Map(snapshot.asks);
+    book.updateId = snapshot.update_id;
+    book.synced = true;
+    const pending = book.pending;
+    book.pending = [];
+    for (const d of pending) if (!applyDiff(d)) return syncBook();
+    renderBook();
+  }
+
+  const tradesBody = document.getElementById("trades");
+  function addTrades(list) {
+    for (const t of list) {
+      const tr = row([cell(t.price, "num " + (t.taker_side === "buy" ? "up" : "down")), cell(t.quantity, "num"),
+        cell(new Date(t.time_ms).toLocaleTimeString())]);
+      tradesBody.prepend(tr);
+    }
+    while (tradesBody.children.length > 50) tradesBody.lastChild.remove();
+  }
+
+  async function loadTrades() {
+    const list = await api("GET", `/markets/${market}/trades?limit=50`);
+    tradesBody.replaceChildren();
+    addTrades(list.slice().reverse());
+  }
+
+  const channels = [`depth:${market}`, `trades:${market}`, `ticker:${market}`];
+  if (loggedIn) channels.push("orders", "fills", "balances");
+  new Live(channels, (msg) => {
+    if (msg.channel === "depth" && msg.market === market) {
+      if (!book.synced) { book.pending.push(msg); return; }
+      if (!applyDiff(msg)) { syncBook(); return; }
+      renderBook();
+    } else if (msg.channel === "trades" && msg.market === market) {
+      addTrades(msg.trades);
+    } else if (msg.channel === "ticker") {
+      setTicker(document.querySelector(".market-head"), msg.ticker);
+    } else if (msg.channel === "orders" || msg.channel === "fills" || msg.channel === "balances") {
+      scheduleAccountRefresh();
+    }
+  }, () => {
+    // (Re)connected: everything missed while away is fetched again.
+    syncBook().catch(() => {});
+    loadTrades().catch(() => {});
+    if (loggedIn) refreshAccount();
+  });
+
+  // Click a price level to put it in the order form.
+  for (const id of ["asks", "bids"]) {
+    const body = document.getElementById(id);
+    const pick = (e) => {
+      const tr = e.target.closest("tr[data-price]");
+      const input = document.getElementById("order-price");
+      if (tr && input) { input.value = tr.dataset.price; input.dispatchEvent(new Event("input")); }
+    };
+    body.addEventListener("click", pick);
+    body.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(e); });
+  }
+
+  if (loggedIn) accountParts(root, market, priceScale, quantityScale);
+}
+
+let accountRefresh = null;
+let refreshAccount = () => {};
+function scheduleAccountRefresh() {
+  clearTimeout(accountRefresh);
+  accountRefresh = setTimeout(() => refreshAccount(), 100);
+}
+
+function accountParts(root, market, priceScale, quantityScale) {
+  const base = root.dataset.base, quote = root.dataset.quote;
+  const balances = {};
+  const form = document.getElementById("order-form");
+  const fields = { price: form.querySelector("#order-price"), quantity: form.querySelector("#order-quantity") };
+  const errors = {
+    price: document.getElementById("order-price-error"),
+    quantity: document.getElementById("order-quantity-error"),
+    form: document.getElementById("order-error"),
+  };
+  const typeSelect = document.getElementById("order-type");
+
+  refreshAccount = async () => {
+    try {
+      const [bals, open, fills] = await Promise.all([
+        api("GET", "/balances"),
+        api("GET", `/orders?market=${market}&status=open`),
+        api("GET", `/fills?market=${market}&limit=20`),
+      ]);
+      for (const b of bals) balances[b.asset] = b;
+      for (const asset of [base, quote]) {
+        const dd = document.querySelector(`#balances [data-asset="${asset}"]`);
+        const b = balances[asset];
+        if (dd) dd.textContent = b ? `${b.available} available · ${b.locked} in orders` : "0";
+      }
+      document.getElementById("open-orders").replaceChildren(...open.orders.map((o) => {
+        const cancel = document.createElement("button");
+        cancel.type = "button";
+        cancel.textContent = "Cancel";
+        cancel.setAttribute("aria-label", `Cancel order ${o.id}`);
+        cancel.addEventListener("click", async () => {
+          cancel.disabled = true;
+          try { await api("DELETE", `/orders/${o.id}`); } catch (e) { errors.form.textContent = e.message; }
+          refreshAccount();
+        });
+        const actions = document.createElement("td");
+        actions.appendChild(cancel);
+        return row([cell(o.side, o.side === "buy" ? "up" : "down"), cell(o.time_in_force ? `${o.kind} ${o.time_in_force}` : o.kind),
+          cell(o.price || "market", "num"), cell(o.quantity || "", "num"), cell(o.filled_quantity, "num"), cell(o.status), actions]);
+      }));
+      document.getElementById("my-fills").replaceChildren(...fills.fills.map((f) =>
+        row([cell(f.side, f.side === "buy" ? "up" : "down"), cell(f.price, "num"), cell(f.quantity, "num"),
+          cell(`${f.fee} ${f.fee_asset}`, "num"), cell(f.role), cell(new Date(f.time_ms).toLocaleTimeString())])));
+      estimate();
+    } catch (e) {
+      errors.form.textContent = e.message;
+    }
+  };
+
+  document.getElementById("cancel-all").addEventListener("click", async () => {
+    try { await api("DELETE", `/orders?market=${market}`); } catch (e) { errors.form.textContent = e.message; }
+    refreshAccount();
+  });
+
+  function side() { return form.querySelector('input[name="side"]:checked').value; }
+
+  function estimate() {
+    const out = document.getElementById("order-estimate");
+    const isMarket = typeSelect.value === "market";
+    fields.price.disabled = isMarket;
+    const q = Dec.parse(fields.quantity.value, quantityScale);
+    const p = Dec.parse(fields.price.value, priceScale);
+    if (isMarket || q === null || p === null) { out.textContent = ""; return; }
+    // price (quote scale) × quantity (base scale) -> quote scale
+    const cost = (p * q) / (10n ** BigInt(quantityScale));
+    const feeRate = Dec.parse(typeSelect.value === "post_only" ? root.dataset.makerFee : root.dataset.takerFee, 6) || 0n;
+    const fee = side() === "buy" ? (q * feeRate) / 1000000n : (cost * feeRate) / 1000000n;
+    const feeText = side() === "buy" ? `${Dec.format(fee, quantityScale)} ${base}` : `${Dec.format(fee, priceScale)} ${quote}`;
+    out.textContent = `${side() === "buy" ? "Cost" : "You receive"} ≈ ${Dec.format(cost, priceScale)} ${quote}; fee up to ${feeText}`;
+  }
+  form.addEventListener("input", estimate);
+  form.addEventListener("change", estimate);
+
+  form.querySelectorAll("[data-preset]").forEach((b) => b.addEventListener("click", () => {
+    const share = BigInt(b.dataset.preset);
+    let units = null;
+    if (side() === "sell") {
+      const avail = balances[base] && Dec.parse(balances[base].available, quantityScale);
+      if (avail != null) units = (avail * share) / 100n;
+    } else {
+      const avail = balances[quote] && Dec.parse(balances[quote].available, priceScale);
+      const p = Dec.parse(fields.price.value, priceScale);
+      if (avail != null && p) units = (avail * share * (10n ** BigInt(quantityScale))) / (100n * p);
+    }
+    const lot = Dec.parse(root.dataset.lot, quantityScale);
+    if (units != null && lot) {
+      units -= units % lot;
+      fields.quantity.value = Dec.format(units, quantityScale);
+      estimate();
+    }
+  }));
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    for (const k of Object.keys(errors)) errors[k].textContent = "";
+    for (const k of Object.keys(fields)) fields[k].removeAttribute("aria-invalid");
+    const type = typeSelect.value;
+    const order = { market, side: side(), type: type === "market" ? "market" : "limit", quantity: fields.quantity.value.trim() };
+    if (type !== "market") order.price = fields.price.value.trim();
+    if (type === "post_only" || type === "ioc" || type === "fok") order.time_in_force = type;
+    const submit = document.getElementById("order-submit");
+    submit.disabled = true;
+    try {
+      const placed = await api("POST", "/orders", order);
+      errors.form.textContent = `Order ${placed.order.id}: ${placed.order.status}`;
+    } catch (err) {
+      const field = /price/.test(err.code + " " + err.message) ? "price"
+        : /quantity|lot|notional|balance|funds/.test(err.code + " " + err.message) ? "quantity" : "form";
+      errors[field].textContent = err.message;
+      if (fields[field]) { fields[field].setAttribute("aria-invalid", "true"); fields[field].focus(); }
+    } finally {
+      submit.disabled = false;
+      refreshAccount();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  if (page === "home") homePage();
+  else if (page === "market") marketPage();
+});

@@ -1,0 +1,432 @@
+//! Page handlers: read what a page shows, render its template. Form posts share their logic
+//! with the REST endpoints and answer with the page again (errors next to the field) or a
+//! redirect.
+
+use crate::api::account::{open_session, register, session_cookie, verify_address};
+use crate::auth::{same_origin, session_token};
+use crate::crypto;
+use crate::error::ApiError;
+use crate::state::Shared;
+use crate::views::{MarketView, TickerView};
+use askama::Template;
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use bourse_core::UserId;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// What every page's frame needs: who is logged in.
+pub struct Chrome {
+    pub user: Option<String>,
+    pub user_id: Option<UserId>,
+    pub version: &'static str,
+}
+
+impl Chrome {
+    async fn of(state: &Shared, headers: &HeaderMap) -> Chrome {
+        let mut chrome = Chrome { user: None, user_id: None, version: env!("CARGO_PKG_VERSION") };
+        let Some(token) = session_token(headers) else { return chrome };
+        let now = crate::now_ms();
+        if let Ok(Some(session)) = state.store.live_session(&crypto::token_hash(&token), now).await
+            && let Ok(Some(user)) = state.store.user(session.user).await
+        {
+            chrome.user = Some(user.email);
+            chrome.user_id = Some(user.id);
+        }
+        chrome
+    }
+}
+
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "–".into())
+}
+
+/// A market with its 24 h figures, as the tables show them.
+pub struct MarketRow {
+    pub symbol: String,
+    pub base: String,
+    pub quote: String,
+    pub status: &'static str,
+    pub last: String,
+    pub change_percent: String,
+    pub change_class: &'static str,
+    pub high: String,
+    pub low: String,
+    pub volume: String,
+}
+
+impl MarketRow {
+    fn new(m: &MarketView, t: Option<TickerView>) -> MarketRow {
+        let change = t.as_ref().and_then(|t| t.change_percent.clone());
+        let change_class = match change.as_deref() {
+            Some(c) if c.starts_with('-') => "down",
+            Some(c) if c.chars().any(|d| ('1'..='9').contains(&d)) => "up",
+            _ => "",
+        };
+        MarketRow {
+            symbol: m.symbol.clone(),
+            base: m.base.clone(),
+            quote: m.quote.clone(),
+            status: m.status,
+            last: dash(t.as_ref().and_then(|t| t.last.clone())),
+            change_percent: change.map(|c| format!("{c} %")).unwrap_or_else(|| "–".into()),
+            change_class,
+            high: dash(t.as_ref().and_then(|t| t.high.clone())),
+            low: dash(t.as_ref().and_then(|t| t.low.clone())),
+            volume: t.map(|t| t.volume).unwrap_or_else(|| "0".into()),
+        }
+    }
+}
+
+/// Every market with its ticker, in symbol order.
+fn market_rows(state: &Shared) -> Result<Vec<(MarketView, MarketRow)>, ApiError> {
+    let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+    let tickers = state.tickers.lock().map_err(|_| ApiError::internal("tickers", "poisoned"))?;
+    let now = crate::now_ms();
+    let mut rows: Vec<(MarketView, MarketRow)> = mirror
+        .markets
+        .iter()
+        .map(|(id, info)| {
+            let view = MarketView::new(info);
+            let row = MarketRow::new(&view, tickers.view(*id, now, &mirror));
+            (view, row)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.symbol.cmp(&b.0.symbol));
+    Ok(rows)
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    chrome: Chrome,
+    markets: Vec<MarketRow>,
+}
+
+pub async fn home(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let markets = market_rows(&state)?.into_iter().map(|(_, row)| row).collect();
+    let chrome = Chrome::of(&state, &headers).await;
+    Ok(render(StatusCode::OK, &HomePage { chrome, markets }))
+}
+
+#[derive(Template)]
+#[template(path = "fees.html")]
+struct FeesPage {
+    chrome: Chrome,
+    markets: Vec<MarketView>,
+}
+
+pub async fn fees(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let markets = market_rows(&state)?.into_iter().map(|(view, _)| view).collect();
+    let chrome = Chrome::of(&state, &headers).await;
+    Ok(render(StatusCode::OK, &FeesPage { chrome, markets }))
+}
+
+#[derive(Template)]
+#[template(path = "market.html")]
+struct MarketPage {
+    chrome: Chrome,
+    m: MarketView,
+    t: MarketRow,
+}
+
+pub async fn market(
+    State(state): State<Shared>,
+    Path(symbol): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let found = market_rows(&state)?.into_iter().find(|(view, _)| view.symbol == symbol);
+    let chrome = Chrome::of(&state, &headers).await;
+    Ok(match found {
+        Some((m, t)) => render(StatusCode::OK, &MarketPage { chrome, m, t }),
+        None => message(
+            chrome,
+            StatusCode::NOT_FOUND,
+            "No such market",
+            &format!("There is no market {symbol}."),
+            ("/", "See all markets"),
+        ),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    text: &'a str,
+    link_href: &'a str,
+    link_text: &'a str,
+}
+
+fn message(
+    chrome: Chrome,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    (link_href, link_text): (&str, &str),
+) -> Response {
+    render(status, &MessagePage { chrome, title, text, link_href, link_text })
+}
+
+/// One input of a form page.
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub value: String,
+    pub autocomplete: &'static str,
+    pub error: String,
+}
+
+impl Field {
+    fn new(name: &'static str, label: &'static str, kind: &'static str) -> Field {
+        let autocomplete = match (name, kind) {
+            ("email", _) => "email",
+            ("password", _) => "current-password",
+            _ => "off",
+        };
+        Field { name, label, kind, value: String::new(), autocomplete, error: String::new() }
+    }
+
+    fn value(mut self, value: impl Into<String>) -> Field {
+        self.value = value.into();
+        self
+    }
+
+    fn autocomplete(mut self, autocomplete: &'static str) -> Field {
+        self.autocomplete = autocomplete;
+        self
+    }
+}
+
+pub struct FormSpec {
+    pub title: &'static str,
+    pub notice: String,
+    pub error: String,
+    pub action: String,
+    pub submit: &'static str,
+    pub fields: Vec<Field>,
+    pub footer_href: &'static str,
+    pub footer_text: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+struct FormPage {
+    chrome: Chrome,
+    form: FormSpec,
+}
+
+/// Only a path on this site: never an absolute or protocol-relative URL (open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+fn login_form(email: &str, next: &str) -> FormSpec {
+    FormSpec {
+        title: "Log in",
+        notice: String::new(),
+        error: String::new(),
+        action: "/login".into(),
+        submit: "Log in",
+        fields: vec![
+            Field::new("email", "E-mail", "email").value(email),
+            Field::new("password", "Password", "password"),
+            Field::new("next", "", "hidden").value(next),
+        ],
+        footer_href: "/signup",
+        footer_text: "No account yet? Sign up",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let form = login_form("", &safe_next(q.next.as_deref()));
+    render(StatusCode::OK, &FormPage { chrome, form })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn cross_site(chrome: Chrome) -> Response {
+    message(
+        chrome,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form was sent from another site.",
+        ("/", "Go to the markets"),
+    )
+}
+
+pub async fn login(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    let next = safe_next(f.next.as_deref());
+    match open_session(&state, &f.email, f.password, peer, &headers).await {
+        Ok((cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response(),
+        Err(e) => {
+            let mut form = login_form(&f.email, &next);
+            form.error = e.message;
+            render(e.status, &FormPage { chrome, form })
+        }
+    }
+}
+
+fn signup_form(email: &str) -> FormSpec {
+    FormSpec {
+        title: "Sign up",
+        notice: String::new(),
+        error: String::new(),
+        action: "/signup".into(),
+        submit: "Create account",
+        fields: vec![
+            Field::new("email", "E-mail", "email").value(email),
+            Field::new("password", "Password (at least 12 characters)", "password")
+                .autocomplete("new-password"),
+        ],
+        footer_href: "/login",
+        footer_text: "Already have an account? Log in",
+    }
+}
+
+pub async fn signup_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    render(StatusCode::OK, &FormPage { chrome, form: signup_form("") })
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    email: String,
+    password: String,
+}
+
+pub async fn signup(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<SignupForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    match register(&state, &f.email, f.password).await {
+        Ok(()) => message(
+            chrome,
+            StatusCode::OK,
+            "Check your e-mail",
+            "We sent a link to confirm your address. Open it within 48 hours, then log in.",
+            ("/login", "Log in"),
+        ),
+        Err(e) => {
+            let mut form = signup_form(&f.email);
+            let field = if e.code == "weak_password" { "password" } else { "email" };
+            match form.fields.iter_mut().find(|x| x.name == field) {
+                Some(x) if e.status.is_client_error() => x.error = e.message,
+                _ => form.error = e.message,
+            }
+            render(e.status, &FormPage { chrome, form })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    token: Option<String>,
+}
+
+pub async fn verify_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let form = FormSpec {
+        title: "Confirm your e-mail address",
+        notice: "Press the button to confirm the address this link was sent to.".into(),
+        error: String::new(),
+        action: "/verify".into(),
+        submit: "Confirm my address",
+        fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
+        footer_href: "",
+        footer_text: "",
+    };
+    render(StatusCode::OK, &FormPage { chrome, form })
+}
+
+pub async fn verify(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    match verify_address(&state, f.token.as_deref().unwrap_or("")).await {
+        Ok(()) => message(
+            chrome,
+            StatusCode::OK,
+            "Address confirmed",
+            "Your e-mail address is confirmed. You can log in now.",
+            ("/login", "Log in"),
+        ),
+        Err(e) => message(
+            chrome,
+            e.status,
+            "This link does not work",
+            &e.message,
+            ("/signup", "Sign up again"),
+        ),
+    }
+}
+
+pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    if let Some(token) = session_token(&headers)
+        && let Ok(Some(session)) =
+            state.store.live_session(&crypto::token_hash(&token), crate::now_ms()).await
+        && let Err(e) = state.store.revoke_session(session.user, session.id).await
+    {
+        tracing::error!(error = %e, "cannot end a session");
+    }
+    ([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/")).into_response()
+}
