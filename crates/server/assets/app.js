@@ -270,6 +270,7 @@ function accountParts(root, market, priceScale, quantityScale) {
     quantity: document.getElementById("order-quantity-error"),
     form: document.getElementById("order-error"),
   };
+  const status = document.getElementById("order-status");
   const typeSelect = document.getElementById("order-type");
 
   refreshAccount = async () => {
@@ -326,9 +327,9 @@ function accountParts(root, market, priceScale, quantityScale) {
     // price (quote scale) × quantity (base scale) -> quote scale
     const cost = (p * q) / (10n ** BigInt(quantityScale));
     const feeRate = Dec.parse(typeSelect.value === "post_only" ? root.dataset.makerFee : root.dataset.takerFee, 6) || 0n;
-    const fee = side() === "buy" ? (q * feeRate) / 1000000n : (cost * feeRate) / 1000000n;
-    const feeText = side() === "buy" ? `${Dec.format(fee, quantityScale)} ${base}` : `${Dec.format(fee, priceScale)} ${quote}`;
-    out.textContent = `${side() === "buy" ? "Cost" : "You receive"} ≈ ${Dec.format(cost, priceScale)} ${quote}; fee up to ${feeText}`;
+    // Fees are charged in the quote asset, on the notional.
+    const fee = (cost * feeRate) / 1000000n;
+    out.textContent = `${side() === "buy" ? "Cost" : "You receive"} ≈ ${Dec.format(cost, priceScale)} ${quote}; fee up to ${Dec.format(fee, priceScale)} ${quote}`;
   }
   form.addEventListener("input", estimate);
   form.addEventListener("change", estimate);
@@ -342,7 +343,10 @@ function accountParts(root, market, priceScale, quantityScale) {
     } else {
       const avail = balances[quote] && Dec.parse(balances[quote].available, priceScale);
       const p = Dec.parse(fields.price.value, priceScale);
-      if (avail != null && p) units = (avail * share * (10n ** BigInt(quantityScale))) / (100n * p);
+      // A buy reserves its notional plus the fee at the higher of the two rates.
+      const maker = Dec.parse(root.dataset.makerFee, 6) || 0n, taker = Dec.parse(root.dataset.takerFee, 6) || 0n;
+      const feePpm = maker > taker ? maker : taker;
+      if (avail != null && p) units = (avail * share * (10n ** BigInt(quantityScale)) * 1000000n) / (100n * p * (1000000n + feePpm));
     }
     const lot = Dec.parse(root.dataset.lot, quantityScale);
     if (units != null && lot) {
@@ -355,16 +359,35 @@ function accountParts(root, market, priceScale, quantityScale) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     for (const k of Object.keys(errors)) errors[k].textContent = "";
+    status.textContent = "";
     for (const k of Object.keys(fields)) fields[k].removeAttribute("aria-invalid");
     const type = typeSelect.value;
     const order = { market, side: side(), type: type === "market" ? "market" : "limit", quantity: fields.quantity.value.trim() };
     if (type !== "market") order.price = fields.price.value.trim();
     if (type === "post_only" || type === "ioc" || type === "fok") order.time_in_force = type;
+    // The grid is checked here first so an obvious mistake is shown at once; the server
+    // checks everything again.
+    const onGrid = (field, text, scale, step, name) => {
+      const units = Dec.parse(text, scale);
+      const stepUnits = Dec.parse(step, scale);
+      let problem = null;
+      if (units === null) problem = `${name} must be a positive number with at most ${scale} decimals`;
+      else if (units === 0n) problem = `${name} must be more than zero`;
+      else if (stepUnits && units % stepUnits !== 0n) problem = `${name} must be a multiple of ${step}`;
+      if (problem) {
+        errors[field].textContent = problem;
+        fields[field].setAttribute("aria-invalid", "true");
+        fields[field].focus();
+      }
+      return !problem;
+    };
+    if (order.price !== undefined && !onGrid("price", order.price, priceScale, root.dataset.tick, "the price")) return;
+    if (!onGrid("quantity", order.quantity, quantityScale, root.dataset.lot, "the amount")) return;
     const submit = document.getElementById("order-submit");
     submit.disabled = true;
     try {
       const placed = await api("POST", "/orders", order);
-      errors.form.textContent = `Order ${placed.order.id}: ${placed.order.status}`;
+      status.textContent = `Order ${placed.order.id}: ${placed.order.status.replace("_", " ")}`;
     } catch (err) {
       const field = /price/.test(err.code + " " + err.message) ? "price"
         : /quantity|lot|notional|balance|funds/.test(err.code + " " + err.message) ? "quantity" : "form";

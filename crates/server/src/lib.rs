@@ -111,7 +111,13 @@ impl Server {
         .context("hash task")??;
         let keys =
             crypto::Keys::derive(&hex::decode(config.secret_key.expose()).context("secret_key")?);
-        let listen = config.listen;
+        // Bound before the state is built: with port 0 the links the server mails (and
+        // `public_url` when not set) must carry the port it really got.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let mut config = config;
+        config.listen = listener.local_addr()?;
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             config,
@@ -133,9 +139,6 @@ impl Server {
         tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
 
         let app = router(&state);
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         // Every answer and WebSocket burst is one write: send it now rather than wait for the
         // peer's acknowledgement of the last one (Nagle).

@@ -4,7 +4,6 @@
 
 mod common;
 
-use bourse_core::{Command, ExternalKey, UserId};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -14,29 +13,6 @@ async fn exchange(backend: Backend) -> App {
     let app = App::spawn(backend).await;
     bourse_server::demo::setup(&app.server().state).await.unwrap();
     app
-}
-
-async fn deposit(app: &App, user: u64, asset: &str, amount: &str) {
-    let (id, scale) = {
-        let m = app.server().state.mirror.read().unwrap();
-        let a = m.asset_by_symbol(asset).unwrap();
-        (a.id, a.scale)
-    };
-    let amount = bourse_core::decimal::parse_units(amount, scale).unwrap();
-    let key =
-        ExternalKey::new(&format!("test:{user}:{asset}:{amount}:{}", bourse_server::now_ms()))
-            .unwrap();
-    let out = app
-        .server()
-        .engine()
-        .execute(Command::Deposit { user: UserId(user), asset: id, amount, key })
-        .await
-        .unwrap();
-    assert!(
-        out.events.iter().any(|e| matches!(e, bourse_core::Event::DepositCredited { .. })),
-        "{:?}",
-        out.events
-    );
 }
 
 fn balance(list: &Value, asset: &str) -> (String, String) {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use bourse_core::{Command, ExternalKey, UserId};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -313,21 +312,6 @@ async fn send(
     let r = request.send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn deposit(app: &App, user: u64, asset: &str, amount: &str) {
-    let (id, scale) = {
-        let m = app.server().state.mirror.read().unwrap();
-        let a = m.asset_by_symbol(asset).unwrap();
-        (a.id, a.scale)
-    };
-    let amount = bourse_core::decimal::parse_units(amount, scale).unwrap();
-    let key = ExternalKey::new(&format!("openapi:{user}:{asset}:{amount}")).unwrap();
-    app.server()
-        .engine()
-        .execute(Command::Deposit { user: UserId(user), asset: id, amount, key })
-        .await
-        .unwrap();
 }
 
 #[test]

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 const FILES: &[(&str, &str, &[u8])] = &[
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/app.js")),
+    ("favicon.svg", "image/svg+xml", include_bytes!("../../assets/favicon.svg")),
 ];
 
 pub async fn serve(Path(file): Path<String>) -> Response {

@@ -89,6 +89,40 @@ impl App {
     }
 }
 
+/// Credits `amount` of `asset` to `user` through the engine (what the wallet will do), with a
+/// fresh external key each time.
+pub async fn deposit(app: &App, user: u64, asset: &str, amount: &str) {
+    let (id, scale) = {
+        let m = app.server().state.mirror.read().unwrap();
+        let a = m.asset_by_symbol(asset).unwrap();
+        (a.id, a.scale)
+    };
+    let amount = bourse_core::decimal::parse_units(amount, scale).unwrap();
+    let key = bourse_core::ExternalKey::new(&format!(
+        "test:{user}:{asset}:{amount}:{}",
+        DEPOSITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+    .unwrap();
+    let out = app
+        .server()
+        .engine()
+        .execute(bourse_core::Command::Deposit {
+            user: bourse_core::UserId(user),
+            asset: id,
+            amount,
+            key,
+        })
+        .await
+        .unwrap();
+    assert!(
+        out.events.iter().any(|e| matches!(e, bourse_core::Event::DepositCredited { .. })),
+        "{:?}",
+        out.events
+    );
+}
+
+static DEPOSITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A browser-like client (cookies) and, once created, an API key.
 pub struct User {
     pub http: reqwest::Client,
@@ -102,10 +136,13 @@ pub fn cookie_client() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).build().unwrap()
 }
 
+/// The password of every user `register` makes.
+pub const PASSWORD: &str = "a long enough passphrase";
+
 /// Signs up, follows the verification link from the mailbox, logs in.
 pub async fn register(app: &App, email: &str) -> User {
     let http = cookie_client();
-    let password = "a long enough passphrase";
+    let password = PASSWORD;
     let r = http
         .post(format!("{}/api/v1/auth/signup", app.url))
         .json(&json!({"email": email, "password": password}))

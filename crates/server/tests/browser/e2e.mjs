@@ -1,0 +1,139 @@
+// End-to-end test of the web UI in headless Chromium, driven by playwright-core.
+// Started by crates/server/tests/browser.rs, which runs the server and passes (env):
+//   BOURSE_URL        the server
+//   BOURSE_MAILBOX    the directory the server writes mails to
+//   BOURSE_USERS      JSON [{email, password}, {email, password}]: two verified, funded users
+//   BOURSE_SHOTS      where to save screenshots
+// Any browser console error or uncaught page error fails the test.
+import { chromium } from "playwright-core";
+import { readdirSync, readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const url = process.env.BOURSE_URL;
+const mailbox = process.env.BOURSE_MAILBOX;
+const [alice, bob] = JSON.parse(process.env.BOURSE_USERS);
+const shots = process.env.BOURSE_SHOTS;
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const problems = [];
+const TIMEOUT = 10_000;
+
+async function newPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()} (${page.url()})`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message} (${page.url()})`));
+  return page;
+}
+
+function step(name) { console.log(`- ${name}`); }
+
+async function login(page, user, next) {
+  await page.goto(`${url}/login?next=${encodeURIComponent(next)}`);
+  await page.getByLabel("E-mail").fill(user.email);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(`${url}${next}`);
+  await page.getByText(user.email).waitFor();
+}
+
+async function place(page, side, price, quantity) {
+  await page.getByLabel(side === "buy" ? "Buy" : "Sell", { exact: true }).check();
+  await page.locator("#order-price").fill(price);
+  await page.locator("#order-quantity").fill(quantity);
+  await page.getByRole("button", { name: "Place order" }).click();
+}
+
+async function rows(page, selector) {
+  return page.locator(`${selector} tr`).allInnerTexts();
+}
+
+async function until(what, check) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const result = await check();
+    if (result) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+try {
+  // Signup → mailed link → confirm → login, all through the pages.
+  step("signup, confirm and log in through the pages");
+  const carol = { email: "carol@example.com", password: "carol's long passphrase" };
+  const page = await newPage();
+  await page.goto(`${url}/signup`);
+  await page.getByLabel("E-mail").fill(carol.email);
+  await page.getByLabel(/^Password/).fill(carol.password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "Check your e-mail" }).waitFor();
+  const mail = readdirSync(mailbox).sort().reverse().map((f) => readFileSync(join(mailbox, f), "utf8"))
+    .find((m) => m.startsWith(`To: ${carol.email}\n`));
+  const link = mail.split("\n").find((l) => l.includes("/verify?token=")).trim();
+  await page.goto(link);
+  await page.getByRole("button", { name: "Confirm my address" }).click();
+  await page.getByRole("heading", { name: "Address confirmed" }).waitFor();
+  await login(page, carol, "/");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("link", { name: "Log in" }).waitFor();
+
+  // Alice trades on BTC/USDT.
+  step("an off-grid price is refused next to the field and places nothing");
+  await login(page, alice, "/markets/BTC-USDT");
+  await until("balances", async () => !(await page.locator('#balances [data-asset="USDT"]').innerText()).startsWith("–"));
+  await place(page, "buy", "60000.001", "0.01");
+  await until("the price error", async () => (await page.locator("#order-price-error").innerText()).length > 0);
+  if ((await rows(page, "#open-orders")).length !== 0) throw new Error("an off-grid order was placed");
+
+  step("a limit order rests: in the book and in open orders; then it is canceled");
+  await place(page, "buy", "60000.00", "0.01");
+  await until("the open order", async () => (await rows(page, "#open-orders")).some((r) => r.includes("60000")));
+  await until("the bid in the book", async () => (await rows(page, "#bids")).some((r) => r.startsWith("60000")));
+  await page.getByRole("button", { name: /^Cancel order/ }).click();
+  await until("no open orders", async () => (await rows(page, "#open-orders")).length === 0);
+  await until("the bid gone", async () => !(await rows(page, "#bids")).some((r) => r.startsWith("60000")));
+
+  step("another user's crossing order fills it, and the first page updates live");
+  await place(page, "buy", "60000.00", "0.01");
+  await until("the open order", async () => (await rows(page, "#open-orders")).length === 1);
+  const btcBefore = await page.locator('#balances [data-asset="BTC"]').innerText();
+  const bobPage = await newPage();
+  await login(bobPage, bob, "/markets/BTC-USDT");
+  await place(bobPage, "sell", "60000.00", "0.01");
+  await until("the trade on Alice's page", async () => (await rows(page, "#trades")).some((r) => r.startsWith("60000")));
+  await until("Alice's fill", async () => (await rows(page, "#my-fills")).some((r) => r.includes("60000")));
+  await until("no open orders", async () => (await rows(page, "#open-orders")).length === 0);
+  await until("Alice's BTC balance", async () => (await page.locator('#balances [data-asset="BTC"]').innerText()) !== btcBefore);
+  await until("the ticker", async () => (await page.locator('.market-head [data-field="last"]').innerText()) === "60000");
+
+  step("screenshots: desktop and phone, light and dark");
+  for (const scheme of ["light", "dark"]) {
+    for (const [name, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+      const shot = await newPage({ viewport, colorScheme: scheme });
+      for (const [pageName, path] of [["home", "/"], ["market", "/markets/BTC-USDT"], ["login", "/login"]]) {
+        await shot.goto(url + path);
+        await shot.getByText("live data: connected").or(shot.getByRole("heading", { name: "Log in" })).first().waitFor();
+        await shot.screenshot({ path: join(shots, `${pageName}-${name}-${scheme}.png`), fullPage: true });
+      }
+      await shot.context().close();
+    }
+  }
+  // The logged-in market page too.
+  await page.screenshot({ path: join(shots, "market-desktop-logged-in.png"), fullPage: true });
+} catch (e) {
+  problems.push(`failed: ${e.stack || e}`);
+} finally {
+  await browser.close();
+}
+if (problems.length) {
+  console.error(problems.join("\n"));
+  process.exit(1);
+}
+console.log("browser tests passed");
