@@ -55,6 +55,14 @@ class Live {
     this.status.className = "status " + cls;
     document.querySelectorAll("[data-live]").forEach((el) => el.classList.toggle("stale", cls !== "live"));
   }
+  subscribe(channel) {
+    this.channels.push(channel);
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: "subscribe", channels: [channel] }));
+  }
+  unsubscribe(channel) {
+    this.channels = this.channels.filter((c) => c !== channel);
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: "unsubscribe", channels: [channel] }));
+  }
   connect() {
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     const ws = new WebSocket(url);
@@ -67,8 +75,11 @@ class Live {
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
       if (msg.op === "subscribed") {
-        this.setStatus("live data: connected", "live");
-        if (this.onOpen) this.onOpen();
+        if (!this.live) {
+          this.live = true;
+          this.setStatus("live data: connected", "live");
+          if (this.onOpen) this.onOpen();
+        }
       } else if (msg.op === "error") {
         this.setStatus("live data: " + msg.message, "down");
       } else if (msg.channel) {
@@ -76,6 +87,7 @@ class Live {
       }
     });
     ws.addEventListener("close", () => {
+      this.live = false;
       this.setStatus("live data: disconnected — reconnecting", "down");
       setTimeout(() => this.connect(), this.delay);
       this.delay = Math.min(this.delay * 2, 15000);
@@ -217,9 +229,10 @@ function marketPage() {
     addTrades(list.slice().reverse());
   }
 
-  const channels = [`depth:${market}`, `trades:${market}`, `ticker:${market}`];
+  const chart = priceChart(market);
+  const channels = [`depth:${market}`, `trades:${market}`, `ticker:${market}`, chart.channel()];
   if (loggedIn) channels.push("orders", "fills", "balances");
-  new Live(channels, (msg) => {
+  const live = new Live(channels, (msg) => {
     if (msg.channel === "depth" && msg.market === market) {
       if (!book.synced) { book.pending.push(msg); return; }
       if (!applyDiff(msg)) { syncBook(); return; }
@@ -228,6 +241,8 @@ function marketPage() {
       addTrades(msg.trades);
     } else if (msg.channel === "ticker") {
       setTicker(document.querySelector(".market-head"), msg.ticker);
+    } else if (msg.channel === "candles" && msg.market === market) {
+      chart.update(msg.interval, msg.candle);
     } else if (msg.channel === "orders" || msg.channel === "fills" || msg.channel === "balances") {
       scheduleAccountRefresh();
     }
@@ -235,8 +250,11 @@ function marketPage() {
     // (Re)connected: everything missed while away is fetched again.
     syncBook().catch(() => {});
     loadTrades().catch(() => {});
+    chart.load().catch(() => {});
     if (loggedIn) refreshAccount();
   });
+
+  chart.onIntervalChange((before, after) => { live.unsubscribe(before); live.subscribe(after); });
 
   // Click a price level to put it in the order form.
   for (const id of ["asks", "bids"]) {
@@ -251,6 +269,64 @@ function marketPage() {
   }
 
   if (loggedIn) accountParts(root, market, priceScale, quantityScale);
+}
+
+// The candlestick chart (vendored lightweight-charts). Prices become numbers here for drawing
+// only; nothing drawn is ever sent back.
+function priceChart(market) {
+  let interval = "1m";
+  const box = document.getElementById("chart");
+  const lib = window.LightweightCharts;
+  const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const colors = () => ({
+    layout: { background: { color: css("--panel") }, textColor: css("--muted"), attributionLogo: false },
+    grid: { vertLines: { color: css("--line") }, horzLines: { color: css("--line") } },
+  });
+  // The library's own attribution logo injects an inline <style>, which our CSP forbids; the
+  // attribution its license asks for is the link under the chart (market.html) instead.
+  const options = { autoSize: true, timeScale: { timeVisible: true }, ...colors() };
+  const chart = lib ? lib.createChart(box, options) : null;
+  const candles = chart && chart.addSeries(lib.CandlestickSeries, {
+    upColor: css("--up"), downColor: css("--down"), wickUpColor: css("--up"), wickDownColor: css("--down"), borderVisible: false,
+  });
+  const volume = chart && chart.addSeries(lib.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "volume" });
+  if (volume) volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  document.getElementById("theme-toggle")?.addEventListener("click", () => chart && chart.applyOptions(colors()));
+  const bar = (c) => ({ time: Math.floor(c.open_ms / 1000), open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close) });
+  const vol = (c) => ({ time: Math.floor(c.open_ms / 1000), value: Number(c.volume), color: Number(c.close) >= Number(c.open) ? css("--up") : css("--down") });
+  let changed = () => {};
+  document.querySelectorAll("[data-interval]").forEach((b) => b.addEventListener("click", () => {
+    if (b.dataset.interval === interval) return;
+    const before = `candles:${market}:${interval}`;
+    interval = b.dataset.interval;
+    document.querySelectorAll("[data-interval]").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
+    changed(before, `candles:${market}:${interval}`);
+    api_load();
+  }));
+  async function api_load() {
+    if (!chart) return;
+    const list = await api("GET", `/markets/${market}/candles?interval=${interval}&limit=500`);
+    list.sort((a, b) => a.open_ms - b.open_ms);
+    candles.setData(list.map(bar));
+    volume.setData(list.map(vol));
+    box.dataset.bars = String(list.length);
+    if (list.length) box.dataset.last = list[list.length - 1].close;
+  }
+  return {
+    channel: () => `candles:${market}:${interval}`,
+    onIntervalChange: (f) => { changed = f; },
+    load: api_load,
+    update(i, c) {
+      if (!chart || i !== interval) return;
+      try {
+        candles.update(bar(c));
+        volume.update(vol(c));
+        box.dataset.last = c.close;
+      } catch {
+        api_load().catch(() => {}); // an update older than the newest bar: reload instead
+      }
+    },
+  };
 }
 
 let accountRefresh = null;

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Shared> {
         .route("/verify", get(pages::verify_page).post(pages::verify))
         .route("/logout", axum::routing::post(pages::logout))
         .route("/static/{file}", get(assets::serve))
+        .route("/static/vendor/{file}", get(assets::serve_vendor))
         .layer(from_fn(security_headers))
 }
 

@@ -140,6 +140,7 @@ struct MarketPage {
     chrome: Chrome,
     m: MarketView,
     t: MarketRow,
+    intervals: [&'static str; 6],
 }
 
 pub async fn market(
@@ -150,7 +151,10 @@ pub async fn market(
     let found = market_rows(&state)?.into_iter().find(|(view, _)| view.symbol == symbol);
     let chrome = Chrome::of(&state, &headers).await;
     Ok(match found {
-        Some((m, t)) => render(StatusCode::OK, &MarketPage { chrome, m, t }),
+        Some((m, t)) => render(
+            StatusCode::OK,
+            &MarketPage { chrome, m, t, intervals: ["1m", "5m", "15m", "1h", "4h", "1d"] },
+        ),
         None => message(
             chrome,
             StatusCode::NOT_FOUND,

@@ -112,6 +112,12 @@ try {
   await until("no open orders", async () => (await rows(page, "#open-orders")).length === 0);
   await until("Alice's BTC balance", async () => (await page.locator('#balances [data-asset="BTC"]').innerText()) !== btcBefore);
   await until("the ticker", async () => (await page.locator('.market-head [data-field="last"]').innerText()) === "60000");
+  await until("the chart's last candle", async () => (await page.locator("#chart").getAttribute("data-last")) === "60000");
+
+  step("the chart switches interval and shows the same trade");
+  await page.getByRole("button", { name: "1h" }).click();
+  await until("1h selected", async () => (await page.getByRole("button", { name: "1h" }).getAttribute("aria-pressed")) === "true");
+  await until("the 1h candle", async () => (await page.locator("#chart").getAttribute("data-bars")) === "1");
 
   step("screenshots: desktop and phone, light and dark");
   for (const scheme of ["light", "dark"]) {
