@@ -187,3 +187,107 @@ async fn account_forms_work_without_javascript() {
     let (_, home) = page(&http, &app.url).await;
     assert!(!home.contains(email));
 }
+
+#[tokio::test]
+async fn the_security_page_manages_sessions_and_api_keys() {
+    let app = App::spawn(Backend::Sqlite).await;
+    let user = common::register(&app, "keys@example.com").await;
+    let http = browser();
+
+    // Not logged in: the page sends the browser to log in and come back.
+    let r = http.get(format!("{}/account/security", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?next=/account/security");
+
+    // Two sessions: this browser's and `register`'s.
+    let r = http
+        .post(format!("{}/login", app.url))
+        .form(&[("email", user.email.as_str()), ("password", common::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (status, html) = page(&http, &format!("{}/account/security", app.url)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("this session"));
+    assert_eq!(html.matches("/revoke\" class=\"inline\"><button type=\"submit\" class=\"ghost\" aria-label=\"Sign out").count(), 1);
+
+    // A key with a bad allowlist entry is refused with the form kept.
+    let r = http
+        .post(format!("{}/account/api-keys", app.url))
+        .form(&[("label", "bot"), ("trade", "on"), ("ip_allowlist", "10.0.0.0/8 nonsense")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("is not an IP address or CIDR") && html.contains(r#"value="bot""#));
+
+    // Created: key and secret shown once; the secret opens the API.
+    let r = http
+        .post(format!("{}/account/api-keys", app.url))
+        .form(&[("label", "bot"), ("read", "on"), ("trade", "on"), ("ip_allowlist", "127.0.0.1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let code = |id: &str| {
+        html.split(&format!(r#"<code id="{id}">"#))
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (key, secret) = (code("new-api-key"), code("new-api-secret"));
+    assert_eq!((key.len(), secret.len()), (64, 64));
+    let (status, _) = common::signed_request(
+        &app.url,
+        &key,
+        &secret,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, later) = page(&http, &format!("{}/account/security", app.url)).await;
+    assert!(!later.contains(&secret), "the secret is never shown again");
+    assert!(later.contains("read, trade") && later.contains("127.0.0.1"));
+
+    // Revoked from the page: the key stops working at once.
+    let id =
+        later.split("/account/api-keys/").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let r = http.post(format!("{}/account/api-keys/{id}/revoke", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (status, _) = common::signed_request(
+        &app.url,
+        &key,
+        &secret,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // Signing out the other session ends it; a revoke from another site is refused.
+    let (_, html) = page(&http, &format!("{}/account/security", app.url)).await;
+    let other =
+        html.split("/account/sessions/").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let r = http
+        .post(format!("{}/account/sessions/{other}/revoke", app.url))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(user.http.get(format!("{}/api/v1/me", app.url)).send().await.unwrap().status(), 200);
+    let r = http.post(format!("{}/account/sessions/{other}/revoke", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(user.http.get(format!("{}/api/v1/me", app.url)).send().await.unwrap().status(), 401);
+}

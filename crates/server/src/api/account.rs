@@ -600,11 +600,18 @@ pub async fn revoke_api_key(
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Revoked>> {
-    if !state.store.revoke_api_key(p.user, id).await? {
+    revoke_key(&state, p.user, id).await?;
+    Ok(Json(Revoked { revoked: id }))
+}
+
+/// Revokes one of `user`'s keys, in the database and in this process's key cache at once. The
+/// REST and web revocations.
+pub async fn revoke_key(state: &Shared, user: UserId, id: i64) -> ApiResult<()> {
+    if !state.store.revoke_api_key(user, id).await? {
         return Err(ApiError::not_found("unknown_api_key", "no such API key"));
     }
     if let Ok(mut cache) = state.api_keys.lock() {
         cache.retain(|_, k| k.id != id);
     }
-    Ok(Json(Revoked { revoked: id }))
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! Every response from here carries a strict Content-Security-Policy: scripts and styles only
 //! from this origin, no inline code, no framing.
 
+mod account;
 mod assets;
 mod pages;
 
@@ -31,6 +32,9 @@ pub fn routes() -> Router<Shared> {
         .route("/signup", get(pages::signup_page).post(pages::signup))
         .route("/verify", get(pages::verify_page).post(pages::verify))
         .route("/logout", axum::routing::post(pages::logout))
+        .route("/account/security", get(account::security))
+        .route("/account/api-keys", axum::routing::post(account::create_key))
+        .route("/account/{kind}/{id}/revoke", axum::routing::post(account::revoke))
         .route("/static/{file}", get(assets::serve))
         .route("/static/vendor/{file}", get(assets::serve_vendor))
         .layer(from_fn(security_headers))

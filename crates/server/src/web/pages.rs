@@ -21,12 +21,18 @@ use std::net::SocketAddr;
 pub struct Chrome {
     pub user: Option<String>,
     pub user_id: Option<UserId>,
+    pub session_id: Option<i64>,
     pub version: &'static str,
 }
 
 impl Chrome {
-    async fn of(state: &Shared, headers: &HeaderMap) -> Chrome {
-        let mut chrome = Chrome { user: None, user_id: None, version: env!("CARGO_PKG_VERSION") };
+    pub async fn of(state: &Shared, headers: &HeaderMap) -> Chrome {
+        let mut chrome = Chrome {
+            user: None,
+            user_id: None,
+            session_id: None,
+            version: env!("CARGO_PKG_VERSION"),
+        };
         let Some(token) = session_token(headers) else { return chrome };
         let now = crate::now_ms();
         if let Ok(Some(session)) = state.store.live_session(&crypto::token_hash(&token), now).await
@@ -34,12 +40,13 @@ impl Chrome {
         {
             chrome.user = Some(user.email);
             chrome.user_id = Some(user.id);
+            chrome.session_id = Some(session.id);
         }
         chrome
     }
 }
 
-fn render(status: StatusCode, page: &impl Template) -> Response {
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -281,7 +288,7 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn cross_site(chrome: Chrome) -> Response {
+pub fn cross_site(chrome: Chrome) -> Response {
     message(
         chrome,
         StatusCode::FORBIDDEN,

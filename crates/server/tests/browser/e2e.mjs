@@ -131,8 +131,12 @@ try {
       await shot.context().close();
     }
   }
-  // The logged-in market page too.
+  // The logged-in market page too, and the security page.
   await page.screenshot({ path: join(shots, "market-desktop-logged-in.png"), fullPage: true });
+  step("the security page lists this session");
+  await page.getByRole("link", { name: "Security" }).click();
+  await page.getByText("this session").waitFor();
+  await page.screenshot({ path: join(shots, "security-desktop.png"), fullPage: true });
 } catch (e) {
   problems.push(`failed: ${e.stack || e}`);
 } finally {

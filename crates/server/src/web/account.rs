@@ -1,0 +1,210 @@
+//! The account pages that need a login: security (sessions and API keys). Their forms post
+//! here, work without JavaScript and share their logic with the REST endpoints.
+
+use super::pages::{Chrome, cross_site, render};
+use crate::api::account::{new_api_key, revoke_key, scope_names};
+use crate::auth::same_origin;
+use crate::state::Shared;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use bourse_core::UserId;
+use serde::Deserialize;
+
+/// To the login page, and back to `path` after it.
+pub fn login_first(path: &str) -> Response {
+    Redirect::to(&format!("/login?next={path}")).into_response()
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian, integer arithmetic).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+pub struct SessionLine {
+    id: i64,
+    created: String,
+    last_seen: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+pub struct KeyLine {
+    id: i64,
+    label: String,
+    key_start: String,
+    scopes: String,
+    ips: String,
+    created: String,
+}
+
+pub struct CreatedKey {
+    label: String,
+    key: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityPage {
+    chrome: Chrome,
+    sessions: Vec<SessionLine>,
+    keys: Vec<KeyLine>,
+    created: Option<CreatedKey>,
+    error: String,
+    form_label: String,
+    form_ips: String,
+}
+
+impl SecurityPage {
+    async fn load(state: &Shared, chrome: Chrome, user: UserId) -> Result<SecurityPage, Response> {
+        let internal =
+            |e: bourse_store::StoreError| crate::error::ApiError::from(e).into_response();
+        let sessions = state.store.sessions(user, crate::now_ms()).await.map_err(internal)?;
+        let keys = state.store.api_keys(user).await.map_err(internal)?;
+        let current = chrome.session_id;
+        Ok(SecurityPage {
+            sessions: sessions
+                .into_iter()
+                .map(|s| SessionLine {
+                    id: s.id,
+                    created: utc(s.created_ms),
+                    last_seen: utc(s.last_seen_ms),
+                    ip: s.ip,
+                    user_agent: s.user_agent,
+                    current: Some(s.id) == current,
+                })
+                .collect(),
+            keys: keys
+                .into_iter()
+                .map(|k| KeyLine {
+                    id: k.id,
+                    label: k.label,
+                    key_start: k.key.chars().take(12).collect(),
+                    scopes: scope_names(k.scopes).join(", "),
+                    ips: if k.ip_allowlist.is_empty() {
+                        "any".into()
+                    } else {
+                        k.ip_allowlist.join(", ")
+                    },
+                    created: utc(k.created_ms),
+                })
+                .collect(),
+            chrome,
+            created: None,
+            error: String::new(),
+            form_label: String::new(),
+            form_ips: String::new(),
+        })
+    }
+}
+
+const PATH: &str = "/account/security";
+
+pub async fn security(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let Some(user) = chrome.user_id else { return login_first(PATH) };
+    match SecurityPage::load(&state, chrome, user).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewKeyForm {
+    label: String,
+    read: Option<String>,
+    trade: Option<String>,
+    withdraw: Option<String>,
+    #[serde(default)]
+    ip_allowlist: String,
+}
+
+pub async fn create_key(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<NewKeyForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let Some(user) = chrome.user_id else { return login_first(PATH) };
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    let scopes: Vec<String> = [("read", &f.read), ("trade", &f.trade), ("withdraw", &f.withdraw)]
+        .iter()
+        .filter(|(_, on)| on.is_some())
+        .map(|(name, _)| (*name).to_string())
+        .collect();
+    let ips: Vec<String> = f
+        .ip_allowlist
+        .split([' ', ',', '\n', '\r', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let result = new_api_key(&state, user, &f.label, &scopes, &ips).await;
+    let mut page = match SecurityPage::load(&state, chrome, user).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    match result {
+        Ok(((_, key), secret)) => {
+            page.created = Some(CreatedKey { label: f.label.trim().to_string(), key, secret });
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            page.error = e.message;
+            page.form_label = f.label;
+            page.form_ips = f.ip_allowlist;
+            render(e.status, &page)
+        }
+    }
+}
+
+/// What a revoke form posts to: `/account/{sessions|api-keys}/{id}/revoke`.
+pub async fn revoke(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, i64)>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let Some(user) = chrome.user_id else { return login_first(PATH) };
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    let done = match kind.as_str() {
+        "sessions" => state.store.revoke_session(user, id).await.map_err(Into::into).map(|_| ()),
+        "api-keys" => revoke_key(&state, user, id).await,
+        _ => Err(crate::error::ApiError::not_found("not_found", "no such page")),
+    };
+    match done {
+        Ok(()) => Redirect::to(PATH).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_795_435_200_000), "2026-11-23 12:00 UTC");
+        assert_eq!(utc(-60_000), "1969-12-31 23:59 UTC");
+    }
+}
