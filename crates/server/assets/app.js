@@ -47,6 +47,7 @@ class Live {
     this.onOpen = onOpen;
     this.delay = 500;
     this.status = document.getElementById("live-status");
+    this.setStatus("live data: connecting…", "");
     this.connect();
   }
   setStatus(text, cls) {
