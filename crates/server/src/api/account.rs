@@ -403,10 +403,16 @@ pub async fn revoke_session(
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Revoked>> {
-    if !state.store.revoke_session(p.user, id).await? {
+    end_session(&state, p.user, id).await?;
+    Ok(Json(Revoked { revoked: id }))
+}
+
+/// Ends one of `user`'s sessions. The REST and web sign-outs.
+pub async fn end_session(state: &Shared, user: UserId, id: i64) -> ApiResult<()> {
+    if !state.store.revoke_session(user, id).await? {
         return Err(ApiError::not_found("unknown_session", "no such session"));
     }
-    Ok(Json(Revoked { revoked: id }))
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema)]

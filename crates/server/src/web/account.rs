@@ -2,7 +2,7 @@
 //! here, work without JavaScript and share their logic with the REST endpoints.
 
 use super::pages::{Chrome, cross_site, render};
-use crate::api::account::{new_api_key, revoke_key, scope_names};
+use crate::api::account::{end_session, new_api_key, revoke_key, scope_names};
 use crate::auth::same_origin;
 use crate::state::Shared;
 use askama::Template;
@@ -186,7 +186,7 @@ pub async fn revoke(
         return cross_site(chrome);
     }
     let done = match kind.as_str() {
-        "sessions" => state.store.revoke_session(user, id).await.map_err(Into::into).map(|_| ()),
+        "sessions" => end_session(&state, user, id).await,
         "api-keys" => revoke_key(&state, user, id).await,
         _ => Err(crate::error::ApiError::not_found("not_found", "no such page")),
     };

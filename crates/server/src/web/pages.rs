@@ -432,10 +432,9 @@ pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response
     if !same_origin(&headers, &state.config.public_url()) {
         return cross_site(chrome);
     }
-    if let Some(token) = session_token(&headers)
-        && let Ok(Some(session)) =
-            state.store.live_session(&crypto::token_hash(&token), crate::now_ms()).await
-        && let Err(e) = state.store.revoke_session(session.user, session.id).await
+    // The session `Chrome::of` already found, not a second lookup.
+    if let (Some(user), Some(id)) = (chrome.user_id, chrome.session_id)
+        && let Err(e) = state.store.revoke_session(user, id).await
     {
         tracing::error!(error = %e, "cannot end a session");
     }
