@@ -7,7 +7,32 @@
   const root = document.documentElement;
   const saved = localStorage.getItem("theme");
   if (saved === "dark" || saved === "light") root.dataset.theme = saved;
-  document.addEventListener("DOMContentLoaded", () => {
+  // The status page: the health figures again every 5 s; a failed fetch shows as unreachable.
+function statusPage() {
+  const set = (field, text) => {
+    const el = document.querySelector(`#health [data-field="${field}"]`);
+    if (el) el.textContent = text;
+  };
+  const overall = document.getElementById("overall");
+  async function refresh() {
+    try {
+      const h = await api("GET", "/health");
+      set("engine", h.engine_running ? "running" : "stopped");
+      set("engine_seq", String(h.engine_seq));
+      set("projector", h.projector_lag === 0 ? "up to date" : `${h.projector_lag} commands behind`);
+      set("database", `${h.database} (${h.database_backend})`);
+      set("websocket_clients", String(h.websocket_clients));
+      overall.textContent = h.status === "ok" ? "All systems operational" : "Degraded: some parts are not working";
+      overall.className = "overall " + (h.status === "ok" ? "up" : "down");
+    } catch {
+      overall.textContent = "The exchange does not answer";
+      overall.className = "overall down";
+    }
+  }
+  setInterval(refresh, 5000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
     const button = document.getElementById("theme-toggle");
     if (!button) return;
     button.addEventListener("click", () => {
@@ -104,6 +129,10 @@ async function api(method, path, body) {
   }
   const response = await fetch("/api/v1" + path, options);
   const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && document.body.dataset.loggedIn === "true") {
+    // The session expired or was signed out elsewhere: log in again and come back here.
+    window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+  }
   if (!response.ok) {
     const error = new Error(data.message || response.statusText);
     error.code = data.code || "error";
@@ -352,9 +381,10 @@ function accountParts(root, market, priceScale, quantityScale) {
 
   refreshAccount = async () => {
     try {
-      const [bals, open, fills] = await Promise.all([
+      const [bals, open, recent, fills] = await Promise.all([
         api("GET", "/balances"),
         api("GET", `/orders?market=${market}&status=open`),
+        api("GET", `/orders?market=${market}&limit=20`),
         api("GET", `/fills?market=${market}&limit=20`),
       ]);
       for (const b of bals) balances[b.asset] = b;
@@ -378,6 +408,10 @@ function accountParts(root, market, priceScale, quantityScale) {
         return row([cell(o.side, o.side === "buy" ? "up" : "down"), cell(o.time_in_force ? `${o.kind} ${o.time_in_force}` : o.kind),
           cell(o.price || "market", "num"), cell(o.quantity || "", "num"), cell(o.filled_quantity, "num"), cell(o.status), actions]);
       }));
+      document.getElementById("order-history").replaceChildren(...recent.orders.map((o) =>
+        row([cell(new Date(o.created_ms).toLocaleTimeString()), cell(o.side, o.side === "buy" ? "up" : "down"),
+          cell(o.time_in_force ? `${o.kind} ${o.time_in_force}` : o.kind), cell(o.price || "market", "num"),
+          cell(o.quantity || o.quote_amount || "", "num"), cell(o.filled_quantity, "num"), cell(o.status.replace("_", " "))])));
       document.getElementById("my-fills").replaceChildren(...fills.fills.map((f) =>
         row([cell(f.side, f.side === "buy" ? "up" : "down"), cell(f.price, "num"), cell(f.quantity, "num"),
           cell(`${f.fee} ${f.fee_asset}`, "num"), cell(f.role), cell(new Date(f.time_ms).toLocaleTimeString())])));
@@ -387,8 +421,9 @@ function accountParts(root, market, priceScale, quantityScale) {
     }
   };
 
-  document.getElementById("cancel-all").addEventListener("click", async () => {
-    try { await api("DELETE", `/orders?market=${market}`); } catch (e) { errors.form.textContent = e.message; }
+  document.getElementById("cancel-all-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try { await api("DELETE", `/orders?market=${market}`); } catch (err) { errors.form.textContent = err.message; }
     refreshAccount();
   });
 
@@ -477,8 +512,34 @@ function accountParts(root, market, priceScale, quantityScale) {
   });
 }
 
+// The status page: the health figures again every 5 s; a failed fetch shows as unreachable.
+function statusPage() {
+  const set = (field, text) => {
+    const el = document.querySelector(`#health [data-field="${field}"]`);
+    if (el) el.textContent = text;
+  };
+  const overall = document.getElementById("overall");
+  async function refresh() {
+    try {
+      const h = await api("GET", "/health");
+      set("engine", h.engine_running ? "running" : "stopped");
+      set("engine_seq", String(h.engine_seq));
+      set("projector", h.projector_lag === 0 ? "up to date" : `${h.projector_lag} commands behind`);
+      set("database", `${h.database} (${h.database_backend})`);
+      set("websocket_clients", String(h.websocket_clients));
+      overall.textContent = h.status === "ok" ? "All systems operational" : "Degraded: some parts are not working";
+      overall.className = "overall " + (h.status === "ok" ? "up" : "down");
+    } catch {
+      overall.textContent = "The exchange does not answer";
+      overall.className = "overall down";
+    }
+  }
+  setInterval(refresh, 5000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "home") homePage();
   else if (page === "market") marketPage();
+  else if (page === "status") statusPage();
 });

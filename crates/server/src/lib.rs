@@ -194,7 +194,7 @@ pub fn router(state: &Shared) -> Router {
         .nest("/api/v1", api::routes(state))
         .route("/ws", get(ws::upgrade))
         .merge(web::routes())
-        .fallback(|| async { error::ApiError::not_found("not_found", "no such route") })
+        .fallback(web::fallback)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

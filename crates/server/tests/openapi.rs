@@ -515,6 +515,33 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     let r = send(&carol, post.clone(), url("/auth/verify"), Some(json!({"token": token}))).await;
     assert_eq!(r.0, 200, "{}", r.1);
     c.check(&post, "/auth/verify", &r);
+    // Password reset (to the same password, so the rest goes on as it was).
+    let r =
+        send(&carol, post.clone(), url("/auth/password-reset"), Some(json!({"email": "carol"})))
+            .await;
+    assert_eq!(r.0, 400, "{}", r.1);
+    c.check(&post, "/auth/password-reset", &r);
+    let r = send(
+        &carol,
+        post.clone(),
+        url("/auth/password-reset"),
+        Some(json!({"email": "carol@example.com"})),
+    )
+    .await;
+    assert_eq!(r.0, 202, "{}", r.1);
+    c.check(&post, "/auth/password-reset", &r);
+    let mail = app.last_mail("carol@example.com");
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let confirm = "/auth/password-reset/confirm";
+    for (body, status) in [
+        (json!({"token": "nope", "password": password}), 400),
+        (json!({"token": token, "password": "short"}), 400),
+        (json!({"token": token, "password": password}), 200),
+    ] {
+        let r = send(&carol, post.clone(), url(confirm), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, confirm, &r);
+    }
     let wrong = json!({"email": "carol@example.com", "password": "not the passphrase"});
     let r = send(&carol, post.clone(), url("/auth/login"), Some(wrong)).await;
     assert_eq!(r.0, 401, "{}", r.1);

@@ -22,6 +22,7 @@ const PASSWORD_LEN_MIN: usize = 10;
 const PASSWORD_LEN_MAX: usize = 128;
 const EMAIL_LEN_MAX: usize = 254;
 const VERIFY_TOKEN_TTL_MS: i64 = 48 * 3_600_000;
+const RESET_TOKEN_TTL_MS: i64 = 3_600_000;
 const API_KEYS_PER_USER_MAX: usize = 30;
 const LABEL_LEN_MAX: usize = 64;
 const IP_ALLOWLIST_MAX: usize = 32;
@@ -197,6 +198,121 @@ pub async fn verify_address(state: &Shared, token: &str) -> ApiResult<()> {
         })?;
     state.store.set_email_verified(user).await?;
     Ok(())
+}
+
+/// Mails a password-reset link (single use, valid for an hour) if the address has an account;
+/// answers the same way if it has none (no account enumeration). The REST and web requests.
+pub async fn request_reset(state: &Shared, email: &str) -> ApiResult<()> {
+    let email = normalize_email(email)?;
+    let Some(user) = state.store.user_by_email(&email).await? else {
+        tracing::info!("password reset asked for an address with no account");
+        return Ok(());
+    };
+    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let now = crate::now_ms();
+    state
+        .store
+        .insert_token(&NewToken {
+            token_hash: crypto::token_hash(&token),
+            user: user.id,
+            purpose: TokenPurpose::ResetPassword,
+            created_ms: now,
+            expires_ms: now + RESET_TOKEN_TTL_MS,
+        })
+        .await?;
+    let link = format!("{}/reset?token={token}", state.config.public_url().trim_end_matches('/'));
+    let body = format!(
+        "Someone asked to reset the password of your bourse account. To choose a new password, open this link within an hour:\n\n{link}\n\nIf it was not you, ignore this message: your password stays as it is."
+    );
+    if let Err(e) =
+        crate::mail::deliver(&state.config.data_dir, &email, "Reset your password", &body)
+    {
+        tracing::error!(error = %e, "cannot write the password-reset mail");
+    }
+    Ok(())
+}
+
+/// Uses a reset token: sets the new password, signs out every session (whoever had the old
+/// password is out) and confirms the address (the link proved it). The REST and web resets.
+pub async fn reset_password(state: &Shared, token: &str, password: String) -> ApiResult<()> {
+    // The policy before the token is spent; the e-mail part of it once the user is known.
+    check_password_policy(&password, "")?;
+    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
+    if token.is_empty() || token.len() > 128 {
+        return Err(bad_token());
+    }
+    let password_hash = hash(state, password.clone()).await?;
+    let user = state
+        .store
+        .use_token(&crypto::token_hash(token), TokenPurpose::ResetPassword, crate::now_ms())
+        .await?
+        .ok_or_else(bad_token)?;
+    let row = state.store.user(user).await?.ok_or_else(bad_token)?;
+    check_password_policy(&password, &row.email)?;
+    state.store.set_password_hash(user, &password_hash).await?;
+    state.store.set_email_verified(user).await?;
+    let ended = state.store.revoke_sessions(user, None).await?;
+    tracing::info!(user = user.0, sessions_ended = ended, "password reset");
+    let body = "The password of your bourse account was just changed through a reset link, and every session was signed out.\n\nIf it was not you, reset it again at once and contact the exchange.";
+    if let Err(e) =
+        crate::mail::deliver(&state.config.data_dir, &row.email, "Your password was changed", body)
+    {
+        tracing::error!(error = %e, "cannot write the password-changed mail");
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    email: String,
+}
+
+/// Always answers the same way whether or not the address is registered.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "account", request_body = ResetRequest,
+    responses(
+        (status = 202, description = "A reset link was mailed (if the address has an account)", body = Message),
+        (status = 400, description = "`bad_json`, `bad_email`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
+pub async fn password_reset(
+    State(state): State<Shared>,
+    ApiJson(r): ApiJson<ResetRequest>,
+) -> ApiResult<Response> {
+    request_reset(&state, &r.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Message { message: "if the address has an account, a reset link was mailed to it" }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    /// The `token` of the link in the reset mail.
+    token: String,
+    /// The new password: 10 to 128 characters, not too easy to guess.
+    password: String,
+}
+
+/// Sets a new password and signs out every session of the account.
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "account", request_body = ResetConfirm,
+    responses(
+        (status = 200, description = "The password is changed; every session is signed out", body = Message),
+        (status = 400, description = "`bad_json`, `bad_token`, `weak_password`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
+pub async fn password_reset_confirm(
+    State(state): State<Shared>,
+    ApiJson(r): ApiJson<ResetConfirm>,
+) -> ApiResult<Json<Message>> {
+    reset_password(&state, &r.token, r.password).await?;
+    Ok(Json(Message { message: "password changed; log in with the new password" }))
 }
 
 fn client_meta(headers: &HeaderMap, peer: SocketAddr) -> (String, String) {

@@ -43,7 +43,9 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/markets/{market}/candles", get(public::candles))
         .route("/auth/signup", post(account::signup))
         .route("/auth/verify", post(account::verify_email))
-        .route("/auth/login", post(account::login));
+        .route("/auth/login", post(account::login))
+        .route("/auth/password-reset", post(account::password_reset))
+        .route("/auth/password-reset/confirm", post(account::password_reset_confirm));
     let session_only = Router::new()
         .route("/auth/logout", post(account::logout))
         .route("/sessions", get(account::sessions))

@@ -44,10 +44,15 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "public",
     responses((status = 200, description = "Liveness of the engine, projector and database", body = Health)))]
 pub async fn health(State(state): State<Shared>) -> Json<Health> {
+    Json(health_of(&state).await)
+}
+
+/// The REST health and the status page.
+pub async fn health_of(state: &Shared) -> Health {
     let status = state.engine.status();
     let projected = *state.projected.borrow();
     let database = state.store.ping().await.is_ok();
-    Json(Health {
+    Health {
         status: if status.running && database { "ok" } else { "degraded" },
         engine_running: status.running,
         engine_seq: status.seq,
@@ -56,7 +61,7 @@ pub async fn health(State(state): State<Shared>) -> Json<Health> {
         database: if database { "ok" } else { "unreachable" },
         database_backend: state.store.backend(),
         websocket_clients: state.hub.connections.load(std::sync::atomic::Ordering::Relaxed),
-    })
+    }
 }
 
 #[utoipa::path(get, path = "/assets", tag = "public", responses(

@@ -52,23 +52,23 @@ pub async fn balances(
 #[serde(deny_unknown_fields)]
 pub struct PlaceRequest {
     /// Market symbol, e.g. `BTC-USDT`.
-    market: String,
+    pub market: String,
     #[schema(value_type = crate::views::names::Side)]
-    side: String,
+    pub side: String,
     #[serde(rename = "type")]
     #[schema(value_type = crate::views::names::OrderType)]
-    kind: String,
-    price: Option<String>,
-    quantity: Option<String>,
-    quote_amount: Option<String>,
+    pub kind: String,
+    pub price: Option<String>,
+    pub quantity: Option<String>,
+    pub quote_amount: Option<String>,
     /// Limit orders only; default `gtc`.
     #[schema(value_type = Option<crate::views::names::TimeInForce>)]
-    time_in_force: Option<String>,
+    pub time_in_force: Option<String>,
     /// Your own id for the order, unique among your open orders in the market.
-    client_order_id: Option<String>,
+    pub client_order_id: Option<String>,
     /// Self-trade prevention; default `expire_taker`.
     #[schema(value_type = Option<crate::views::names::StpMode>)]
-    stp: Option<String>,
+    pub stp: Option<String>,
 }
 
 /// The order as placed, with the trades it made immediately.
@@ -230,10 +230,21 @@ pub async fn place(
     Extension(p): Extension<Principal>,
     ApiJson(r): ApiJson<PlaceRequest>,
 ) -> ApiResult<Response> {
-    let market = super::public::market(&state, &r.market)?;
-    let order = parse_place(&r, &market, p.user)?;
+    let body = place_order(&state, p.user, &r).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Places an order for `user` and waits for the engine's answer: the order as placed and its
+/// immediate fills, or the rejection as an error. The REST and web order forms.
+pub async fn place_order(
+    state: &Shared,
+    user: UserId,
+    r: &PlaceRequest,
+) -> ApiResult<PlaceResponse> {
+    let market = super::public::market(state, &r.market)?;
+    let order = parse_place(r, &market, user)?;
     let outcome = state.engine.execute(Command::Place(order)).await?;
-    state.note_user_seq(p.user, outcome.seq);
+    state.note_user_seq(user, outcome.seq);
     let time_ms = orders::ms(outcome.time_ns);
     let mut row = None;
     let mut fills = Vec::new();
@@ -254,12 +265,12 @@ pub async fn place(
     })?;
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let fills: Vec<FillView> =
-        fills.iter().filter_map(|t| FillView::new(t, p.user, &mirror)).collect();
-    let body = PlaceResponse { order: OrderView::new(&row, &mirror), fills };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+        fills.iter().filter_map(|t| FillView::new(t, user, &mirror)).collect();
+    Ok(PlaceResponse { order: OrderView::new(&row, &mirror), fills })
 }
 
-async fn cancel_ref(
+/// Cancels one open order of `user`. The REST and web cancels.
+pub async fn cancel_ref(
     state: &Shared,
     user: UserId,
     market: Option<MarketId>,
@@ -366,22 +377,32 @@ pub async fn cancel_all(
         Some(m) => Some(super::public::market(&state, m)?.id),
         None => None,
     };
-    let outcome = state.engine.execute(Command::CancelAll { user: p.user, market }).await?;
-    state.note_user_seq(p.user, outcome.seq);
+    let canceled = cancel_all_orders(&state, p.user, market).await?;
+    Ok(Json(CancelAllResponse { canceled }))
+}
+
+/// Cancels every open order of `user` (in one market, or all); returns their ids. The REST and
+/// web cancel-alls.
+pub async fn cancel_all_orders(
+    state: &Shared,
+    user: UserId,
+    market: Option<MarketId>,
+) -> ApiResult<Vec<u64>> {
+    let outcome = state.engine.execute(Command::CancelAll { user, market }).await?;
+    state.note_user_seq(user, outcome.seq);
     if let Some(Event::Rejected { reason, .. }) =
         outcome.events.iter().find(|e| matches!(e, Event::Rejected { .. }))
     {
         return Err(reject(*reason));
     }
-    let canceled: Vec<u64> = outcome
+    Ok(outcome
         .events
         .iter()
         .filter_map(|e| match e {
             Event::OrderEnded { order, .. } => Some(order.0),
             _ => None,
         })
-        .collect();
-    Ok(Json(CancelAllResponse { canceled }))
+        .collect())
 }
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "trading", security(("api_key" = []), ("session" = [])),

@@ -1,6 +1,7 @@
 //! The account pages that need a login: security (sessions and API keys). Their forms post
 //! here, work without JavaScript and share their logic with the REST endpoints.
 
+use super::format::utc;
 use super::pages::{Chrome, cross_site, render};
 use crate::api::account::{end_session, new_api_key, revoke_key, scope_names};
 use crate::auth::same_origin;
@@ -15,23 +16,7 @@ use serde::Deserialize;
 
 /// To the login page, and back to `path` after it.
 pub fn login_first(path: &str) -> Response {
-    Redirect::to(&format!("/login?next={path}")).into_response()
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian, integer arithmetic).
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+    Redirect::to(&format!("/login?next={}", super::format::encode(path))).into_response()
 }
 
 pub struct SessionLine {
@@ -193,18 +178,5 @@ pub async fn revoke(
     match done {
         Ok(()) => Redirect::to(PATH).into_response(),
         Err(e) => e.into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_795_435_200_000), "2026-11-23 12:00 UTC");
-        assert_eq!(utc(-60_000), "1969-12-31 23:59 UTC");
     }
 }

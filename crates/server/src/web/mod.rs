@@ -9,15 +9,21 @@
 
 mod account;
 mod assets;
+mod format;
+mod history;
+mod info;
 mod pages;
+mod trading;
 
+use crate::error::ApiError;
 use crate::state::Shared;
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{Next, from_fn};
+use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
@@ -27,14 +33,26 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(pages::home))
         .route("/markets/{market}", get(pages::market))
-        .route("/fees", get(pages::fees))
+        .route("/markets/{market}/orders", post(trading::place))
+        .route("/fees", get(info::fees))
+        .route("/status", get(info::status))
+        .route("/api", get(info::api))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/signup", get(pages::signup_page).post(pages::signup))
         .route("/verify", get(pages::verify_page).post(pages::verify))
-        .route("/logout", axum::routing::post(pages::logout))
+        .route("/reset", get(pages::reset_page).post(pages::reset_request))
+        .route("/reset/confirm", post(pages::reset_confirm))
+        .route("/logout", post(pages::logout))
+        .route("/account/funds", get(history::funds))
+        .route("/account/funds/{asset}/{action}", get(history::wallet_entry))
+        .route("/account/orders", get(history::orders))
+        .route("/account/orders/{id}/cancel", post(trading::cancel))
+        .route("/account/orders/cancel-all", post(trading::cancel_all))
+        .route("/account/trades", get(history::trades))
+        .route("/account/{file}", get(history::csv))
         .route("/account/security", get(account::security))
-        .route("/account/api-keys", axum::routing::post(account::create_key))
-        .route("/account/{kind}/{id}/revoke", axum::routing::post(account::revoke))
+        .route("/account/api-keys", post(account::create_key))
+        .route("/account/{kind}/{id}/revoke", post(account::revoke))
         .route("/static/{file}", get(assets::serve))
         .route("/static/vendor/{file}", get(assets::serve_vendor))
         .layer(from_fn(security_headers))
@@ -42,11 +60,25 @@ pub fn routes() -> Router<Shared> {
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    secure(response.headers_mut());
+    response
+}
+
+/// Any route nobody serves: `{code, message}` under `/api/` and at `/ws`, a page elsewhere.
+pub async fn fallback(state: State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path == "/api" || path == "/ws" {
+        return ApiError::not_found("not_found", "no such route").into_response();
+    }
+    let mut response = pages::not_found(state, headers).await;
+    secure(response.headers_mut());
+    response
+}
+
+fn secure(headers: &mut HeaderMap) {
     headers
         .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    response
 }

@@ -2,7 +2,9 @@
 //! with the REST endpoints and answer with the page again (errors next to the field) or a
 //! redirect.
 
-use crate::api::account::{open_session, register, session_cookie, verify_address};
+use crate::api::account::{
+    open_session, register, request_reset, reset_password, session_cookie, verify_address,
+};
 use crate::auth::{same_origin, session_token};
 use crate::crypto;
 use crate::error::ApiError;
@@ -18,6 +20,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 /// What every page's frame needs: who is logged in.
+#[derive(Clone)]
 pub struct Chrome {
     pub user: Option<String>,
     pub user_id: Option<UserId>,
@@ -98,7 +101,7 @@ impl MarketRow {
 }
 
 /// Every market with its ticker, in symbol order.
-fn market_rows(state: &Shared) -> Result<Vec<(MarketView, MarketRow)>, ApiError> {
+pub fn market_rows(state: &Shared) -> Result<Vec<(MarketView, MarketRow)>, ApiError> {
     let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
     let tickers = state.tickers.lock().map_err(|_| ApiError::internal("tickers", "poisoned"))?;
     let now = crate::now_ms();
@@ -128,17 +131,18 @@ pub async fn home(State(state): State<Shared>, headers: HeaderMap) -> Result<Res
     Ok(render(StatusCode::OK, &HomePage { chrome, markets }))
 }
 
-#[derive(Template)]
-#[template(path = "fees.html")]
-struct FeesPage {
-    chrome: Chrome,
-    markets: Vec<MarketView>,
-}
-
-pub async fn fees(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let markets = market_rows(&state)?.into_iter().map(|(view, _)| view).collect();
-    let chrome = Chrome::of(&state, &headers).await;
-    Ok(render(StatusCode::OK, &FeesPage { chrome, markets }))
+/// The order form as the market page shows it: what was typed, and the answer to it (when the
+/// form was posted without JavaScript).
+#[derive(Default)]
+pub struct OrderForm {
+    pub side: String,
+    pub kind: String,
+    pub price: String,
+    pub quantity: String,
+    pub price_error: String,
+    pub quantity_error: String,
+    pub error: String,
+    pub status: String,
 }
 
 #[derive(Template)]
@@ -148,19 +152,48 @@ struct MarketPage {
     m: MarketView,
     t: MarketRow,
     intervals: [&'static str; 6],
+    kinds: [(&'static str, &'static str); 5],
+    form: OrderForm,
 }
 
 pub async fn market(
     State(state): State<Shared>,
     Path(symbol): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let found = market_rows(&state)?.into_iter().find(|(view, _)| view.symbol == symbol);
+) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
-    Ok(match found {
+    market_page(&state, chrome, &symbol, OrderForm::default(), StatusCode::OK)
+}
+
+/// The market page, with the order form as given.
+pub fn market_page(
+    state: &Shared,
+    chrome: Chrome,
+    symbol: &str,
+    form: OrderForm,
+    status: StatusCode,
+) -> Response {
+    let found = match market_rows(state) {
+        Ok(rows) => rows.into_iter().find(|(view, _)| view.symbol == symbol),
+        Err(e) => return error_page(chrome, e),
+    };
+    match found {
         Some((m, t)) => render(
-            StatusCode::OK,
-            &MarketPage { chrome, m, t, intervals: ["1m", "5m", "15m", "1h", "4h", "1d"] },
+            status,
+            &MarketPage {
+                chrome,
+                m,
+                t,
+                intervals: ["1m", "5m", "15m", "1h", "4h", "1d"],
+                kinds: [
+                    ("limit", "Limit"),
+                    ("market", "Market"),
+                    ("post_only", "Post-only (limit, maker only)"),
+                    ("ioc", "Limit, immediate or cancel"),
+                    ("fok", "Limit, fill or kill"),
+                ],
+                form,
+            },
         ),
         None => message(
             chrome,
@@ -169,7 +202,31 @@ pub async fn market(
             &format!("There is no market {symbol}."),
             ("/", "See all markets"),
         ),
-    })
+    }
+}
+
+/// An error as a page: its message, with the HTTP status of the REST error.
+pub fn error_page(chrome: Chrome, e: ApiError) -> Response {
+    let title =
+        if e.status.is_server_error() { "Something went wrong" } else { "This did not work" };
+    let text = if e.status.is_server_error() {
+        "The exchange could not do this just now. Try again in a moment."
+    } else {
+        &e.message
+    };
+    message(chrome, e.status, title, text, ("/", "Go to the markets"))
+}
+
+/// Any other path: a page saying so (REST and WebSocket paths answer JSON instead).
+pub async fn not_found(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    message(
+        chrome,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address.",
+        ("/", "Go to the markets"),
+    )
 }
 
 #[derive(Template)]
@@ -182,7 +239,7 @@ struct MessagePage<'a> {
     link_text: &'a str,
 }
 
-fn message(
+pub fn message(
     chrome: Chrome,
     status: StatusCode,
     title: &str,
@@ -230,8 +287,18 @@ pub struct FormSpec {
     pub action: String,
     pub submit: &'static str,
     pub fields: Vec<Field>,
-    pub footer_href: &'static str,
-    pub footer_text: &'static str,
+    /// Links under the form: `(href, text)`.
+    pub footer: Vec<(&'static str, &'static str)>,
+}
+
+impl FormSpec {
+    /// Shows `message` next to the field `name`, or above the form when it has no such field.
+    fn error_at(&mut self, name: &str, message: String) {
+        match self.fields.iter_mut().find(|f| f.name == name) {
+            Some(f) => f.error = message,
+            None => self.error = message,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -242,7 +309,7 @@ struct FormPage {
 }
 
 /// Only a path on this site: never an absolute or protocol-relative URL (open redirect).
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
         _ => "/".into(),
@@ -261,8 +328,7 @@ fn login_form(email: &str, next: &str) -> FormSpec {
             Field::new("password", "Password", "password"),
             Field::new("next", "", "hidden").value(next),
         ],
-        footer_href: "/signup",
-        footer_text: "No account yet? Sign up",
+        footer: vec![("/reset", "Forgot your password?"), ("/signup", "No account yet? Sign up")],
     }
 }
 
@@ -328,11 +394,10 @@ fn signup_form(email: &str) -> FormSpec {
         submit: "Create account",
         fields: vec![
             Field::new("email", "E-mail", "email").value(email),
-            Field::new("password", "Password (at least 12 characters)", "password")
+            Field::new("password", "Password (at least 10 characters)", "password")
                 .autocomplete("new-password"),
         ],
-        footer_href: "/login",
-        footer_text: "Already have an account? Log in",
+        footer: vec![("/login", "Already have an account? Log in")],
     }
 }
 
@@ -366,11 +431,12 @@ pub async fn signup(
         ),
         Err(e) => {
             let mut form = signup_form(&f.email);
-            let field = if e.code == "weak_password" { "password" } else { "email" };
-            match form.fields.iter_mut().find(|x| x.name == field) {
-                Some(x) if e.status.is_client_error() => x.error = e.message,
-                _ => form.error = e.message,
-            }
+            let field = match e.code {
+                "weak_password" => "password",
+                _ if e.status.is_client_error() => "email",
+                _ => "",
+            };
+            form.error_at(field, e.message);
             render(e.status, &FormPage { chrome, form })
         }
     }
@@ -394,8 +460,7 @@ pub async fn verify_page(
         action: "/verify".into(),
         submit: "Confirm my address",
         fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
-        footer_href: "",
-        footer_text: "",
+        footer: Vec::new(),
     };
     render(StatusCode::OK, &FormPage { chrome, form })
 }
@@ -439,4 +504,121 @@ pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response
         tracing::error!(error = %e, "cannot end a session");
     }
     ([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/")).into_response()
+}
+
+fn reset_request_form(email: &str) -> FormSpec {
+    FormSpec {
+        title: "Reset your password",
+        notice: "Enter the address of your account: we mail it a link to choose a new password."
+            .into(),
+        error: String::new(),
+        action: "/reset".into(),
+        submit: "Mail me a link",
+        fields: vec![Field::new("email", "E-mail", "email").value(email)],
+        footer: vec![("/login", "Back to log in")],
+    }
+}
+
+fn reset_form(token: &str) -> FormSpec {
+    FormSpec {
+        title: "Choose a new password",
+        notice: "Every session of the account is signed out when the password changes.".into(),
+        error: String::new(),
+        action: "/reset/confirm".into(),
+        submit: "Set the new password",
+        fields: vec![
+            Field::new("password", "New password (at least 10 characters)", "password")
+                .autocomplete("new-password"),
+            Field::new("token", "", "hidden").value(token),
+        ],
+        footer: Vec::new(),
+    }
+}
+
+/// `/reset`: the request form, or with `?token=` (the mailed link) the new-password form.
+pub async fn reset_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let form = match q.token.as_deref() {
+        Some(token) if !token.is_empty() => reset_form(token),
+        _ => reset_request_form(""),
+    };
+    render(StatusCode::OK, &FormPage { chrome, form })
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    email: String,
+}
+
+pub async fn reset_request(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<EmailForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    match request_reset(&state, &f.email).await {
+        Ok(()) => message(
+            chrome,
+            StatusCode::OK,
+            "Check your e-mail",
+            "If this address has an account, we sent it a link to choose a new password. The link works once, within an hour.",
+            ("/login", "Log in"),
+        ),
+        Err(e) => {
+            let mut form = reset_request_form(&f.email);
+            form.error_at("email", e.message);
+            render(e.status, &FormPage { chrome, form })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+}
+
+pub async fn reset_confirm(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    if !same_origin(&headers, &state.config.public_url()) {
+        return cross_site(chrome);
+    }
+    match reset_password(&state, &f.token, f.password).await {
+        Ok(()) => {
+            // This browser's session ended with the others.
+            let clear = [(header::SET_COOKIE, session_cookie(&state, "", 0))];
+            let chrome = Chrome { user: None, user_id: None, session_id: None, ..chrome };
+            let page = message(
+                chrome,
+                StatusCode::OK,
+                "Password changed",
+                "Your new password is set and every session was signed out. Log in with the new password.",
+                ("/login", "Log in"),
+            );
+            (clear, page).into_response()
+        }
+        Err(e) if e.code == "weak_password" => {
+            let mut form = reset_form(&f.token);
+            form.error_at("password", e.message);
+            render(e.status, &FormPage { chrome, form })
+        }
+        Err(e) => message(
+            chrome,
+            e.status,
+            "This link does not work",
+            &e.message,
+            ("/reset", "Ask for a new link"),
+        ),
+    }
 }
