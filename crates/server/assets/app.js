@@ -121,6 +121,8 @@ class Live {
   }
 }
 
+let sessionEnded = false;
+
 async function api(method, path, body) {
   const options = { method, credentials: "same-origin", headers: {} };
   if (body !== undefined) {
@@ -129,8 +131,10 @@ async function api(method, path, body) {
   }
   const response = await fetch("/api/v1" + path, options);
   const data = await response.json().catch(() => ({}));
-  if (response.status === 401 && document.body.dataset.loggedIn === "true") {
-    // The session expired or was signed out elsewhere: log in again and come back here.
+  if (response.status === 401 && document.body.dataset.loggedIn === "true" && !sessionEnded) {
+    // The session expired or was signed out elsewhere: log in again and come back here (once,
+    // however many requests find out).
+    sessionEnded = true;
     window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
   }
   if (!response.ok) {
@@ -139,6 +143,11 @@ async function api(method, path, body) {
     throw error;
   }
   return data;
+}
+
+// "limit", "market", or "limit post-only" and the like (GTC is the default, not shown).
+function orderKind(o) {
+  return o.time_in_force && o.time_in_force !== "gtc" ? `${o.type} ${o.time_in_force.replace("_", "-")}` : o.type;
 }
 
 function cell(text, cls) {
@@ -405,12 +414,12 @@ function accountParts(root, market, priceScale, quantityScale) {
         });
         const actions = document.createElement("td");
         actions.appendChild(cancel);
-        return row([cell(o.side, o.side === "buy" ? "up" : "down"), cell(o.time_in_force ? `${o.kind} ${o.time_in_force}` : o.kind),
+        return row([cell(o.side, o.side === "buy" ? "up" : "down"), cell(orderKind(o)),
           cell(o.price || "market", "num"), cell(o.quantity || "", "num"), cell(o.filled_quantity, "num"), cell(o.status), actions]);
       }));
       document.getElementById("order-history").replaceChildren(...recent.orders.map((o) =>
         row([cell(new Date(o.created_ms).toLocaleTimeString()), cell(o.side, o.side === "buy" ? "up" : "down"),
-          cell(o.time_in_force ? `${o.kind} ${o.time_in_force}` : o.kind), cell(o.price || "market", "num"),
+          cell(orderKind(o)), cell(o.price || "market", "num"),
           cell(o.quantity || o.quote_amount || "", "num"), cell(o.filled_quantity, "num"), cell(o.status.replace("_", " "))])));
       document.getElementById("my-fills").replaceChildren(...fills.fills.map((f) =>
         row([cell(f.side, f.side === "buy" ? "up" : "down"), cell(f.price, "num"), cell(f.quantity, "num"),

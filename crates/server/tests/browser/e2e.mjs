@@ -21,13 +21,17 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const problems = [];
+// Console errors a step expects (e.g. the 401 of a signed-out session); any other fails the test.
+let expectedConsole = null;
 const TIMEOUT = 10_000;
 
 async function newPage(options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()} (${page.url()})`); });
+  page.on("console", (m) => {
+    if (m.type() === "error" && !(expectedConsole && expectedConsole.test(m.text()))) problems.push(`console: ${m.text()} (${page.url()})`);
+  });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message} (${page.url()})`));
   return page;
 }
@@ -54,6 +58,26 @@ async function rows(page, selector) {
   return page.locator(`${selector} tr`).allInnerTexts();
 }
 
+// Every visible form control has an accessible name (a label, aria-label or its text).
+async function assertLabelled(page) {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((el) => el.type !== "hidden" && el.offsetParent !== null)
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+    .map((el) => el.outerHTML.slice(0, 80)));
+  if (unlabelled.length) throw new Error(`unlabelled controls on ${page.url()}: ${unlabelled.join(", ")}`);
+}
+
+function lastMail(to) {
+  return readdirSync(mailbox).sort().reverse().map((f) => readFileSync(join(mailbox, f), "utf8"))
+    .find((m) => m.startsWith(`To: ${to}\n`));
+}
+
+// Nothing makes the page wider than the screen (wide tables scroll inside their box).
+async function assertFits(page, width) {
+  const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scrollWidth > width) throw new Error(`${page.url()} is ${scrollWidth}px wide on a ${width}px screen`);
+}
+
 async function until(what, check) {
   const deadline = Date.now() + TIMEOUT;
   for (;;) {
@@ -74,12 +98,26 @@ try {
   await page.getByLabel(/^Password/).fill(carol.password);
   await page.getByRole("button", { name: "Create account" }).click();
   await page.getByRole("heading", { name: "Check your e-mail" }).waitFor();
-  const mail = readdirSync(mailbox).sort().reverse().map((f) => readFileSync(join(mailbox, f), "utf8"))
-    .find((m) => m.startsWith(`To: ${carol.email}\n`));
-  const link = mail.split("\n").find((l) => l.includes("/verify?token=")).trim();
+  const link = lastMail(carol.email).split("\n").find((l) => l.includes("/verify?token=")).trim();
   await page.goto(link);
   await page.getByRole("button", { name: "Confirm my address" }).click();
   await page.getByRole("heading", { name: "Address confirmed" }).waitFor();
+  await login(page, carol, "/");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("link", { name: "Log in" }).waitFor();
+
+  step("a forgotten password is reset through the mailed link");
+  await page.goto(`${url}/login`);
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByLabel("E-mail").fill(carol.email);
+  await page.getByRole("button", { name: "Mail me a link" }).click();
+  await page.getByRole("heading", { name: "Check your e-mail" }).waitFor();
+  const resetLink = lastMail(carol.email).split("\n").find((l) => l.includes("/reset?token=")).trim();
+  await page.goto(resetLink);
+  carol.password = "carol's new passphrase";
+  await page.getByLabel(/^New password/).fill(carol.password);
+  await page.getByRole("button", { name: "Set the new password" }).click();
+  await page.getByRole("heading", { name: "Password changed" }).waitFor();
   await login(page, carol, "/");
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("link", { name: "Log in" }).waitFor();
@@ -113,6 +151,8 @@ try {
   await until("Alice's BTC balance", async () => (await page.locator('#balances [data-asset="BTC"]').innerText()) !== btcBefore);
   await until("the ticker", async () => (await page.locator('.market-head [data-field="last"]').innerText()) === "60000");
   await until("the chart's last candle", async () => (await page.locator("#chart").getAttribute("data-last")) === "60000");
+  await until("the order history", async () => (await rows(page, "#order-history")).some((r) => r.includes("filled") && r.includes("limit")));
+  await assertLabelled(page);
 
   step("the chart switches interval and shows the same trade");
   await page.getByRole("button", { name: "1h" }).click();
@@ -126,6 +166,7 @@ try {
       for (const [pageName, path] of [["home", "/"], ["market", "/markets/BTC-USDT"], ["login", "/login"]]) {
         await shot.goto(url + path);
         await shot.getByText("live data: connected").or(shot.getByRole("heading", { name: "Log in" })).first().waitFor();
+        await assertFits(shot, viewport.width);
         await shot.screenshot({ path: join(shots, `${pageName}-${name}-${scheme}.png`), fullPage: true });
       }
       await shot.context().close();
@@ -136,7 +177,56 @@ try {
   step("the security page lists this session");
   await page.getByRole("link", { name: "Security" }).click();
   await page.getByText("this session").waitFor();
-  await page.screenshot({ path: join(shots, "security-desktop.png"), fullPage: true });
+  await assertLabelled(page);
+
+  step("funds, orders and trades show the fill; the CSV downloads");
+  await page.getByRole("link", { name: "Funds" }).click();
+  await page.getByRole("heading", { name: "Balances" }).waitFor();
+  const btcRow = await page.locator('#funds tr[data-asset="BTC"]').innerText();
+  if (!btcRow.includes("0.01")) throw new Error(`funds: BTC row ${btcRow}`);
+  await until("the ledger", async () => (await rows(page, "#ledger")).some((r) => r.includes("trade")));
+  await assertLabelled(page);
+  await page.getByRole("link", { name: "Orders", exact: true }).click();
+  await until("the filled order", async () => (await rows(page, "#orders")).some((r) => r.includes("filled") && r.includes("60000")));
+  await page.getByLabel("Market").selectOption("ETH-USDT");
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForURL(/market=ETH-USDT/);
+  await until("no ETH orders", async () => (await rows(page, "#orders")).every((r) => r.startsWith("No orders")));
+  await page.getByRole("link", { name: "Trades", exact: true }).click();
+  await until("the fill", async () => (await rows(page, "#fills")).some((r) => r.includes("60000")));
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download CSV" }).click()]);
+  if (!/^bourse-trades-\d{4}-\d{2}-\d{2}\.csv$/.test(download.suggestedFilename())) throw new Error(`download ${download.suggestedFilename()}`);
+  await assertLabelled(page);
+
+  step("screenshots of the account and info pages: desktop and phone, light and dark");
+  const session = await page.context().storageState();
+  for (const scheme of ["light", "dark"]) {
+    for (const [name, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+      const shot = await newPage({ viewport, colorScheme: scheme, storageState: session });
+      for (const [pageName, path, heading] of [["funds", "/account/funds", "Funds"], ["orders", "/account/orders", "Orders"],
+        ["trades", "/account/trades", "Trades"], ["security", "/account/security", "Security"], ["status", "/status", "Status"],
+        ["api", "/api", "bourse REST API"], ["fees", "/fees", "Fees"]]) {
+        await shot.goto(url + path);
+        await shot.getByRole("heading", { name: heading, exact: false }).first().waitFor();
+        await assertFits(shot, viewport.width);
+        await shot.screenshot({ path: join(shots, `${pageName}-${name}-${scheme}.png`), fullPage: pageName !== "api" });
+      }
+      await shot.context().close();
+    }
+  }
+
+  step("a session signed out elsewhere sends the page to log in and back");
+  await page.goto(`${url}/markets/BTC-USDT`);
+  await until("balances", async () => !(await page.locator('#balances [data-asset="USDT"]').innerText()).startsWith("–"));
+  const other = await newPage();
+  await login(other, alice, "/account/security");
+  await other.getByRole("button", { name: /^Sign out the session/ }).first().click();
+  await other.waitForURL(`${url}/account/security`);
+  expectedConsole = /status of 401/;
+  await page.getByRole("button", { name: "Cancel all" }).click();
+  await page.waitForURL(`${url}/login?next=%2Fmarkets%2FBTC-USDT`);
+  expectedConsole = null;
+  await login(page, alice, "/markets/BTC-USDT");
 } catch (e) {
   problems.push(`failed: ${e.stack || e}`);
 } finally {
