@@ -7,32 +7,7 @@
   const root = document.documentElement;
   const saved = localStorage.getItem("theme");
   if (saved === "dark" || saved === "light") root.dataset.theme = saved;
-  // The status page: the health figures again every 5 s; a failed fetch shows as unreachable.
-function statusPage() {
-  const set = (field, text) => {
-    const el = document.querySelector(`#health [data-field="${field}"]`);
-    if (el) el.textContent = text;
-  };
-  const overall = document.getElementById("overall");
-  async function refresh() {
-    try {
-      const h = await api("GET", "/health");
-      set("engine", h.engine_running ? "running" : "stopped");
-      set("engine_seq", String(h.engine_seq));
-      set("projector", h.projector_lag === 0 ? "up to date" : `${h.projector_lag} commands behind`);
-      set("database", `${h.database} (${h.database_backend})`);
-      set("websocket_clients", String(h.websocket_clients));
-      overall.textContent = h.status === "ok" ? "All systems operational" : "Degraded: some parts are not working";
-      overall.className = "overall " + (h.status === "ok" ? "up" : "down");
-    } catch {
-      overall.textContent = "The exchange does not answer";
-      overall.className = "overall down";
-    }
-  }
-  setInterval(refresh, 5000);
-}
-
-document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("DOMContentLoaded", () => {
     const button = document.getElementById("theme-toggle");
     if (!button) return;
     button.addEventListener("click", () => {

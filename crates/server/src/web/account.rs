@@ -2,9 +2,8 @@
 //! here, work without JavaScript and share their logic with the REST endpoints.
 
 use super::format::utc;
-use super::pages::{Chrome, cross_site, render};
+use super::pages::{Chrome, render, user_post};
 use crate::api::account::{end_session, new_api_key, revoke_key, scope_names};
-use crate::auth::same_origin;
 use crate::state::Shared;
 use askama::Template;
 use axum::Form;
@@ -123,12 +122,8 @@ pub async fn create_key(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<NewKeyForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    let Some(user) = chrome.user_id else { return login_first(PATH) };
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, PATH).await?;
     let scopes: Vec<String> = [("read", &f.read), ("trade", &f.trade), ("withdraw", &f.withdraw)]
         .iter()
         .filter(|(_, on)| on.is_some())
@@ -141,11 +136,8 @@ pub async fn create_key(
         .map(str::to_string)
         .collect();
     let result = new_api_key(&state, user, &f.label, &scopes, &ips).await;
-    let mut page = match SecurityPage::load(&state, chrome, user).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    match result {
+    let mut page = SecurityPage::load(&state, chrome, user).await?;
+    Ok(match result {
         Ok(((_, key), secret)) => {
             page.created = Some(CreatedKey { label: f.label.trim().to_string(), key, secret });
             render(StatusCode::OK, &page)
@@ -156,7 +148,7 @@ pub async fn create_key(
             page.form_ips = f.ip_allowlist;
             render(e.status, &page)
         }
-    }
+    })
 }
 
 /// What a revoke form posts to: `/account/{sessions|api-keys}/{id}/revoke`.
@@ -164,19 +156,15 @@ pub async fn revoke(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path((kind, id)): Path<(String, i64)>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    let Some(user) = chrome.user_id else { return login_first(PATH) };
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, PATH).await?;
     let done = match kind.as_str() {
         "sessions" => end_session(&state, user, id).await,
         "api-keys" => revoke_key(&state, user, id).await,
         _ => Err(crate::error::ApiError::not_found("not_found", "no such page")),
     };
-    match done {
+    Ok(match done {
         Ok(()) => Redirect::to(PATH).into_response(),
-        Err(e) => e.into_response(),
-    }
+        Err(e) => super::pages::error_page(chrome, e),
+    })
 }

@@ -354,6 +354,29 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// The frame of a form post, or the refusal of one sent from another site.
+pub async fn form_post(state: &Shared, headers: &HeaderMap) -> Result<Chrome, Response> {
+    let chrome = Chrome::of(state, headers).await;
+    if !same_origin(headers, &state.config.public_url()) {
+        return Err(cross_site(chrome));
+    }
+    Ok(chrome)
+}
+
+/// [`form_post`] for a post that needs a login: without one, to the login page and back to
+/// `back`.
+pub async fn user_post(
+    state: &Shared,
+    headers: &HeaderMap,
+    back: &str,
+) -> Result<(Chrome, UserId), Response> {
+    let chrome = form_post(state, headers).await?;
+    match chrome.user_id {
+        Some(user) => Ok((chrome, user)),
+        None => Err(super::account::login_first(back)),
+    }
+}
+
 pub fn cross_site(chrome: Chrome) -> Response {
     message(
         chrome,
@@ -369,20 +392,17 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
     let next = safe_next(f.next.as_deref());
-    match open_session(&state, &f.email, f.password, peer, &headers).await {
+    Ok(match open_session(&state, &f.email, f.password, peer, &headers).await {
         Ok((cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response(),
         Err(e) => {
             let mut form = login_form(&f.email, &next);
             form.error = e.message;
             render(e.status, &FormPage { chrome, form })
         }
-    }
+    })
 }
 
 fn signup_form(email: &str) -> FormSpec {
@@ -416,12 +436,9 @@ pub async fn signup(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<SignupForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
-    match register(&state, &f.email, f.password).await {
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    Ok(match register(&state, &f.email, f.password).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -439,7 +456,7 @@ pub async fn signup(
             form.error_at(field, e.message);
             render(e.status, &FormPage { chrome, form })
         }
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -469,12 +486,9 @@ pub async fn verify(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
-    match verify_address(&state, f.token.as_deref().unwrap_or("")).await {
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    Ok(match verify_address(&state, f.token.as_deref().unwrap_or("")).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -489,21 +503,18 @@ pub async fn verify(
             &e.message,
             ("/signup", "Sign up again"),
         ),
-    }
+    })
 }
 
-pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
     // The session `Chrome::of` already found, not a second lookup.
     if let (Some(user), Some(id)) = (chrome.user_id, chrome.session_id)
         && let Err(e) = state.store.revoke_session(user, id).await
     {
         tracing::error!(error = %e, "cannot end a session");
     }
-    ([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/")).into_response()
+    Ok(([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/")).into_response())
 }
 
 fn reset_request_form(email: &str) -> FormSpec {
@@ -558,12 +569,9 @@ pub async fn reset_request(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<EmailForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
-    match request_reset(&state, &f.email).await {
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    Ok(match request_reset(&state, &f.email).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -576,7 +584,7 @@ pub async fn reset_request(
             form.error_at("email", e.message);
             render(e.status, &FormPage { chrome, form })
         }
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -589,12 +597,9 @@ pub async fn reset_confirm(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<ResetForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
-    match reset_password(&state, &f.token, f.password).await {
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    Ok(match reset_password(&state, &f.token, f.password).await {
         Ok(()) => {
             // This browser's session ended with the others.
             let clear = [(header::SET_COOKIE, session_cookie(&state, "", 0))];
@@ -620,5 +625,5 @@ pub async fn reset_confirm(
             &e.message,
             ("/reset", "Ask for a new link"),
         ),
-    }
+    })
 }

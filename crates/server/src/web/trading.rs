@@ -2,10 +2,8 @@
 //! one order or all of them from the orders page. Each shares its logic with the REST endpoint
 //! (`api::trading`) and checks the same-origin rule first.
 
-use super::account::login_first;
-use super::pages::{Chrome, OrderForm, cross_site, error_page, market_page, safe_next};
+use super::pages::{OrderForm, error_page, market_page, safe_next, user_post};
 use crate::api::trading::{PlaceRequest, cancel_all_orders, cancel_ref, place_order};
-use crate::auth::same_origin;
 use crate::state::Shared;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -32,12 +30,8 @@ pub async fn place(
     Path(symbol): Path<String>,
     headers: HeaderMap,
     Form(f): Form<PlaceForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    let Some(user) = chrome.user_id else { return login_first(&format!("/markets/{symbol}")) };
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, &format!("/markets/{symbol}")).await?;
     let (kind, time_in_force) = match f.kind.as_str() {
         "market" => ("market", None),
         "limit" => ("limit", None),
@@ -84,7 +78,7 @@ pub async fn place(
             e.status
         }
     };
-    market_page(&state, chrome, &symbol, form, status)
+    Ok(market_page(&state, chrome, &symbol, form, status))
 }
 
 #[derive(Deserialize)]
@@ -101,16 +95,12 @@ pub async fn cancel(
     Path(id): Path<u64>,
     headers: HeaderMap,
     Form(f): Form<BackForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    let Some(user) = chrome.user_id else { return login_first("/account/orders") };
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
-    match cancel_ref(&state, user, None, OrderRef::Id(OrderId(id))).await {
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, "/account/orders").await?;
+    Ok(match cancel_ref(&state, user, None, OrderRef::Id(OrderId(id))).await {
         Ok(_) => Redirect::to(&safe_next(Some(&f.next))).into_response(),
         Err(e) => error_page(chrome, e),
-    }
+    })
 }
 
 /// `/account/orders/cancel-all`: every open order, or those of `market`.
@@ -118,12 +108,8 @@ pub async fn cancel_all(
     State(state): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<BackForm>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    let Some(user) = chrome.user_id else { return login_first("/account/orders") };
-    if !same_origin(&headers, &state.config.public_url()) {
-        return cross_site(chrome);
-    }
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, "/account/orders").await?;
     let market = match f.market.as_str() {
         "" => Ok(None),
         m => crate::api::public::market(&state, m).map(|m| Some(m.id)),
@@ -132,8 +118,8 @@ pub async fn cancel_all(
         Ok(market) => cancel_all_orders(&state, user, market).await,
         Err(e) => Err(e),
     };
-    match done {
+    Ok(match done {
         Ok(_) => Redirect::to(&safe_next(Some(&f.next))).into_response(),
         Err(e) => error_page(chrome, e),
-    }
+    })
 }
