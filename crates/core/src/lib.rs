@@ -17,6 +17,7 @@ mod exchange;
 pub mod ids;
 pub mod market;
 mod matching;
+mod secret;
 mod snapshot;
 
 pub use audit::{AssetTotals, InvariantError};
@@ -30,4 +31,5 @@ pub use ids::{
     WithdrawalId,
 };
 pub use market::{AssetSpec, MarketSpec, MarketStatus};
+pub use secret::Secret;
 pub use snapshot::{Snapshot, SnapshotError, StateHash};
