@@ -5,8 +5,9 @@
 //! rows implement.
 
 use crate::{
-    ApiKeyRow, BalanceRow, CandleRow, Interval, LedgerKind, LedgerRow, NewLedgerEntry, OrderKind,
-    OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow,
+    ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositRow, DepositStatus, Interval,
+    LedgerKind, LedgerRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes,
+    SessionRow, StoreError, TokenPurpose, TradeRow, UserRow,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -180,6 +181,13 @@ impl Code for Interval {
     }
 }
 
+codes!(DepositStatus {
+    DepositStatus::Pending => "pending",
+    DepositStatus::Credited => "credited",
+    DepositStatus::Dropped => "dropped",
+    DepositStatus::Reversed => "reversed",
+});
+
 impl Code for TokenPurpose {
     const ALL: &'static [Self] = &[TokenPurpose::VerifyEmail, TokenPurpose::ResetPassword];
     fn code(self) -> &'static str {
@@ -212,6 +220,7 @@ fn split_allowlist(s: &str) -> Vec<String> {
 /// Typed access to a result row by column name; implemented by both backends' rows.
 pub(crate) trait Get {
     fn i64(&self, column: &'static str) -> Result<i64>;
+    fn opt_i64(&self, column: &'static str) -> Result<Option<i64>>;
     fn i32(&self, column: &'static str) -> Result<i32>;
     fn text(&self, column: &'static str) -> Result<&str>;
     fn opt_text(&self, column: &'static str) -> Result<Option<&str>>;
@@ -255,6 +264,9 @@ macro_rules! impl_get {
     ($row:ty) => {
         impl crate::codec::Get for $row {
             fn i64(&self, column: &'static str) -> crate::Result<i64> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_i64(&self, column: &'static str) -> crate::Result<Option<i64>> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn i32(&self, column: &'static str) -> crate::Result<i32> {
@@ -399,6 +411,34 @@ pub(crate) fn candle_row(r: &impl Get) -> Result<CandleRow> {
         volume: r.u128("volume")?,
         quote_volume: r.u128("quote_volume")?,
         trades: r.u64("trades")?,
+    })
+}
+
+pub(crate) fn deposit_address_row(r: &impl Get) -> Result<DepositAddressRow> {
+    Ok(DepositAddressRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        asset: AssetId(r.u32("asset_id")?),
+        address: r.string("address")?,
+        label: r.string("label")?,
+        created_ms: r.i64("created_ms")?,
+    })
+}
+
+pub(crate) fn deposit_row(r: &impl Get) -> Result<DepositRow> {
+    Ok(DepositRow {
+        id: r.i64("id")?,
+        asset: AssetId(r.u32("asset_id")?),
+        txid: r.string("txid")?,
+        vout: r.u32("vout")?,
+        user: UserId(r.u64("user_id")?),
+        address: r.string("address")?,
+        amount: r.u128("amount")?,
+        confirmations: r.i64("confirmations")?,
+        status: r.code("status")?,
+        seq: r.opt_i64("seq")?.map(|s| to_u64("seq", s)).transpose()?,
+        first_seen_ms: r.i64("first_seen_ms")?,
+        updated_ms: r.i64("updated_ms")?,
     })
 }
 

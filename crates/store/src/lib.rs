@@ -123,6 +123,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRow>>;
     async fn revoke_api_key(&self, user: UserId, id: i64) -> Result<bool>;
 
+    // ---- wallet (written by the wallet role only) ------------------------------------------
+    /// Conflict if the address exists for the asset.
+    async fn insert_deposit_address(&self, address: &NewDepositAddress) -> Result<i64>;
+    /// The user's addresses for the asset, newest first, at most `limit`.
+    async fn deposit_addresses(
+        &self,
+        user: UserId,
+        asset: AssetId,
+        limit: u32,
+    ) -> Result<Vec<DepositAddressRow>>;
+    /// Who an address belongs to.
+    async fn deposit_address(
+        &self,
+        asset: AssetId,
+        address: &str,
+    ) -> Result<Option<DepositAddressRow>>;
+    /// Inserts the deposit or updates its confirmations, status, seq and `updated_ms` (the
+    /// rest of a deposit never changes).
+    async fn upsert_deposit(&self, deposit: &DepositRow) -> Result<()>;
+    async fn deposit(&self, asset: AssetId, txid: &str, vout: u32) -> Result<Option<DepositRow>>;
+    /// Deposits of `user`, newest (highest id) first.
+    async fn deposits(&self, user: UserId, filter: &DepositFilter) -> Result<Vec<DepositRow>>;
+    /// Deposits of the asset still pending, oldest first.
+    async fn pending_deposits(&self, asset: AssetId) -> Result<Vec<DepositRow>>;
+    /// The block the asset's deposit scan goes on from.
+    async fn wallet_cursor(&self, asset: AssetId) -> Result<Option<String>>;
+    async fn set_wallet_cursor(&self, asset: AssetId, block_hash: &str, now_ms: i64) -> Result<()>;
+
     // ---- projection (written by the projector only) ------------------------------------------
     /// The last engine seq whose events are in the read models (0: none).
     async fn projected_seq(&self) -> Result<u64>;

@@ -6,9 +6,10 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    ApiKeyRow, BalanceRow, CandleRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
-    LedgerRow, NewApiKey, NewSession, NewToken, OrderFilter, OrderRow, Projection, Result,
-    SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
+    ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
+    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, NewApiKey, NewDepositAddress, NewSession,
+    NewToken, OrderFilter, OrderRow, Projection, Result, SessionRow, Store, StoreError,
+    TokenPurpose, TradeRow, UserRow,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -528,6 +529,117 @@ impl Store for PgStore {
     }
 
     // ---- projection ----------------------------------------------------------------------
+
+    // ---- wallet -------------------------------------------------------------------------
+
+    async fn insert_deposit_address(&self, a: &NewDepositAddress) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_DEPOSIT_ADDRESS)
+            .bind(db_u64("user id", a.user.0)?)
+            .bind(i64::from(a.asset.0))
+            .bind(a.address.as_str())
+            .bind(a.label.as_str())
+            .bind(a.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "deposit address"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn deposit_addresses(
+        &self,
+        user: UserId,
+        asset: AssetId,
+        limit: u32,
+    ) -> Result<Vec<DepositAddressRow>> {
+        let rows = sqlx::query(sql::DEPOSIT_ADDRESSES)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(asset.0))
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::deposit_address_row)
+    }
+
+    async fn deposit_address(
+        &self,
+        asset: AssetId,
+        address: &str,
+    ) -> Result<Option<DepositAddressRow>> {
+        let row = sqlx::query(sql::DEPOSIT_ADDRESS)
+            .bind(i64::from(asset.0))
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::deposit_address_row).transpose()
+    }
+
+    async fn upsert_deposit(&self, d: &DepositRow) -> Result<()> {
+        sqlx::query(sql::UPSERT_DEPOSIT)
+            .bind(i64::from(d.asset.0))
+            .bind(d.txid.as_str())
+            .bind(i64::from(d.vout))
+            .bind(db_u64("user id", d.user.0)?)
+            .bind(d.address.as_str())
+            .bind(codec::amount(d.amount))
+            .bind(d.confirmations)
+            .bind(d.status.code())
+            .bind(d.seq.map(|s| db_u64("seq", s)).transpose()?)
+            .bind(d.first_seen_ms)
+            .bind(d.updated_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn deposit(&self, asset: AssetId, txid: &str, vout: u32) -> Result<Option<DepositRow>> {
+        let row = sqlx::query(sql::DEPOSIT)
+            .bind(i64::from(asset.0))
+            .bind(txid)
+            .bind(i64::from(vout))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::deposit_row).transpose()
+    }
+
+    async fn deposits(&self, user: UserId, filter: &DepositFilter) -> Result<Vec<DepositRow>> {
+        let Some(bound) = codec::upper_bound_i64(filter.before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::DEPOSITS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.asset.map(|a| i64::from(a.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::deposit_row)
+    }
+
+    async fn pending_deposits(&self, asset: AssetId) -> Result<Vec<DepositRow>> {
+        let rows = sqlx::query(sql::PENDING_DEPOSITS)
+            .bind(i64::from(asset.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::deposit_row)
+    }
+
+    async fn wallet_cursor(&self, asset: AssetId) -> Result<Option<String>> {
+        let row = sqlx::query(sql::WALLET_CURSOR)
+            .bind(i64::from(asset.0))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("block_hash")).transpose()?)
+    }
+
+    async fn set_wallet_cursor(&self, asset: AssetId, block_hash: &str, now_ms: i64) -> Result<()> {
+        sqlx::query(sql::SET_WALLET_CURSOR)
+            .bind(i64::from(asset.0))
+            .bind(block_hash)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 
     async fn projected_seq(&self) -> Result<u64> {
         let row = sqlx::query(sql::CURSOR).fetch_optional(&self.pool).await?;

@@ -330,3 +330,78 @@ pub struct LedgerFilter {
     pub before: Option<i64>,
     pub limit: u32,
 }
+
+// ---- wallet ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDepositAddress {
+    pub user: UserId,
+    pub asset: AssetId,
+    /// As the node wrote it; unique per asset.
+    pub address: String,
+    /// The label the node keeps with it (e.g. `bourse:user:7`), to trace it from the node.
+    pub label: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepositAddressRow {
+    pub id: i64,
+    pub user: UserId,
+    pub asset: AssetId,
+    pub address: String,
+    pub label: String,
+    pub created_ms: i64,
+}
+
+/// Where a deposit is on its way to the balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DepositStatus {
+    /// Seen, waiting for confirmations.
+    Pending,
+    /// In the balance (engine seq in [`DepositRow::seq`]).
+    Credited,
+    /// Left the chain before it was credited: never credited.
+    Dropped,
+    /// Left the chain after it was credited: the credit was taken back.
+    Reversed,
+}
+
+impl DepositStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepositStatus::Pending => "pending",
+            DepositStatus::Credited => "credited",
+            DepositStatus::Dropped => "dropped",
+            DepositStatus::Reversed => "reversed",
+        }
+    }
+}
+
+/// One output paid to a deposit address, keyed by `(asset, txid, vout)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepositRow {
+    /// Assigned by the store; ignored by [`crate::Store::upsert_deposit`].
+    pub id: i64,
+    pub asset: AssetId,
+    pub txid: String,
+    pub vout: u32,
+    pub user: UserId,
+    pub address: String,
+    pub amount: u128,
+    /// Negative while the transaction conflicts with the best chain.
+    pub confirmations: i64,
+    pub status: DepositStatus,
+    /// The engine seq of the credit (or of its reversal).
+    pub seq: Option<u64>,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DepositFilter {
+    pub asset: Option<AssetId>,
+    /// Only deposits with `id < before`.
+    pub before: Option<i64>,
+    pub limit: u32,
+}

@@ -132,3 +132,32 @@ pub(crate) const LEDGER: &str = "SELECT id, user_id, asset_id, seq, time_ms, kin
 pub(crate) const CANDLES: &str = "SELECT market_id, period, open_ms, open, high, low, close, volume, quote_volume, trades \
      FROM candles WHERE market_id = $1 AND period = $2 AND open_ms >= $3 AND open_ms <= $4 \
      ORDER BY open_ms DESC LIMIT $5";
+
+// ---- wallet -------------------------------------------------------------------------------------
+
+pub(crate) const INSERT_DEPOSIT_ADDRESS: &str = "INSERT INTO deposit_addresses \
+     (user_id, asset_id, address, label, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+pub(crate) const DEPOSIT_ADDRESSES: &str = "SELECT id, user_id, asset_id, address, label, created_ms \
+     FROM deposit_addresses WHERE user_id = $1 AND asset_id = $2 ORDER BY id DESC LIMIT $3";
+pub(crate) const DEPOSIT_ADDRESS: &str = "SELECT id, user_id, asset_id, address, label, created_ms \
+     FROM deposit_addresses WHERE asset_id = $1 AND address = $2";
+pub(crate) const UPSERT_DEPOSIT: &str = "INSERT INTO deposits (asset_id, txid, vout, user_id, address, \
+     amount, confirmations, status, seq, first_seen_ms, updated_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (asset_id, txid, vout) DO UPDATE SET confirmations = excluded.confirmations, \
+     status = excluded.status, seq = excluded.seq, updated_ms = excluded.updated_ms";
+pub(crate) const DEPOSIT: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
+     confirmations, status, seq, first_seen_ms, updated_ms \
+     FROM deposits WHERE asset_id = $1 AND txid = $2 AND vout = $3";
+/// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
+pub(crate) const DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
+     confirmations, status, seq, first_seen_ms, updated_ms \
+     FROM deposits WHERE user_id = $1 AND ($2 IS NULL OR asset_id = $2) AND id <= $3 \
+     ORDER BY id DESC LIMIT $4";
+pub(crate) const PENDING_DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
+     confirmations, status, seq, first_seen_ms, updated_ms \
+     FROM deposits WHERE asset_id = $1 AND status = 'pending' ORDER BY id";
+pub(crate) const WALLET_CURSOR: &str = "SELECT block_hash FROM wallet_cursors WHERE asset_id = $1";
+pub(crate) const SET_WALLET_CURSOR: &str = "INSERT INTO wallet_cursors (asset_id, block_hash, updated_ms) \
+     VALUES ($1, $2, $3) ON CONFLICT (asset_id) DO UPDATE SET block_hash = excluded.block_hash, \
+     updated_ms = excluded.updated_ms";

@@ -10,10 +10,10 @@ use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
 };
 use bourse_store::{
-    ApiKeyRow, BalanceRow, CandleRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
-    LedgerKind, NewApiKey, NewLedgerEntry, NewSession, NewToken, OrderFilter, OrderKind, OrderRow,
-    OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
-    UserRow, connect,
+    ApiKeyRow, BalanceRow, CandleRow, DepositFilter, DepositRow, DepositStatus, FillFilter,
+    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, NewApiKey, NewDepositAddress,
+    NewLedgerEntry, NewSession, NewToken, OrderFilter, OrderKind, OrderRow, OrderStatus,
+    Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 1, "a fresh database applies the one migration");
+    assert_eq!(store.migrate().await.unwrap(), 2, "a fresh database applies both migrations");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -97,6 +97,7 @@ conformance!(
     balances_upsert,
     candles_ranges_and_latest,
     corrupt_values_are_errors,
+    wallet_addresses_deposits_and_cursor,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1083,4 +1084,106 @@ async fn corrupt_values_are_errors(db: &Db) {
     corrupt(s.open_orders_all().await.map(|_| ()), "user_id");
     // The rows that are sound still read.
     assert_eq!(s.order(u, OrderId(1)).await.unwrap().map(|o| o.id), Some(OrderId(1)));
+}
+
+async fn wallet_addresses_deposits_and_cursor(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let ltc = AssetId(2);
+    let new = |user, address: &str, at| NewDepositAddress {
+        user,
+        asset: ltc,
+        address: address.into(),
+        label: format!("bourse:user:{}", user.0),
+        created_ms: at,
+    };
+    let first = s.insert_deposit_address(&new(a, "rltc1qa", 10)).await.unwrap();
+    let second = s.insert_deposit_address(&new(a, "rltc1qb", 20)).await.unwrap();
+    s.insert_deposit_address(&new(b, "rltc1qc", 30)).await.unwrap();
+    assert!(matches!(
+        s.insert_deposit_address(&new(b, "rltc1qa", 40)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same address string of another asset is another address.
+    s.insert_deposit_address(&NewDepositAddress { asset: AssetId(1), ..new(b, "rltc1qa", 50) })
+        .await
+        .unwrap();
+    let mine = s.deposit_addresses(a, ltc, 10).await.unwrap();
+    assert_eq!(mine.iter().map(|r| r.id).collect::<Vec<_>>(), vec![second, first]);
+    assert_eq!(s.deposit_addresses(a, ltc, 1).await.unwrap().len(), 1);
+    let owner = s.deposit_address(ltc, "rltc1qa").await.unwrap().unwrap();
+    assert_eq!((owner.user, owner.label.as_str(), owner.created_ms), (a, "bourse:user:1", 10));
+    assert_eq!(s.deposit_address(ltc, "nope").await.unwrap(), None);
+
+    // A deposit is keyed by (asset, txid, vout); an upsert changes only its progress.
+    let seen = DepositRow {
+        id: 0,
+        asset: ltc,
+        txid: "ab".repeat(32),
+        vout: 1,
+        user: a,
+        address: "rltc1qa".into(),
+        amount: u128::from(u64::MAX) * 1000,
+        confirmations: 0,
+        status: DepositStatus::Pending,
+        seq: None,
+        first_seen_ms: 100,
+        updated_ms: 100,
+    };
+    s.upsert_deposit(&seen).await.unwrap();
+    s.upsert_deposit(&DepositRow { vout: 2, amount: 5, ..seen.clone() }).await.unwrap();
+    let credited = DepositRow {
+        confirmations: 6,
+        status: DepositStatus::Credited,
+        seq: Some(42),
+        updated_ms: 200,
+        amount: 1,
+        first_seen_ms: 999,
+        ..seen.clone()
+    };
+    s.upsert_deposit(&credited).await.unwrap();
+    let got = s.deposit(ltc, &seen.txid, 1).await.unwrap().unwrap();
+    assert_eq!(
+        got,
+        DepositRow {
+            id: got.id,
+            confirmations: 6,
+            status: DepositStatus::Credited,
+            seq: Some(42),
+            updated_ms: 200,
+            ..seen.clone()
+        },
+        "amount and first sight never change"
+    );
+    assert_eq!(s.deposit(ltc, &seen.txid, 3).await.unwrap(), None);
+    let pending = s.pending_deposits(ltc).await.unwrap();
+    assert_eq!(pending.iter().map(|d| d.vout).collect::<Vec<_>>(), vec![2]);
+    assert!(s.pending_deposits(AssetId(1)).await.unwrap().is_empty());
+
+    let all =
+        s.deposits(a, &DepositFilter { limit: 10, ..DepositFilter::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.vout).collect::<Vec<_>>(), vec![2, 1], "newest first");
+    let older = s
+        .deposits(
+            a,
+            &DepositFilter { before: Some(all[0].id), limit: 10, ..DepositFilter::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|d| d.vout).collect::<Vec<_>>(), vec![1]);
+    let other_asset = DepositFilter { asset: Some(AssetId(1)), limit: 10, before: None };
+    assert!(s.deposits(a, &other_asset).await.unwrap().is_empty());
+    assert!(
+        s.deposits(b, &DepositFilter { limit: 10, ..DepositFilter::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(s.wallet_cursor(ltc).await.unwrap(), None);
+    s.set_wallet_cursor(ltc, "00aa", 1).await.unwrap();
+    s.set_wallet_cursor(ltc, "00bb", 2).await.unwrap();
+    assert_eq!(s.wallet_cursor(ltc).await.unwrap().as_deref(), Some("00bb"));
+    assert_eq!(s.wallet_cursor(AssetId(1)).await.unwrap(), None);
 }

@@ -1,0 +1,40 @@
+-- The wallet role's tables, SQLite: deposit addresses, deposits seen on the chain, and the
+-- scanner's cursor per asset. Written by the wallet only; balances change only through engine
+-- commands (a deposit is credited by `Deposit` keyed by asset, txid and vout).
+
+CREATE TABLE deposit_addresses (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    asset_id   INTEGER NOT NULL,
+    address    TEXT    NOT NULL,
+    label      TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (asset_id, address)
+) STRICT;
+CREATE INDEX deposit_addresses_user ON deposit_addresses (user_id, asset_id, id);
+
+-- status: pending, credited, dropped (left the chain before it was credited), reversed (left it
+-- after). confirmations is negative while the transaction conflicts with the best chain.
+CREATE TABLE deposits (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset_id      INTEGER NOT NULL,
+    txid          TEXT    NOT NULL,
+    vout          INTEGER NOT NULL,
+    user_id       INTEGER NOT NULL,
+    address       TEXT    NOT NULL,
+    amount        TEXT    NOT NULL,
+    confirmations INTEGER NOT NULL,
+    status        TEXT    NOT NULL,
+    seq           INTEGER,
+    first_seen_ms INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    UNIQUE (asset_id, txid, vout)
+) STRICT;
+CREATE INDEX deposits_user ON deposits (user_id, id);
+CREATE INDEX deposits_pending ON deposits (asset_id) WHERE status = 'pending';
+
+CREATE TABLE wallet_cursors (
+    asset_id   INTEGER PRIMARY KEY,
+    block_hash TEXT    NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
