@@ -186,6 +186,7 @@ codes!(DepositStatus {
     DepositStatus::Credited => "credited",
     DepositStatus::Dropped => "dropped",
     DepositStatus::Reversed => "reversed",
+    DepositStatus::BelowMinimum => "below_minimum",
 });
 
 impl Code for TokenPurpose {

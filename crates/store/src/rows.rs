@@ -365,6 +365,8 @@ pub enum DepositStatus {
     Dropped,
     /// Left the chain after it was credited: the credit was taken back.
     Reversed,
+    /// Smaller than the coin's minimum deposit: recorded, never credited.
+    BelowMinimum,
 }
 
 impl DepositStatus {
@@ -374,6 +376,7 @@ impl DepositStatus {
             DepositStatus::Credited => "credited",
             DepositStatus::Dropped => "dropped",
             DepositStatus::Reversed => "reversed",
+            DepositStatus::BelowMinimum => "below_minimum",
         }
     }
 }

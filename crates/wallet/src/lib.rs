@@ -4,6 +4,13 @@
 //!   ... nodes): bounded replies, timeouts, typed errors, exact amounts (a node's JSON numbers are
 //!   read as decimal text, never as floats).
 //!
+//! - [`coin`]: a coin's configuration (`[wallets.LTC]`) and node connection.
+//! - [`deposits`]: deposit addresses, and the scan that credits each deposit exactly once.
+//!
 //! Amounts here are minor units (`u128`/`i128`) at the coin's scale (8 for the Bitcoin family).
 
+pub mod coin;
+pub mod deposits;
 pub mod rpc;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -4,105 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use bourse_core::Secret;
-use bourse_wallet::rpc::{BitcoinRpc, RpcAuth, RpcConfig, RpcError, codes};
+use bourse_wallet::rpc::{BitcoinRpc, RpcAuth, RpcError, codes};
+use bourse_wallet::testing::{Node, free_port, synced};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One `litecoind -regtest`, stopped (killed) when dropped.
-struct Node {
-    child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-    rpc_port: u16,
-    p2p_port: u16,
-}
-
-impl Node {
-    async fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let (rpc_port, p2p_port) = (free_port(), free_port());
-        let child = tokio::process::Command::new("litecoind")
-            .args([
-                "-regtest",
-                &format!("-datadir={}", dir.path().display()),
-                "-daemon=0",
-                "-server=1",
-                "-rpcuser=test",
-                "-rpcpassword=test",
-                "-rpcbind=127.0.0.1",
-                "-rpcallowip=127.0.0.1",
-                &format!("-rpcport={rpc_port}"),
-                "-bind=127.0.0.1",
-                &format!("-port={p2p_port}"),
-                "-listen=1",
-                "-dnsseed=0",
-                "-upnp=0",
-                "-discover=0",
-                "-listenonion=0",
-                "-fallbackfee=0.0002",
-                "-printtoconsole=0",
-                "-whitelist=noban@127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("litecoind is not installed: `apt-get install litecoind` (scripts/test does)");
-        let mut node = Node { child, _dir: dir, rpc_port, p2p_port };
-        let rpc = node.rpc(None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match rpc.chain_info().await {
-                Ok(_) => break,
-                Err(e) if Instant::now() < deadline && e.is_transient() => {
-                    if let Ok(Some(status)) = node.child.try_wait() {
-                        let mut stderr = String::new();
-                        if let Some(mut out) = node.child.stderr.take() {
-                            let _ = out.read_to_string(&mut stderr).await;
-                        }
-                        panic!("litecoind exited ({status}): {stderr}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("litecoind did not start: {e}"),
-            }
-        }
-        node
-    }
-
-    fn rpc(&self, wallet: Option<&str>) -> BitcoinRpc {
-        let mut config = RpcConfig::new(
-            format!("http://127.0.0.1:{}", self.rpc_port),
-            RpcAuth::UserPass { user: "test".into(), password: Secret::new("test") },
-        );
-        config.wallet = wallet.map(str::to_string);
-        config.timeout = Duration::from_secs(10);
-        BitcoinRpc::new(config).unwrap()
-    }
-
-    async fn mine(&self, blocks: u64, to: &str) {
-        let _: serde_json::Value = self
-            .rpc(None)
-            .call(false, "generatetoaddress", serde_json::json!([blocks, to]))
-            .await
-            .unwrap();
-    }
-}
-
-async fn synced(a: &BitcoinRpc, b: &BitcoinRpc) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (x, y) = (a.chain_info().await.unwrap(), b.chain_info().await.unwrap());
-        if x.bestblockhash == y.bestblockhash {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the nodes did not sync: {} vs {}", x.blocks, y.blocks);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test]
 async fn deposits_are_seen_exactly_and_a_batch_is_one_transaction() {

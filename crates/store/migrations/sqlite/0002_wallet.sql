@@ -14,7 +14,8 @@ CREATE TABLE deposit_addresses (
 CREATE INDEX deposit_addresses_user ON deposit_addresses (user_id, asset_id, id);
 
 -- status: pending, credited, dropped (left the chain before it was credited), reversed (left it
--- after). confirmations is negative while the transaction conflicts with the best chain.
+-- after), below_minimum (never credited). confirmations is negative while the transaction
+-- conflicts with the best chain.
 CREATE TABLE deposits (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     asset_id      INTEGER NOT NULL,

@@ -1,0 +1,120 @@
+//! One coin the exchange runs a wallet for: its configuration (from the server's config file,
+//! `[wallets.LTC]`) and its node connection.
+
+use crate::rpc::{BitcoinRpc, RpcAuth, RpcConfig, RpcError, SCALE};
+use bourse_core::decimal::parse_units;
+use bourse_core::{AssetId, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[wallets.<SYMBOL>]`: a Bitcoin-family node's wallet.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoinConfig {
+    /// `http://127.0.0.1:9332`.
+    pub rpc_url: String,
+    /// With `rpc_password`; or `rpc_cookie_file`.
+    #[serde(default)]
+    pub rpc_user: Option<String>,
+    #[serde(default)]
+    pub rpc_password: Option<Secret>,
+    #[serde(default)]
+    pub rpc_cookie_file: Option<PathBuf>,
+    /// The node wallet holding the exchange's coins (`/wallet/<name>`).
+    #[serde(default)]
+    pub wallet: Option<String>,
+    /// Confirmations before a deposit is credited.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u32,
+    /// Smaller deposits are recorded but not credited (decimal, in coins).
+    #[serde(default = "zero")]
+    pub min_deposit: String,
+    /// `legacy`, `p2sh-segwit` or `bech32`; the node's default when absent.
+    #[serde(default)]
+    pub address_type: Option<String>,
+    /// Deposit addresses one user may have for this coin.
+    #[serde(default = "default_addresses_max")]
+    pub addresses_per_user_max: u32,
+    #[serde(default = "default_scan_interval_ms")]
+    pub scan_interval_ms: u64,
+    #[serde(default = "default_rpc_timeout_ms")]
+    pub rpc_timeout_ms: u64,
+}
+
+fn default_confirmations() -> u32 {
+    6
+}
+fn zero() -> String {
+    "0".into()
+}
+fn default_addresses_max() -> u32 {
+    20
+}
+fn default_scan_interval_ms() -> u64 {
+    2_000
+}
+fn default_rpc_timeout_ms() -> u64 {
+    30_000
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoinConfigError {
+    #[error("wallets.{symbol}: {message}")]
+    Invalid { symbol: String, message: String },
+}
+
+/// A coin with its checked configuration and node connection.
+#[derive(Debug)]
+pub struct Coin {
+    pub asset: AssetId,
+    pub symbol: String,
+    pub config: CoinConfig,
+    /// [`CoinConfig::min_deposit`] in minor units.
+    pub min_deposit: u128,
+    pub rpc: BitcoinRpc,
+}
+
+impl Coin {
+    /// Checks `config` for the asset (which must have the Bitcoin family's 8 decimals).
+    pub fn new(
+        asset: AssetId,
+        symbol: &str,
+        scale: u8,
+        config: CoinConfig,
+    ) -> Result<Coin, CoinConfigError> {
+        let invalid =
+            |message: String| CoinConfigError::Invalid { symbol: symbol.to_string(), message };
+        if scale != SCALE {
+            return Err(invalid(format!(
+                "the asset has {scale} decimals; a Bitcoin-family coin has {SCALE}"
+            )));
+        }
+        let auth = match (&config.rpc_user, &config.rpc_password, &config.rpc_cookie_file) {
+            (Some(user), Some(password), None) => {
+                RpcAuth::UserPass { user: user.clone(), password: password.clone() }
+            }
+            (None, None, Some(path)) => RpcAuth::CookieFile(path.clone()),
+            _ => {
+                return Err(invalid(
+                    "set rpc_user and rpc_password, or rpc_cookie_file (not both)".into(),
+                ));
+            }
+        };
+        if config.confirmations == 0 {
+            return Err(invalid("confirmations must be at least 1".into()));
+        }
+        let min_deposit = parse_units(&config.min_deposit, SCALE)
+            .map_err(|e| invalid(format!("min_deposit: {e}")))?;
+        let mut rpc = RpcConfig::new(config.rpc_url.clone(), auth);
+        rpc.wallet = config.wallet.clone();
+        rpc.timeout = Duration::from_millis(config.rpc_timeout_ms.max(1));
+        let rpc = BitcoinRpc::new(rpc).map_err(|e: RpcError| invalid(e.to_string()))?;
+        Ok(Coin { asset, symbol: symbol.to_string(), config, min_deposit, rpc })
+    }
+
+    /// The label a deposit address carries in the node's wallet.
+    pub fn label(user: bourse_core::UserId) -> String {
+        format!("bourse:user:{}", user.0)
+    }
+}

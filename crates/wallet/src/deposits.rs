@@ -1,0 +1,254 @@
+//! Deposits of a Bitcoin-family coin: addresses handed to users, and the scan that follows
+//! payments to them from the node's wallet (`listsinceblock` from a stored cursor) until they
+//! have the configured confirmations, then credits each exactly once — by an engine `Deposit`
+//! keyed by coin, txid and vout, which the engine refuses to apply twice whatever crashed in
+//! between.
+
+use crate::coin::Coin;
+use crate::rpc::{RpcError, WalletEntry};
+use bourse_core::{Command, Event, ExternalKey, Reason, Reject, UserId};
+use bourse_engine::{EngineError, EngineHandle};
+use bourse_store::{
+    DepositAddressRow, DepositRow, DepositStatus, NewDepositAddress, Store, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the engine refused {what}: {reason:?}")]
+    Refused { what: String, reason: Reject },
+    #[error("{0}")]
+    Limit(String),
+}
+
+/// What one scan did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Deposits seen for the first time.
+    pub seen: usize,
+    pub credited: usize,
+    /// Left the chain before they were credited.
+    pub dropped: usize,
+    /// Left the chain after they were credited; the credit was taken back.
+    pub reversed: usize,
+}
+
+/// A new deposit address for `user`, labelled in the node's wallet so it can be traced there.
+pub async fn new_address(
+    coin: &Coin,
+    store: &dyn Store,
+    user: UserId,
+    now_ms: i64,
+) -> Result<DepositAddressRow, WalletError> {
+    let max = coin.config.addresses_per_user_max;
+    if store.deposit_addresses(user, coin.asset, max).await?.len() >= max as usize {
+        return Err(WalletError::Limit(format!(
+            "at most {max} {} deposit addresses per account",
+            coin.symbol
+        )));
+    }
+    let label = Coin::label(user);
+    let address = coin.rpc.new_address(&label, coin.config.address_type.as_deref()).await?;
+    let row = NewDepositAddress { user, asset: coin.asset, address, label, created_ms: now_ms };
+    let id = store.insert_deposit_address(&row).await?;
+    Ok(DepositAddressRow {
+        id,
+        user,
+        asset: coin.asset,
+        address: row.address,
+        label: row.label,
+        created_ms: now_ms,
+    })
+}
+
+/// One pass: every wallet entry since the cursor, then the cursor moves on. Safe to repeat or
+/// to interrupt anywhere: the cursor moves only after the pass, and a credit is keyed.
+pub async fn scan(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    now_ms: i64,
+) -> Result<ScanReport, WalletError> {
+    let cursor = store.wallet_cursor(coin.asset).await?;
+    let since = coin.rpc.list_since_block(cursor.as_deref(), coin.config.confirmations).await?;
+    let mut report = ScanReport::default();
+    for entry in since.transactions.iter().filter(|e| e.category == "receive") {
+        observe(coin, store, engine, entry, entry.confirmations, now_ms, &mut report).await?;
+    }
+    // Entries whose block left the best chain: where they stand now is the node's answer.
+    for entry in since.removed.iter().filter(|e| e.category == "receive") {
+        let now = coin.rpc.transaction(&entry.txid).await?.confirmations;
+        observe(coin, store, engine, entry, now, now_ms, &mut report).await?;
+    }
+    store.set_wallet_cursor(coin.asset, &since.lastblock, now_ms).await?;
+    Ok(report)
+}
+
+async fn observe(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    entry: &WalletEntry,
+    confirmations: i64,
+    now_ms: i64,
+    report: &mut ScanReport,
+) -> Result<(), WalletError> {
+    let Some(address) = entry.address.as_deref() else { return Ok(()) };
+    // Only payments to users' deposit addresses (not the hot wallet's own change).
+    let Some(owner) = store.deposit_address(coin.asset, address).await? else { return Ok(()) };
+    let amount = match u128::try_from(entry.amount.0) {
+        Ok(a) if a > 0 => a,
+        _ => return Ok(()),
+    };
+    let existing = store.deposit(coin.asset, &entry.txid, entry.vout).await?;
+    if existing.is_none() {
+        report.seen += 1;
+    }
+    let mut row = existing.unwrap_or(DepositRow {
+        id: 0,
+        asset: coin.asset,
+        txid: entry.txid.clone(),
+        vout: entry.vout,
+        user: owner.user,
+        address: address.to_string(),
+        amount,
+        confirmations,
+        status: DepositStatus::Pending,
+        seq: None,
+        first_seen_ms: now_ms,
+        updated_ms: now_ms,
+    });
+    row.confirmations = confirmations;
+    row.updated_ms = now_ms;
+    match row.status {
+        DepositStatus::Pending | DepositStatus::Dropped if confirmations < 0 => {
+            if row.status == DepositStatus::Pending {
+                report.dropped += 1;
+                tracing::warn!(coin = %coin.symbol, txid = %row.txid, vout = row.vout, "a pending deposit left the chain: not credited");
+            }
+            row.status = DepositStatus::Dropped;
+        }
+        DepositStatus::Pending | DepositStatus::Dropped if row.amount < coin.min_deposit => {
+            row.status = DepositStatus::BelowMinimum;
+        }
+        DepositStatus::Pending | DepositStatus::Dropped
+            if confirmations >= i64::from(coin.config.confirmations) =>
+        {
+            row.seq = credit(coin, engine, &row).await?;
+            row.status = DepositStatus::Credited;
+            report.credited += 1;
+        }
+        DepositStatus::Pending | DepositStatus::Dropped => row.status = DepositStatus::Pending,
+        DepositStatus::Credited if confirmations < 0 => {
+            // A credited deposit was double-spent or reorganised away: an operator alert, and
+            // the credit is taken back.
+            tracing::error!(
+                alert = true, coin = %coin.symbol, txid = %row.txid, vout = row.vout, user = row.user.0,
+                "OPERATOR ALERT: a credited deposit left the chain; reversing it"
+            );
+            row.seq = reverse(coin, engine, &row).await?;
+            row.status = DepositStatus::Reversed;
+            report.reversed += 1;
+        }
+        DepositStatus::Credited | DepositStatus::Reversed | DepositStatus::BelowMinimum => {}
+    }
+    store.upsert_deposit(&row).await?;
+    Ok(())
+}
+
+fn deposit_key(coin: &Coin, row: &DepositRow) -> Result<ExternalKey, WalletError> {
+    ExternalKey::new(&format!("{}:{}:{}", coin.symbol, row.txid, row.vout))
+        .map_err(|e| WalletError::Limit(format!("deposit key of {}:{}: {e}", row.txid, row.vout)))
+}
+
+/// Credits the deposit; a key the engine already credited (a crash after the credit and before
+/// the store recorded it) counts as credited.
+async fn credit(
+    coin: &Coin,
+    engine: &EngineHandle,
+    row: &DepositRow,
+) -> Result<Option<u64>, WalletError> {
+    let key = deposit_key(coin, row)?;
+    let outcome = engine
+        .execute(Command::Deposit { user: row.user, asset: coin.asset, amount: row.amount, key })
+        .await?;
+    for event in &outcome.events {
+        match event {
+            Event::DepositCredited { .. } => {
+                tracing::info!(coin = %coin.symbol, txid = %row.txid, vout = row.vout, user = row.user.0, seq = outcome.seq, "deposit credited");
+                return Ok(Some(outcome.seq));
+            }
+            Event::Rejected { reason: Reject::DuplicateDeposit, .. } => return Ok(None),
+            Event::Rejected { reason, .. } => {
+                return Err(WalletError::Refused {
+                    what: format!("the deposit {}:{}", row.txid, row.vout),
+                    reason: *reason,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(outcome.seq))
+}
+
+async fn reverse(
+    coin: &Coin,
+    engine: &EngineHandle,
+    row: &DepositRow,
+) -> Result<Option<u64>, WalletError> {
+    let delta = i128::try_from(row.amount)
+        .map_err(|_| WalletError::Limit(format!("deposit {} is too large to reverse", row.txid)))?;
+    let reason = Reason::new(&format!(
+        "deposit reversed: {} {}:{} left the chain",
+        coin.symbol, row.txid, row.vout
+    ))
+    .map_err(|e| WalletError::Limit(format!("reversal reason: {e}")))?;
+    let outcome = engine
+        .execute(Command::Adjust { user: row.user, asset: coin.asset, delta: -delta, reason })
+        .await?;
+    if let Some(Event::Rejected { reason, .. }) =
+        outcome.events.iter().find(|e| matches!(e, Event::Rejected { .. }))
+    {
+        return Err(WalletError::Refused {
+            what: format!("the reversal of deposit {}:{}", row.txid, row.vout),
+            reason: *reason,
+        });
+    }
+    Ok(Some(outcome.seq))
+}
+
+/// Scans every `scan_interval_ms`, or sooner when `wake` is notified (a node's walletnotify),
+/// until `stop` turns true. A failed pass is logged and tried again at the next one.
+pub async fn run_scanner(
+    coin: Arc<Coin>,
+    store: Arc<dyn Store>,
+    engine: EngineHandle,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    clock: fn() -> i64,
+) {
+    let interval = Duration::from_millis(coin.config.scan_interval_ms.max(100));
+    loop {
+        match scan(&coin, store.as_ref(), &engine, clock()).await {
+            Ok(r) if r != ScanReport::default() => {
+                tracing::info!(coin = %coin.symbol, seen = r.seen, credited = r.credited, dropped = r.dropped, reversed = r.reversed, "deposit scan");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(coin = %coin.symbol, error = %e, "deposit scan failed; trying again")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
