@@ -33,6 +33,10 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub engine: EngineSettings,
+    /// Coin wallets by asset symbol (`[wallets.LTC]`): the node each asset's deposits and
+    /// withdrawals go through. An asset without one has no deposits or withdrawals.
+    #[serde(default)]
+    pub wallets: std::collections::BTreeMap<String, bourse_wallet::coin::CoinConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

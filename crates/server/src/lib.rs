@@ -21,6 +21,7 @@ pub mod projector;
 pub mod state;
 pub mod ticker;
 pub mod views;
+pub mod wallets;
 pub mod web;
 pub mod ws;
 
@@ -118,6 +119,10 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let mut config = config;
         config.listen = listener.local_addr()?;
+        let wallets = {
+            let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
+            wallets::open(&config.wallets, &mirror)?
+        };
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             config,
@@ -132,10 +137,12 @@ impl Server {
             api_keys: Mutex::new(Default::default()),
             dummy_hash,
             shutdown: shutdown_rx.clone(),
+            wallets,
         });
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
+        tasks.extend(wallets::spawn(&state));
         tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
 
         let app = router(&state);

@@ -40,6 +40,8 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Turns true when the server is shutting down (WebSocket connections close).
     pub shutdown: watch::Receiver<bool>,
+    /// The coin wallets, by asset.
+    pub wallets: HashMap<bourse_core::AssetId, crate::wallets::Wallet>,
 }
 
 pub type Shared = Arc<AppState>;

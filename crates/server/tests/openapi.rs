@@ -717,6 +717,34 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
         c.check(&get, template, &r);
     }
 
+    // Deposits: with a wallet for LTC, on a real litecoind (the server restarts with it).
+    let node = bourse_wallet::testing::Node::start().await;
+    node.rpc(None).create_wallet("hot").await.unwrap();
+    let mut app = app;
+    app.stop().await;
+    for (key, value) in [
+        ("RPC_URL", format!("http://127.0.0.1:{}", node.rpc_port)),
+        ("RPC_USER", "test".into()),
+        ("RPC_PASSWORD", "test".into()),
+        ("WALLET", "hot".into()),
+    ] {
+        app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value));
+    }
+    app.start().await;
+    let url = |path: &str| format!("{}{PREFIX}{path}", app.url);
+    let r = send(&carol.http, get.clone(), url("/deposits?asset=LTC"), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    c.check(&get, "/deposits", &r);
+    for (asset, status) in [("BTC", 404), ("NOPE", 404), ("LTC", 201)] {
+        let body = json!({"asset": asset});
+        let r = send(&carol.http, post.clone(), url("/deposit-addresses"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/deposit-addresses", &r);
+    }
+    let r = send(&carol.http, get.clone(), url("/deposit-addresses?asset=LTC"), None).await;
+    assert_eq!((r.0, r.1.as_array().map(Vec::len)), (200, Some(1)), "{}", r.1);
+    c.check(&get, "/deposit-addresses", &r);
+
     // Log out last.
     let r = send(&carol.http, post.clone(), url("/auth/logout"), None).await;
     assert_eq!(r.0, 200, "{}", r.1);

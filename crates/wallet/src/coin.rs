@@ -118,3 +118,38 @@ impl Coin {
         format!("bourse:user:{}", user.0)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<CoinConfig, toml::de::Error> {
+        toml::from_str(&format!("rpc_url = \"http://127.0.0.1:1\"\n{extra}"))
+    }
+
+    #[test]
+    fn configurations_are_checked() {
+        let ok = config("rpc_user = \"u\"\nrpc_password = \"p\"\nmin_deposit = \"0.001\"").unwrap();
+        let coin = Coin::new(AssetId(1), "LTC", 8, ok.clone()).unwrap();
+        assert_eq!((coin.min_deposit, coin.config.confirmations), (100_000, 6));
+        assert!(!format!("{coin:?}").contains("\"p\""), "the password stays out of debug output");
+        let error = |c: CoinConfig, scale: u8| {
+            Coin::new(AssetId(1), "LTC", scale, c).unwrap_err().to_string()
+        };
+        assert!(error(ok.clone(), 18).contains("has 18 decimals"));
+        let both =
+            config("rpc_user = \"u\"\nrpc_password = \"p\"\nrpc_cookie_file = \"/x\"").unwrap();
+        assert!(error(both, 8).contains("not both"));
+        let none = config("").unwrap();
+        assert!(error(none, 8).contains("rpc_user and rpc_password"));
+        let zero = config("rpc_cookie_file = \"/x\"\nconfirmations = 0").unwrap();
+        assert!(error(zero, 8).contains("at least 1"));
+        let bad = config("rpc_cookie_file = \"/x\"\nmin_deposit = \"0.000000001\"").unwrap();
+        assert!(error(bad, 8).contains("min_deposit"));
+        assert!(
+            config("rpc_cookie_file = \"/x\"\nunknown = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

@@ -68,38 +68,50 @@ pub async fn new_address(
     })
 }
 
+/// Who is told of each balance change a scan makes (user, engine seq), before the deposit's new
+/// status is written: a user who sees it credited reads the credit in their balance.
+pub type OnChange = dyn Fn(UserId, u64) + Send + Sync;
+
 /// One pass: every wallet entry since the cursor, then the cursor moves on. Safe to repeat or
 /// to interrupt anywhere: the cursor moves only after the pass, and a credit is keyed.
 pub async fn scan(
     coin: &Coin,
     store: &dyn Store,
     engine: &EngineHandle,
+    on_change: &OnChange,
     now_ms: i64,
 ) -> Result<ScanReport, WalletError> {
+    let ctx = Ctx { coin, store, engine, on_change, now_ms };
     let cursor = store.wallet_cursor(coin.asset).await?;
     let since = coin.rpc.list_since_block(cursor.as_deref(), coin.config.confirmations).await?;
     let mut report = ScanReport::default();
     for entry in since.transactions.iter().filter(|e| e.category == "receive") {
-        observe(coin, store, engine, entry, entry.confirmations, now_ms, &mut report).await?;
+        observe(&ctx, entry, entry.confirmations, &mut report).await?;
     }
     // Entries whose block left the best chain: where they stand now is the node's answer.
     for entry in since.removed.iter().filter(|e| e.category == "receive") {
         let now = coin.rpc.transaction(&entry.txid).await?.confirmations;
-        observe(coin, store, engine, entry, now, now_ms, &mut report).await?;
+        observe(&ctx, entry, now, &mut report).await?;
     }
     store.set_wallet_cursor(coin.asset, &since.lastblock, now_ms).await?;
     Ok(report)
 }
 
+struct Ctx<'a> {
+    coin: &'a Coin,
+    store: &'a dyn Store,
+    engine: &'a EngineHandle,
+    on_change: &'a OnChange,
+    now_ms: i64,
+}
+
 async fn observe(
-    coin: &Coin,
-    store: &dyn Store,
-    engine: &EngineHandle,
+    ctx: &Ctx<'_>,
     entry: &WalletEntry,
     confirmations: i64,
-    now_ms: i64,
     report: &mut ScanReport,
 ) -> Result<(), WalletError> {
+    let Ctx { coin, store, engine, on_change, now_ms } = *ctx;
     let Some(address) = entry.address.as_deref() else { return Ok(()) };
     // Only payments to users' deposit addresses (not the hot wallet's own change).
     let Some(owner) = store.deposit_address(coin.asset, address).await? else { return Ok(()) };
@@ -144,6 +156,9 @@ async fn observe(
             row.seq = credit(coin, engine, &row).await?;
             row.status = DepositStatus::Credited;
             report.credited += 1;
+            if let Some(seq) = row.seq {
+                on_change(row.user, seq);
+            }
         }
         DepositStatus::Pending | DepositStatus::Dropped => row.status = DepositStatus::Pending,
         DepositStatus::Credited if confirmations < 0 => {
@@ -156,6 +171,9 @@ async fn observe(
             row.seq = reverse(coin, engine, &row).await?;
             row.status = DepositStatus::Reversed;
             report.reversed += 1;
+            if let Some(seq) = row.seq {
+                on_change(row.user, seq);
+            }
         }
         DepositStatus::Credited | DepositStatus::Reversed | DepositStatus::BelowMinimum => {}
     }
@@ -224,19 +242,33 @@ async fn reverse(
     Ok(Some(outcome.seq))
 }
 
-/// Scans every `scan_interval_ms`, or sooner when `wake` is notified (a node's walletnotify),
-/// until `stop` turns true. A failed pass is logged and tried again at the next one.
-pub async fn run_scanner(
-    coin: Arc<Coin>,
-    store: Arc<dyn Store>,
-    engine: EngineHandle,
-    wake: Arc<tokio::sync::Notify>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    clock: fn() -> i64,
-) {
+/// What a scanner is given: the coin, where it writes, and whom it tells.
+#[derive(Clone)]
+pub struct Scanner {
+    pub coin: Arc<Coin>,
+    pub store: Arc<dyn Store>,
+    pub engine: EngineHandle,
+    /// Notified to scan now (a node's walletnotify).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Told of every balance change a scan made (user, engine seq): a user reads their own
+    /// credit at once.
+    pub on_change: Arc<OnChange>,
+    pub clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner").field("coin", &self.coin.symbol).finish_non_exhaustive()
+    }
+}
+
+/// Scans every `scan_interval_ms`, or sooner when woken, until `stop` turns true. A failed pass
+/// is logged and tried again at the next one.
+pub async fn run_scanner(scanner: Scanner, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Scanner { coin, store, engine, wake, on_change, clock } = scanner;
     let interval = Duration::from_millis(coin.config.scan_interval_ms.max(100));
     loop {
-        match scan(&coin, store.as_ref(), &engine, clock()).await {
+        match scan(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
             Ok(r) if r != ScanReport::default() => {
                 tracing::info!(coin = %coin.symbol, seen = r.seen, credited = r.credited, dropped = r.dropped, reversed = r.reversed, "deposit scan");
             }

@@ -6,6 +6,7 @@ pub mod account;
 pub mod openapi;
 pub mod public;
 pub mod trading;
+pub mod wallet;
 
 use crate::auth::{Requirement, require};
 use crate::error::ApiError;
@@ -60,6 +61,8 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/orders/{id}", get(trading::get_order))
         .route("/fills", get(trading::fills))
         .route("/ledger", get(trading::ledger))
+        .route("/deposit-addresses", get(wallet::addresses).post(wallet::create_address))
+        .route("/deposits", get(wallet::deposits))
         .route_layer(guard(Requirement::Scope(Scopes::READ)));
     let trade = Router::new()
         .route("/orders", post(trading::place).delete(trading::cancel_all))

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the handlers' `#[utoipa::path]`
 //! annotations and the view types, served at `GET /api/v1/openapi.json`.
 
-use super::{account, public, trading};
+use super::{account, public, trading, wallet};
 use crate::error::ErrorBody;
 use crate::views::{
     AssetView, BalanceView, CandleView, FillView, LedgerView, MarketView, OrderView, TickerView,
@@ -68,6 +68,9 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         trading::list_orders,
         trading::fills,
         trading::ledger,
+        wallet::addresses,
+        wallet::create_address,
+        wallet::deposits,
     ),
     components(schemas(
         ErrorBody,
@@ -112,12 +115,17 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         trading::OrdersPage,
         trading::FillsPage,
         trading::LedgerPage,
+        wallet::DepositAddressView,
+        wallet::NewAddressRequest,
+        wallet::DepositView,
+        wallet::DepositsPage,
     )),
     modifiers(&Mounted),
     tags(
         (name = "public", description = "Market data and service status; no authentication"),
         (name = "account", description = "Sign-up, login, sessions and API keys"),
         (name = "trading", description = "Balances, orders, fills and the ledger"),
+        (name = "wallet", description = "Deposit addresses and deposits"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,254 @@
+//! Deposits: a user's deposit addresses for a coin (a new one on request) and their deposits
+//! with confirmations and status. Only for assets the exchange runs a wallet for.
+
+use super::{ApiJson, ApiQuery};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::Shared;
+use crate::views::units;
+use crate::wallets::Wallet;
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bourse_store::{DepositFilter, DepositRow, LIST_LIMIT_MAX};
+use bourse_wallet::deposits::WalletError;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// The wallet of `symbol`, or why there is none.
+pub fn wallet(state: &Shared, symbol: &str) -> ApiResult<Wallet> {
+    let asset = {
+        let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+        mirror
+            .asset_by_symbol(symbol)
+            .map(|a| a.id)
+            .ok_or_else(|| ApiError::not_found("unknown_asset", format!("no asset {symbol:?}")))?
+    };
+    state.wallets.get(&asset).cloned().ok_or_else(|| {
+        ApiError::not_found(
+            "no_wallet",
+            format!("deposits and withdrawals of {symbol} are not open"),
+        )
+    })
+}
+
+impl From<WalletError> for ApiError {
+    fn from(e: WalletError) -> ApiError {
+        match e {
+            WalletError::Limit(message) => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_addresses", message)
+            }
+            WalletError::Rpc(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "coin node unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "node_unavailable",
+                    "the coin's node does not answer; try again shortly",
+                )
+            }
+            WalletError::Store(e) => e.into(),
+            other => ApiError::internal("wallet", other),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepositAddressView {
+    pub asset: String,
+    pub address: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepositView {
+    pub asset: String,
+    pub txid: String,
+    pub vout: u32,
+    pub address: String,
+    pub amount: String,
+    /// Negative while the transaction conflicts with the best chain.
+    pub confirmations: i64,
+    /// Confirmations the exchange waits for before crediting.
+    pub confirmations_required: u32,
+    /// `pending`, `credited`, `dropped` (left the chain before it was credited), `reversed`
+    /// (left it after) or `below_minimum` (never credited).
+    pub status: &'static str,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl DepositView {
+    pub fn new(d: &DepositRow, wallet: Option<&Wallet>, symbol: &str, scale: u8) -> DepositView {
+        DepositView {
+            asset: symbol.to_string(),
+            txid: d.txid.clone(),
+            vout: d.vout,
+            address: d.address.clone(),
+            amount: units(d.amount, scale),
+            confirmations: d.confirmations,
+            confirmations_required: wallet.map(|w| w.coin.config.confirmations).unwrap_or(0),
+            status: d.status.as_str(),
+            first_seen_ms: d.first_seen_ms,
+            updated_ms: d.updated_ms,
+        }
+    }
+}
+
+/// A page of deposits, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepositsPage {
+    pub deposits: Vec<DepositView>,
+    /// The `before` cursor of the next page; null at the end.
+    pub next: Option<i64>,
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AssetQuery {
+    /// Asset symbol, e.g. `LTC`.
+    asset: String,
+}
+
+#[utoipa::path(get, path = "/deposit-addresses", tag = "wallet", security(("api_key" = []), ("session" = [])), params(AssetQuery),
+    responses(
+        (status = 200, description = "The caller's deposit addresses for the asset, newest first (empty until one is asked for)", body = Vec<DepositAddressView>),
+        (status = 400, description = "`bad_query`; signature errors", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`, `no_wallet`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody)))]
+pub async fn addresses(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<AssetQuery>,
+) -> ApiResult<Json<Vec<DepositAddressView>>> {
+    let w = wallet(&state, &q.asset)?;
+    let rows = state
+        .store
+        .deposit_addresses(p.user, w.coin.asset, w.coin.config.addresses_per_user_max)
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| DepositAddressView {
+                asset: w.coin.symbol.clone(),
+                address: a.address,
+                created_ms: a.created_ms,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAddressRequest {
+    /// Asset symbol, e.g. `LTC`.
+    asset: String,
+}
+
+#[utoipa::path(post, path = "/deposit-addresses", tag = "wallet", security(("api_key" = []), ("session" = [])), request_body = NewAddressRequest,
+    responses(
+        (status = 201, description = "A new deposit address from the coin's node", body = DepositAddressView),
+        (status = 400, description = "`bad_json`; signature errors", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`, `no_wallet`", body = ErrorBody),
+        (status = 409, description = "`too_many_addresses`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`node_unavailable`, `unavailable`", body = ErrorBody)))]
+pub async fn create_address(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiJson(r): ApiJson<NewAddressRequest>,
+) -> ApiResult<Response> {
+    let row = new_address(&state, p.user, &r.asset).await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// A new deposit address for `user`. The REST endpoint and the deposit page.
+pub async fn new_address(
+    state: &Shared,
+    user: bourse_core::UserId,
+    symbol: &str,
+) -> ApiResult<DepositAddressView> {
+    let w = wallet(state, symbol)?;
+    let row =
+        bourse_wallet::deposits::new_address(&w.coin, state.store.as_ref(), user, crate::now_ms())
+            .await?;
+    Ok(DepositAddressView {
+        asset: w.coin.symbol.clone(),
+        address: row.address,
+        created_ms: row.created_ms,
+    })
+}
+
+/// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DepositsQuery {
+    /// Only this asset's deposits.
+    asset: Option<String>,
+    /// The `next` cursor of the previous page.
+    before: Option<i64>,
+    /// 1 to the list maximum (default 100).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/deposits", tag = "wallet", security(("api_key" = []), ("session" = [])), params(DepositsQuery),
+    responses(
+        (status = 200, description = "A page of the caller's deposits, pending ones with their confirmations", body = DepositsPage),
+        (status = 400, description = "`bad_query`; signature errors", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody)))]
+pub async fn deposits(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<DepositsQuery>,
+) -> ApiResult<Json<DepositsPage>> {
+    let page =
+        deposits_of(&state, p.user, q.asset.as_deref(), q.before, q.limit.unwrap_or(100)).await?;
+    Ok(Json(page))
+}
+
+/// A page of `user`'s deposits. The REST endpoint and the deposit page.
+pub async fn deposits_of(
+    state: &Shared,
+    user: bourse_core::UserId,
+    asset: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> ApiResult<DepositsPage> {
+    let limit = limit.clamp(1, LIST_LIMIT_MAX);
+    let asset =
+        match asset {
+            Some(a) => {
+                let mirror =
+                    state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+                Some(mirror.asset_by_symbol(a).map(|a| a.id).ok_or_else(|| {
+                    ApiError::not_found("unknown_asset", format!("no asset {a:?}"))
+                })?)
+            }
+            None => None,
+        };
+    let rows = state.store.deposits(user, &DepositFilter { asset, before, limit }).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|d| d.id)).flatten();
+    let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+    let deposits = rows
+        .iter()
+        .map(|d| {
+            let (symbol, scale) = mirror
+                .assets
+                .get(&d.asset)
+                .map(|a| (a.symbol.as_str(), a.scale))
+                .unwrap_or(("", 0));
+            DepositView::new(d, state.wallets.get(&d.asset), symbol, scale)
+        })
+        .collect();
+    Ok(DepositsPage { deposits, next })
+}

@@ -1,0 +1,55 @@
+//! The wallet role inside `bourse serve`: one [`Coin`] per configured asset, its deposit scanner
+//! task, and what the API and pages ask of it (addresses, deposits).
+
+use crate::mirror::Mirror;
+use anyhow::Context;
+use bourse_core::AssetId;
+use bourse_wallet::coin::{Coin, CoinConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A coin the exchange runs a wallet for, and the signal that makes its scanner look now.
+#[derive(Debug, Clone)]
+pub struct Wallet {
+    pub coin: Arc<Coin>,
+    pub wake: Arc<Notify>,
+}
+
+/// Opens every configured wallet; each must name an existing asset (add it first).
+pub fn open(
+    configs: &BTreeMap<String, CoinConfig>,
+    mirror: &Mirror,
+) -> anyhow::Result<HashMap<AssetId, Wallet>> {
+    let mut wallets = HashMap::new();
+    for (symbol, config) in configs {
+        let symbol = symbol.to_ascii_uppercase();
+        let asset = mirror.asset_by_symbol(&symbol).with_context(|| {
+            format!("wallets.{symbol}: there is no asset {symbol} (add it with `bourse asset add`)")
+        })?;
+        let coin = Coin::new(asset.id, &symbol, asset.scale, config.clone())?;
+        tracing::info!(coin = %symbol, node = %config.rpc_url, confirmations = config.confirmations, "wallet configured");
+        wallets.insert(asset.id, Wallet { coin: Arc::new(coin), wake: Arc::new(Notify::new()) });
+    }
+    Ok(wallets)
+}
+
+/// Starts each wallet's deposit scanner; they stop when the server shuts down.
+pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
+    state
+        .wallets
+        .values()
+        .map(|w| {
+            let seen = state.clone();
+            let scanner = bourse_wallet::deposits::Scanner {
+                coin: w.coin.clone(),
+                store: state.store.clone(),
+                engine: state.engine.clone(),
+                wake: w.wake.clone(),
+                on_change: Arc::new(move |user, seq| seen.note_user_seq(user, seq)),
+                clock: crate::now_ms,
+            };
+            tokio::spawn(bourse_wallet::deposits::run_scanner(scanner, state.shutdown.clone()))
+        })
+        .collect()
+}

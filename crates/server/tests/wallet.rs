@@ -1,0 +1,141 @@
+//! Deposits through the real server and real coin nodes: two connected `litecoind -regtest`
+//! nodes (a user's and the exchange's). Needs `litecoind` — `scripts/test` installs it — and
+//! fails, never skips, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use bourse_wallet::testing::{Node, synced};
+use common::{App, Backend, register};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// The user's deposit of `txid`, as the API lists it.
+async fn deposit(user: &common::User, txid: &str) -> Option<Value> {
+    let (_, page) = user.get("/api/v1/deposits?asset=LTC").await;
+    page["deposits"].as_array()?.iter().find(|d| d["txid"] == txid).cloned()
+}
+
+/// Polls `check` until it gives a value (10 s at most).
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deposit_is_credited_once_after_its_confirmations() {
+    let (user_node, exchange_node) = tokio::join!(Node::start(), Node::start());
+    let _: Value = user_node
+        .rpc(None)
+        .call(false, "addnode", json!([format!("127.0.0.1:{}", exchange_node.p2p_port), "add"]))
+        .await
+        .unwrap();
+    user_node.rpc(None).create_wallet("user").await.unwrap();
+    exchange_node.rpc(None).create_wallet("hot").await.unwrap();
+    let payer = user_node.rpc(Some("user"));
+    let hot = exchange_node.rpc(Some("hot"));
+    let mined = payer.new_address("mining", None).await.unwrap();
+    user_node.mine(101, &mined).await;
+    synced(&payer, &hot).await;
+
+    // The assets exist before the wallet is configured, as `bourse asset add` would make them.
+    let mut app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    app.stop().await;
+    let node_url = format!("http://127.0.0.1:{}", exchange_node.rpc_port);
+    for (key, value) in [
+        ("RPC_URL", node_url.as_str()),
+        ("RPC_USER", "test"),
+        ("RPC_PASSWORD", "test"),
+        ("WALLET", "hot"),
+        ("CONFIRMATIONS", "3"),
+        ("MIN_DEPOSIT", "0.001"),
+        ("SCAN_INTERVAL_MS", "100"),
+    ] {
+        app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value.to_string()));
+    }
+    app.start().await;
+    let mut alice = register(&app, "alice@example.com").await;
+
+    // No wallet for BTC; a labelled LTC address on request.
+    let post = |who: &common::User, body: Value| {
+        let request =
+            who.http.post(format!("{}/api/v1/deposit-addresses", who.base)).json(&body).send();
+        async move {
+            let r = request.await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(&alice, json!({"asset": "BTC"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("no_wallet")), "{body}");
+    let (status, body) = post(&alice, json!({"asset": "DOGE"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_asset")), "{body}");
+    let (status, body) = post(&alice, json!({"asset": "LTC"})).await;
+    assert_eq!(status, 201, "{body}");
+    let address = body["address"].as_str().unwrap().to_string();
+    assert!(hot.address_is_valid(&address).await.unwrap());
+    let (_, listed) = alice.get("/api/v1/deposit-addresses?asset=LTC").await;
+    assert_eq!(listed[0]["address"], address.as_str());
+    let info: Value = hot.call(true, "getaddressinfo", json!([address])).await.unwrap();
+    assert_eq!(info["labels"][0], format!("bourse:user:{}", alice.id), "traceable on the node");
+
+    // Paid from the user's node: pending with its confirmations; a dust payment is recorded only.
+    let txid = payer.send_many(&[(address.clone(), 50_000_000)], "").await.unwrap();
+    let dust = payer.send_many(&[(address.clone(), 10_000)], "").await.unwrap();
+    let seen = until("the pending deposit", async || deposit(&alice, &txid).await).await;
+    assert_eq!(seen["status"], "pending");
+    assert_eq!((seen["amount"].as_str(), seen["confirmations"].as_i64()), (Some("0.5"), Some(0)));
+    assert_eq!(seen["confirmations_required"], 3);
+    user_node.mine(2, &mined).await;
+    synced(&payer, &hot).await;
+    until("two confirmations", async || {
+        deposit(&alice, &txid).await.filter(|d| d["confirmations"] == 2)
+    })
+    .await;
+    let ltc = |balances: Value| {
+        balances
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset"] == "LTC")
+            .map(|b| b["available"].as_str().unwrap().to_string())
+    };
+    assert_eq!(ltc(alice.get("/api/v1/balances").await.1), None, "nothing credited yet");
+
+    // A restart in between changes nothing: the scan goes on from its cursor.
+    app.stop().await;
+    app.start().await;
+    alice.base = app.url.clone();
+    user_node.mine(1, &mined).await;
+    synced(&payer, &hot).await;
+    let credited = until("the credit", async || {
+        deposit(&alice, &txid).await.filter(|d| d["status"] == "credited")
+    })
+    .await;
+    assert_eq!(credited["confirmations"], 3);
+    assert_eq!(ltc(alice.get("/api/v1/balances").await.1).as_deref(), Some("0.5"));
+    let dusty = deposit(&alice, &dust).await.unwrap();
+    assert_eq!(dusty["status"], "below_minimum");
+
+    // More blocks and scans: still credited once.
+    user_node.mine(3, &mined).await;
+    synced(&payer, &hot).await;
+    until("six confirmations", async || {
+        deposit(&alice, &txid).await.filter(|d| d["confirmations"].as_i64() >= Some(3))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ltc(alice.get("/api/v1/balances").await.1).as_deref(), Some("0.5"));
+    let (_, ledger) = alice.get("/api/v1/ledger?asset=LTC").await;
+    let credits: Vec<&Value> =
+        ledger["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "deposit").collect();
+    assert_eq!(credits.len(), 1, "{ledger}");
+    assert_eq!(credits[0]["delta_available"], "0.5");
+    app.stop().await;
+}
