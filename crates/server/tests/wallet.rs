@@ -137,5 +137,39 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
         ledger["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "deposit").collect();
     assert_eq!(credits.len(), 1, "{ledger}");
     assert_eq!(credits[0]["delta_available"], "0.5");
+
+    // The deposit page: the address with its QR code, the deposits with their confirmations.
+    let page_url = format!("{}/account/funds/LTC/deposit", app.url);
+    let html = alice.http.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!(r#"<code id="deposit-address">{address}</code>"#)), "{html}");
+    assert!(html.contains("<svg") && html.contains("<path"), "a QR code");
+    assert!(!html.contains("<script>") && !html.contains(" style="), "nothing inline for the CSP");
+    assert!(html.contains("credited") && html.contains("below minimum") && html.contains("0.5"));
+    let r = alice
+        .http
+        .post(format!("{page_url}/address"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a new address only from this site");
+    let r = alice.http.post(format!("{page_url}/address")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "back on the page");
+    let html = r.text().await.unwrap();
+    let (_, listed) = alice.get("/api/v1/deposit-addresses?asset=LTC").await;
+    let newest = listed[0]["address"].as_str().unwrap();
+    assert_ne!(newest, address);
+    assert!(html.contains(&format!(r#"<code id="deposit-address">{newest}</code>"#)));
+    assert!(html.contains(&format!("<li><code>{address}</code></li>")), "the first still listed");
+    let html = alice
+        .http
+        .get(format!("{}/account/funds/BTC/deposit", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("not open on this exchange"));
     app.stop().await;
 }

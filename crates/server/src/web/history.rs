@@ -602,34 +602,3 @@ pub async fn funds(
     };
     render(StatusCode::OK, &page)
 }
-
-/// `/account/funds/{asset}/{deposit|withdraw}`: where deposits and withdrawals start. Until the
-/// exchange has a wallet for the asset, the page says so; nothing can be sent or asked for.
-pub async fn wallet_entry(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    axum::extract::Path((asset, action)): axum::extract::Path<(String, String)>,
-) -> Response {
-    let chrome = Chrome::of(&state, &headers).await;
-    if chrome.user_id.is_none() {
-        return login_first(&format!("/account/funds/{asset}/{action}"));
-    }
-    let known = Filters { asset: asset.clone(), ..Filters::default() }.asset(&state);
-    let what = match action.as_str() {
-        "deposit" => "Deposits",
-        "withdraw" => "Withdrawals",
-        _ => return super::pages::not_found(State(state), headers).await,
-    };
-    match known {
-        Ok(_) => super::pages::message(
-            chrome,
-            StatusCode::OK,
-            &format!("{what} of {asset}"),
-            &format!(
-                "{what} of {asset} are not open on this exchange yet: its operator has not connected a {asset} wallet. Your balance is unchanged."
-            ),
-            ("/account/funds", "Back to funds"),
-        ),
-        Err(e) => error_page(chrome, e),
-    }
-}

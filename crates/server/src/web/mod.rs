@@ -14,6 +14,7 @@ mod history;
 mod info;
 mod pages;
 mod trading;
+mod wallet;
 
 use crate::error::ApiError;
 use crate::state::Shared;
@@ -44,7 +45,8 @@ pub fn routes() -> Router<Shared> {
         .route("/reset/confirm", post(pages::reset_confirm))
         .route("/logout", post(pages::logout))
         .route("/account/funds", get(history::funds))
-        .route("/account/funds/{asset}/{action}", get(history::wallet_entry))
+        .route("/account/funds/{asset}/{action}", get(wallet::page))
+        .route("/account/funds/{asset}/deposit/address", post(wallet::create_address))
         .route("/account/orders", get(history::orders))
         .route("/account/orders/{id}/cancel", post(trading::cancel))
         .route("/account/orders/cancel-all", post(trading::cancel_all))
