@@ -171,5 +171,29 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
         .await
         .unwrap();
     assert!(html.contains("not open on this exchange"));
+
+    // Node health: on /health and the status page; a node that stops makes the exchange degraded.
+    let (_, health) = alice.get("/api/v1/health").await;
+    let node = &health["nodes"][0];
+    assert_eq!(
+        (node["asset"].as_str(), node["reachable"].as_bool()),
+        (Some("LTC"), Some(true)),
+        "{health}"
+    );
+    assert_eq!(node["blocks"], hot.chain_info().await.unwrap().blocks);
+    assert_eq!((node["chain"].as_str(), node["state"].as_str()), (Some("regtest"), Some("normal")));
+    assert_eq!(node["peers"], 1);
+    assert_eq!(node["hot_wallet_balance"], "0.5001", "both payments, confirmed");
+    assert_eq!(health["status"], "ok");
+    let status =
+        alice.http.get(format!("{}/status", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(status.contains(r#"<th scope="row">LTC</th><td class="up">normal</td>"#), "{status}");
+    drop(exchange_node);
+    let (_, health) = alice.get("/api/v1/health").await;
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(
+        (health["nodes"][0]["reachable"].as_bool(), health["nodes"][0]["state"].as_str()),
+        (Some(false), Some("unreachable"))
+    );
     app.stop().await;
 }

@@ -58,6 +58,30 @@ fn default_rpc_timeout_ms() -> u64 {
     30_000
 }
 
+/// A last block older than this is `delayed` (a Bitcoin-family chain aims at minutes).
+pub const DELAYED_AFTER_S: i64 = 30 * 60;
+/// ... and older than this `stalled`.
+pub const STALLED_AFTER_S: i64 = 2 * 3600;
+
+/// How a coin's node is doing, for the status page and `GET /health`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NodeHealth {
+    pub asset: String,
+    pub reachable: bool,
+    /// `main`, `test`, `regtest`.
+    pub chain: String,
+    pub blocks: u64,
+    pub peers: u64,
+    /// Seconds since the best block's timestamp.
+    pub last_block_age_s: i64,
+    /// `normal`, `delayed`, `stalled`, `syncing`; `unreachable` when the node does not answer.
+    pub state: &'static str,
+    /// The node wallet's confirmed balance (decimal).
+    pub hot_wallet_balance: String,
+    /// Why the node is unreachable.
+    pub error: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoinConfigError {
     #[error("wallets.{symbol}: {message}")]
@@ -111,6 +135,48 @@ impl Coin {
         rpc.timeout = Duration::from_millis(config.rpc_timeout_ms.max(1));
         let rpc = BitcoinRpc::new(rpc).map_err(|e: RpcError| invalid(e.to_string()))?;
         Ok(Coin { asset, symbol: symbol.to_string(), config, min_deposit, rpc })
+    }
+
+    /// The node's state now; a node that does not answer within `wait` is unreachable.
+    pub async fn health(&self, wait: Duration, now_s: i64) -> NodeHealth {
+        let probe = async {
+            let chain = self.rpc.chain_info().await?;
+            let peers = self.rpc.connection_count().await?;
+            let tip = self.rpc.block_header(&chain.bestblockhash).await?;
+            let balance = self.rpc.balance(1).await?;
+            Ok::<_, RpcError>((chain, peers, tip, balance))
+        };
+        let mut health = NodeHealth {
+            asset: self.symbol.clone(),
+            state: "unreachable",
+            ..NodeHealth::default()
+        };
+        match tokio::time::timeout(wait, probe).await {
+            Ok(Ok((chain, peers, tip, balance))) => {
+                let age = now_s.saturating_sub(tip.time).max(0);
+                health.reachable = true;
+                health.chain = chain.chain;
+                health.blocks = chain.blocks;
+                health.peers = peers;
+                health.last_block_age_s = age;
+                health.hot_wallet_balance = bourse_core::decimal::format_units_trimmed(
+                    u128::try_from(balance).unwrap_or(0),
+                    SCALE,
+                );
+                health.state = if chain.initialblockdownload {
+                    "syncing"
+                } else if age > STALLED_AFTER_S {
+                    "stalled"
+                } else if age > DELAYED_AFTER_S {
+                    "delayed"
+                } else {
+                    "normal"
+                };
+            }
+            Ok(Err(e)) => health.error = e.to_string(),
+            Err(_) => health.error = format!("no answer within {wait:?}"),
+        }
+        health
     }
 
     /// The label a deposit address carries in the node's wallet.

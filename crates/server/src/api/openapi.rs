@@ -95,6 +95,7 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         TickerView,
         public::ServerTime,
         public::Health,
+        public::NodeView,
         public::Depth,
         account::Credentials,
         account::VerifyRequest,

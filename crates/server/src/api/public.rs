@@ -26,7 +26,7 @@ pub async fn time() -> Json<ServerTime> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok` when the engine runs and the database answers, else `degraded`.
+    /// `ok` when the engine runs and the database and every coin node answer, else `degraded`.
     pub status: &'static str,
     pub engine_running: bool,
     /// The last command the engine applied.
@@ -39,7 +39,31 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     pub database_backend: &'static str,
     pub websocket_clients: usize,
+    /// The coin nodes of the configured wallets.
+    pub nodes: Vec<NodeView>,
 }
+
+/// A coin node as the wallet sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub asset: String,
+    pub reachable: bool,
+    /// `main`, `test` or `regtest`.
+    pub chain: String,
+    pub blocks: u64,
+    pub peers: u64,
+    /// Seconds since the best block's timestamp.
+    pub last_block_age_s: i64,
+    /// `normal`, `delayed` (no block for 30 min), `stalled` (2 h), `syncing` or `unreachable`.
+    pub state: &'static str,
+    /// The node wallet's confirmed balance.
+    pub hot_wallet_balance: String,
+    /// Why the node is unreachable (empty otherwise).
+    pub error: String,
+}
+
+/// How long the health check waits for each coin node.
+const NODE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[utoipa::path(get, path = "/health", tag = "public",
     responses((status = 200, description = "Liveness of the engine, projector and database", body = Health)))]
@@ -52,8 +76,27 @@ pub async fn health_of(state: &Shared) -> Health {
     let status = state.engine.status();
     let projected = *state.projected.borrow();
     let database = state.store.ping().await.is_ok();
+    let now_s = crate::now_ms() / 1000;
+    let probes = state.wallets.values().map(|w| w.coin.health(NODE_PROBE_WAIT, now_s));
+    let mut nodes: Vec<NodeView> = futures_util::future::join_all(probes)
+        .await
+        .into_iter()
+        .map(|h| NodeView {
+            asset: h.asset,
+            reachable: h.reachable,
+            chain: h.chain,
+            blocks: h.blocks,
+            peers: h.peers,
+            last_block_age_s: h.last_block_age_s,
+            state: h.state,
+            hot_wallet_balance: h.hot_wallet_balance,
+            error: h.error,
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.asset.cmp(&b.asset));
+    let nodes_ok = nodes.iter().all(|n| n.reachable);
     Health {
-        status: if status.running && database { "ok" } else { "degraded" },
+        status: if status.running && database && nodes_ok { "ok" } else { "degraded" },
         engine_running: status.running,
         engine_seq: status.seq,
         projected_seq: projected,
@@ -61,6 +104,7 @@ pub async fn health_of(state: &Shared) -> Health {
         database: if database { "ok" } else { "unreachable" },
         database_backend: state.store.backend(),
         websocket_clients: state.hub.connections.load(std::sync::atomic::Ordering::Relaxed),
+        nodes,
     }
 }
 
