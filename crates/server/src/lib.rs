@@ -200,6 +200,7 @@ pub fn router(state: &Shared) -> Router {
     Router::new()
         .nest("/api/v1", api::routes(state))
         .route("/ws", get(ws::upgrade))
+        .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async {

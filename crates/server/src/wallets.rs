@@ -53,3 +53,22 @@ pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
         })
         .collect()
 }
+
+/// `POST /internal/wallets/{asset}/notify`: a node's `walletnotify` / `blocknotify` hook
+/// (`curl -s -X POST http://127.0.0.1:8080/internal/wallets/LTC/notify`). It only makes the
+/// scanner look now, and is answered only to loopback callers (the node runs beside bourse).
+pub async fn notify(
+    axum::extract::State(state): axum::extract::State<crate::state::Shared>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::extract::Path(asset): axum::extract::Path<String>,
+) -> Result<axum::http::StatusCode, crate::error::ApiError> {
+    if !peer.ip().is_loopback() {
+        return Err(crate::error::ApiError::forbidden(
+            "loopback_only",
+            "only the local node may notify",
+        ));
+    }
+    let wallet = crate::api::wallet::wallet(&state, &asset.to_ascii_uppercase())?;
+    wallet.wake.notify_one();
+    Ok(axum::http::StatusCode::ACCEPTED)
+}

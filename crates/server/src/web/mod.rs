@@ -69,7 +69,11 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// Any route nobody serves: `{code, message}` under `/api/` and at `/ws`, a page elsewhere.
 pub async fn fallback(state: State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
-    if path.starts_with("/api/") || path == "/api" || path == "/ws" {
+    if path.starts_with("/api/")
+        || path.starts_with("/internal/")
+        || path == "/api"
+        || path == "/ws"
+    {
         return ApiError::not_found("not_found", "no such route").into_response();
     }
     let mut response = pages::not_found(state, headers).await;
