@@ -28,41 +28,58 @@ async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
+/// Two connected nodes (the user's with mature coins, the exchange's with the `hot` wallet) and
+/// bourse with a wallet for LTC on the exchange's node.
+struct World {
+    user_node: Node,
+    exchange_node: Node,
+    payer: bourse_wallet::rpc::BitcoinRpc,
+    hot: bourse_wallet::rpc::BitcoinRpc,
+    mined: String,
+    app: App,
+}
+
+impl World {
+    async fn start(scan_interval_ms: &str) -> World {
+        let (user_node, exchange_node) = tokio::join!(Node::start(), Node::start());
+        let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
+        let _: Value =
+            user_node.rpc(None).call(false, "addnode", json!([peer, "add"])).await.unwrap();
+        user_node.rpc(None).create_wallet("user").await.unwrap();
+        exchange_node.rpc(None).create_wallet("hot").await.unwrap();
+        let payer = user_node.rpc(Some("user"));
+        let hot = exchange_node.rpc(Some("hot"));
+        let mined = payer.new_address("mining", None).await.unwrap();
+        user_node.mine(101, &mined).await;
+        synced(&payer, &hot).await;
+
+        // The assets exist before the wallet is configured, as `bourse asset add` makes them.
+        let mut app = App::spawn(Backend::Sqlite).await;
+        bourse_server::demo::setup(&app.server().state).await.unwrap();
+        app.stop().await;
+        let node_url = format!("http://127.0.0.1:{}", exchange_node.rpc_port);
+        for (key, value) in [
+            ("RPC_URL", node_url.as_str()),
+            ("RPC_USER", "test"),
+            ("RPC_PASSWORD", "test"),
+            ("WALLET", "hot"),
+            ("CONFIRMATIONS", "3"),
+            ("MIN_DEPOSIT", "0.001"),
+            ("SCAN_INTERVAL_MS", scan_interval_ms),
+        ] {
+            app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value.to_string()));
+        }
+        app.start().await;
+        World { user_node, exchange_node, payer, hot, mined, app }
+    }
+}
+
 #[tokio::test]
 async fn a_deposit_is_credited_once_after_its_confirmations() {
-    let (user_node, exchange_node) = tokio::join!(Node::start(), Node::start());
-    let _: Value = user_node
-        .rpc(None)
-        .call(false, "addnode", json!([format!("127.0.0.1:{}", exchange_node.p2p_port), "add"]))
-        .await
-        .unwrap();
-    user_node.rpc(None).create_wallet("user").await.unwrap();
-    exchange_node.rpc(None).create_wallet("hot").await.unwrap();
-    let payer = user_node.rpc(Some("user"));
-    let hot = exchange_node.rpc(Some("hot"));
-    let mined = payer.new_address("mining", None).await.unwrap();
-    user_node.mine(101, &mined).await;
-    synced(&payer, &hot).await;
-
-    // The assets exist before the wallet is configured, as `bourse asset add` would make them.
-    let mut app = App::spawn(Backend::Sqlite).await;
-    bourse_server::demo::setup(&app.server().state).await.unwrap();
-    app.stop().await;
-    let node_url = format!("http://127.0.0.1:{}", exchange_node.rpc_port);
-    for (key, value) in [
-        ("RPC_URL", node_url.as_str()),
-        ("RPC_USER", "test"),
-        ("RPC_PASSWORD", "test"),
-        ("WALLET", "hot"),
-        ("CONFIRMATIONS", "3"),
-        ("MIN_DEPOSIT", "0.001"),
-        // A minute: within this test the scanner runs at start and when the node's walletnotify
-        // hook (posted by `poke` below, as litecoind would) wakes it.
-        ("SCAN_INTERVAL_MS", "60000"),
-    ] {
-        app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value.to_string()));
-    }
-    app.start().await;
+    // A minute: within this test the scanner runs at start and when the node's walletnotify
+    // hook (posted by `poke` below, as litecoind would) wakes it.
+    let World { user_node, exchange_node, payer, hot, mined, mut app } =
+        World::start("60000").await;
     let mut alice = register(&app, "alice@example.com").await;
 
     // No wallet for BTC; a labelled LTC address on request.
@@ -212,4 +229,85 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
         (Some(false), Some("unreachable"))
     );
     app.stop().await;
+}
+
+/// The balance of LTC available to `user`, if any.
+async fn ltc_available(user: &common::User) -> Option<String> {
+    let (_, balances) = user.get("/api/v1/balances").await;
+    balances
+        .as_array()?
+        .iter()
+        .find(|b| b["asset"] == "LTC")
+        .map(|b| b["available"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
+    let World { user_node, exchange_node, payer, hot, mined, app } = World::start("100").await;
+    let alice = register(&app, "alice@example.com").await;
+    let r = alice
+        .http
+        .post(format!("{}/api/v1/deposit-addresses", app.url))
+        .json(&json!({"asset": "LTC"}))
+        .send()
+        .await
+        .unwrap();
+    let address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+
+    // The nodes part. T1 pays Alice from a coin of the user's; only the exchange's node gets
+    // it, and mines it.
+    let _: Value =
+        user_node.rpc(None).call(false, "setnetworkactive", json!([false])).await.unwrap();
+    until("the nodes apart", async || (hot.connection_count().await.unwrap() == 0).then_some(()))
+        .await;
+    let coins: Value = payer.call(true, "listunspent", json!([1])).await.unwrap();
+    let coin =
+        coins.as_array().unwrap().iter().find(|c| c["amount"].as_f64() >= Some(50.0)).unwrap();
+    let input = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
+    let change = payer.new_address("change", None).await.unwrap();
+    let signed = async |outputs: Value| {
+        let raw: String =
+            payer.call(false, "createrawtransaction", json!([input, outputs])).await.unwrap();
+        let signed: Value =
+            payer.call(true, "signrawtransactionwithwallet", json!([raw])).await.unwrap();
+        assert_eq!(signed["complete"], true, "{signed}");
+        signed["hex"].as_str().unwrap().to_string()
+    };
+    let t1_hex = signed(json!({address.clone(): "0.5", change.clone(): "49.4999"})).await;
+    let t1: String =
+        exchange_node.rpc(None).call(false, "sendrawtransaction", json!([t1_hex])).await.unwrap();
+    let exchange_mining = hot.new_address("mining", None).await.unwrap();
+    exchange_node.mine(1, &exchange_mining).await;
+    let seen = until("T1 pending", async || {
+        deposit(&alice, &t1).await.filter(|d| d["confirmations"] == 1)
+    })
+    .await;
+    assert_eq!(seen["status"], "pending");
+
+    // Meanwhile the user's node spends the same coin back to the user (T2) and mines a longer
+    // chain; then the nodes meet again.
+    let t2_hex = signed(json!({change.clone(): "49.9999"})).await;
+    let _: String = payer.call(false, "sendrawtransaction", json!([t2_hex])).await.unwrap();
+    user_node.mine(2, &mined).await;
+    let _: Value =
+        user_node.rpc(None).call(false, "setnetworkactive", json!([true])).await.unwrap();
+    let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
+    let _: Value =
+        user_node.rpc(None).call(false, "addnode", json!([peer, "onetry"])).await.unwrap();
+    synced(&payer, &hot).await;
+
+    // The exchange's chain reorganised: T1 conflicts with the best chain and is dropped; more
+    // blocks never credit it.
+    let dropped = until("T1 dropped", async || {
+        deposit(&alice, &t1).await.filter(|d| d["status"] == "dropped")
+    })
+    .await;
+    assert!(dropped["confirmations"].as_i64().unwrap() < 0, "{dropped}");
+    user_node.mine(3, &mined).await;
+    synced(&payer, &hot).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(deposit(&alice, &t1).await.unwrap()["status"], "dropped", "still dropped");
+    assert_eq!(ltc_available(&alice).await, None, "never credited");
+    let (_, ledger) = alice.get("/api/v1/ledger?asset=LTC").await;
+    assert!(ledger["entries"].as_array().unwrap().is_empty(), "{ledger}");
 }

@@ -85,16 +85,51 @@ pub async fn scan(
     let cursor = store.wallet_cursor(coin.asset).await?;
     let since = coin.rpc.list_since_block(cursor.as_deref(), coin.config.confirmations).await?;
     let mut report = ScanReport::default();
+    let mut seen = std::collections::HashSet::new();
     for entry in since.transactions.iter().filter(|e| e.category == "receive") {
-        observe(&ctx, entry, entry.confirmations, &mut report).await?;
+        seen.insert((entry.txid.clone(), entry.vout));
+        observe(&ctx, &Payment::of(entry), entry.confirmations, &mut report).await?;
     }
     // Entries whose block left the best chain: where they stand now is the node's answer.
     for entry in since.removed.iter().filter(|e| e.category == "receive") {
+        seen.insert((entry.txid.clone(), entry.vout));
         let now = coin.rpc.transaction(&entry.txid).await?.confirmations;
-        observe(&ctx, entry, now, &mut report).await?;
+        observe(&ctx, &Payment::of(entry), now, &mut report).await?;
+    }
+    // Pending deposits the listing left out: a transaction that conflicts with the best chain
+    // is not listed at all (and `removed` stays empty while the cursor's block is still on
+    // it), so each is asked about directly.
+    for d in store.pending_deposits(coin.asset).await? {
+        if seen.contains(&(d.txid.clone(), d.vout)) {
+            continue;
+        }
+        let now = coin.rpc.transaction(&d.txid).await?.confirmations;
+        let payment =
+            Payment { txid: &d.txid, vout: d.vout, address: &d.address, amount: d.amount };
+        observe(&ctx, &Some(payment), now, &mut report).await?;
     }
     store.set_wallet_cursor(coin.asset, &since.lastblock, now_ms).await?;
     Ok(report)
+}
+
+/// A payment to a deposit address, as the scan sees it.
+struct Payment<'a> {
+    txid: &'a str,
+    vout: u32,
+    address: &'a str,
+    amount: u128,
+}
+
+impl<'a> Payment<'a> {
+    /// The payment of a wallet entry; none for an entry without an address or a positive amount.
+    fn of(entry: &'a WalletEntry) -> Option<Payment<'a>> {
+        Some(Payment {
+            txid: &entry.txid,
+            vout: entry.vout,
+            address: entry.address.as_deref()?,
+            amount: u128::try_from(entry.amount.0).ok().filter(|a| *a > 0)?,
+        })
+    }
 }
 
 struct Ctx<'a> {
@@ -107,27 +142,23 @@ struct Ctx<'a> {
 
 async fn observe(
     ctx: &Ctx<'_>,
-    entry: &WalletEntry,
+    payment: &Option<Payment<'_>>,
     confirmations: i64,
     report: &mut ScanReport,
 ) -> Result<(), WalletError> {
     let Ctx { coin, store, engine, on_change, now_ms } = *ctx;
-    let Some(address) = entry.address.as_deref() else { return Ok(()) };
+    let Some(Payment { txid, vout, address, amount }) = *payment else { return Ok(()) };
     // Only payments to users' deposit addresses (not the hot wallet's own change).
     let Some(owner) = store.deposit_address(coin.asset, address).await? else { return Ok(()) };
-    let amount = match u128::try_from(entry.amount.0) {
-        Ok(a) if a > 0 => a,
-        _ => return Ok(()),
-    };
-    let existing = store.deposit(coin.asset, &entry.txid, entry.vout).await?;
+    let existing = store.deposit(coin.asset, txid, vout).await?;
     if existing.is_none() {
         report.seen += 1;
     }
     let mut row = existing.unwrap_or(DepositRow {
         id: 0,
         asset: coin.asset,
-        txid: entry.txid.clone(),
-        vout: entry.vout,
+        txid: txid.to_string(),
+        vout,
         user: owner.user,
         address: address.to_string(),
         amount,
