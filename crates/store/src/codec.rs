@@ -7,7 +7,7 @@
 use crate::{
     ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositRow, DepositStatus, Interval,
     LedgerKind, LedgerRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes,
-    SessionRow, StoreError, TokenPurpose, TradeRow, UserRow,
+    SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -187,6 +187,15 @@ codes!(DepositStatus {
     DepositStatus::Dropped => "dropped",
     DepositStatus::Reversed => "reversed",
     DepositStatus::BelowMinimum => "below_minimum",
+});
+
+codes!(WithdrawalStatus {
+    WithdrawalStatus::Requested => "requested",
+    WithdrawalStatus::Held => "held",
+    WithdrawalStatus::Sending => "sending",
+    WithdrawalStatus::Sent => "sent",
+    WithdrawalStatus::Completed => "completed",
+    WithdrawalStatus::Failed => "failed",
 });
 
 impl Code for TokenPurpose {
@@ -439,6 +448,22 @@ pub(crate) fn deposit_row(r: &impl Get) -> Result<DepositRow> {
         status: r.code("status")?,
         seq: r.opt_i64("seq")?.map(|s| to_u64("seq", s)).transpose()?,
         first_seen_ms: r.i64("first_seen_ms")?,
+        updated_ms: r.i64("updated_ms")?,
+    })
+}
+
+pub(crate) fn withdrawal_row(r: &impl Get) -> Result<WithdrawalRow> {
+    Ok(WithdrawalRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        asset: AssetId(r.u32("asset_id")?),
+        address: r.string("address")?,
+        amount: r.u128("amount")?,
+        fee: r.u128("fee")?,
+        status: r.code("status")?,
+        txid: r.opt_string("txid")?,
+        reason: r.opt_string("reason")?,
+        created_ms: r.i64("created_ms")?,
         updated_ms: r.i64("updated_ms")?,
     })
 }

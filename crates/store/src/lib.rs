@@ -151,6 +151,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn wallet_cursor(&self, asset: AssetId) -> Result<Option<String>>;
     async fn set_wallet_cursor(&self, asset: AssetId, block_hash: &str, now_ms: i64) -> Result<()>;
 
+    /// A new withdrawal in status `requested`; returns its id (the engine's withdrawal id).
+    async fn insert_withdrawal(&self, w: &NewWithdrawal) -> Result<i64>;
+    /// The withdrawal if it belongs to `user`.
+    async fn withdrawal(&self, user: UserId, id: i64) -> Result<Option<WithdrawalRow>>;
+    /// Withdrawals of `user`, newest first.
+    async fn withdrawals(
+        &self,
+        user: UserId,
+        filter: &WithdrawalFilter,
+    ) -> Result<Vec<WithdrawalRow>>;
+    /// Withdrawals of the asset still requested, held, sending or sent, oldest first.
+    async fn open_withdrawals(&self, asset: AssetId) -> Result<Vec<WithdrawalRow>>;
+    /// Moves a withdrawal to `status`, with its txid or failure reason when given.
+    async fn set_withdrawal_status(
+        &self,
+        id: i64,
+        status: WithdrawalStatus,
+        txid: Option<&str>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()>;
+
     // ---- projection (written by the projector only) ------------------------------------------
     /// The last engine seq whose events are in the read models (0: none).
     async fn projected_seq(&self) -> Result<u64>;

@@ -8,8 +8,8 @@ use crate::sql;
 use crate::{
     ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
     Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, NewApiKey, NewDepositAddress, NewSession,
-    NewToken, OrderFilter, OrderRow, Projection, Result, SessionRow, Store, StoreError,
-    TokenPurpose, TradeRow, UserRow,
+    NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow, Store,
+    StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -635,6 +635,73 @@ impl Store for PgStore {
         sqlx::query(sql::SET_WALLET_CURSOR)
             .bind(i64::from(asset.0))
             .bind(block_hash)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_withdrawal(&self, w: &NewWithdrawal) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_WITHDRAWAL)
+            .bind(db_u64("user id", w.user.0)?)
+            .bind(i64::from(w.asset.0))
+            .bind(w.address.as_str())
+            .bind(codec::amount(w.amount))
+            .bind(codec::amount(w.fee))
+            .bind(w.created_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn withdrawal(&self, user: UserId, id: i64) -> Result<Option<WithdrawalRow>> {
+        let row = sqlx::query(sql::WITHDRAWAL)
+            .bind(db_u64("user id", user.0)?)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::withdrawal_row).transpose()
+    }
+
+    async fn withdrawals(
+        &self,
+        user: UserId,
+        filter: &WithdrawalFilter,
+    ) -> Result<Vec<WithdrawalRow>> {
+        let Some(bound) = codec::upper_bound_i64(filter.before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::WITHDRAWALS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(filter.asset.map(|a| i64::from(a.0)))
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::withdrawal_row)
+    }
+
+    async fn open_withdrawals(&self, asset: AssetId) -> Result<Vec<WithdrawalRow>> {
+        let rows = sqlx::query(sql::OPEN_WITHDRAWALS)
+            .bind(i64::from(asset.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::withdrawal_row)
+    }
+
+    async fn set_withdrawal_status(
+        &self,
+        id: i64,
+        status: WithdrawalStatus,
+        txid: Option<&str>,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(sql::SET_WITHDRAWAL_STATUS)
+            .bind(id)
+            .bind(status.code())
+            .bind(txid)
+            .bind(reason)
             .bind(now_ms)
             .execute(&self.pool)
             .await?;

@@ -408,3 +408,67 @@ pub struct DepositFilter {
     pub before: Option<i64>,
     pub limit: u32,
 }
+
+/// Where a withdrawal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WithdrawalStatus {
+    /// Recorded; the engine has not held the funds yet.
+    Requested,
+    /// The funds are held; waiting for the next batch.
+    Held,
+    /// In a batch being sent: after a crash the node's wallet is searched for it before
+    /// anything is sent again.
+    Sending,
+    /// Broadcast (`txid`); waiting for confirmations.
+    Sent,
+    Completed,
+    /// Not sent; the hold was released (`reason`).
+    Failed,
+}
+
+impl WithdrawalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalStatus::Requested => "requested",
+            WithdrawalStatus::Held => "held",
+            WithdrawalStatus::Sending => "sending",
+            WithdrawalStatus::Sent => "sent",
+            WithdrawalStatus::Completed => "completed",
+            WithdrawalStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWithdrawal {
+    pub user: UserId,
+    pub asset: AssetId,
+    pub address: String,
+    pub amount: u128,
+    pub fee: u128,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawalRow {
+    /// Also the engine's withdrawal id.
+    pub id: i64,
+    pub user: UserId,
+    pub asset: AssetId,
+    pub address: String,
+    pub amount: u128,
+    pub fee: u128,
+    pub status: WithdrawalStatus,
+    pub txid: Option<String>,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WithdrawalFilter {
+    pub asset: Option<AssetId>,
+    /// Only withdrawals with `id < before`.
+    pub before: Option<i64>,
+    pub limit: u32,
+}

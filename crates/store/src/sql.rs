@@ -161,3 +161,18 @@ pub(crate) const WALLET_CURSOR: &str = "SELECT block_hash FROM wallet_cursors WH
 pub(crate) const SET_WALLET_CURSOR: &str = "INSERT INTO wallet_cursors (asset_id, block_hash, updated_ms) \
      VALUES ($1, $2, $3) ON CONFLICT (asset_id) DO UPDATE SET block_hash = excluded.block_hash, \
      updated_ms = excluded.updated_ms";
+
+pub(crate) const INSERT_WITHDRAWAL: &str = "INSERT INTO withdrawals (user_id, asset_id, address, \
+     amount, fee, status, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6) \
+     RETURNING id";
+pub(crate) const WITHDRAWAL: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, txid, \
+     reason, created_ms, updated_ms FROM withdrawals WHERE user_id = $1 AND id = $2";
+/// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
+pub(crate) const WITHDRAWALS: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, \
+     txid, reason, created_ms, updated_ms FROM withdrawals \
+     WHERE user_id = $1 AND ($2 IS NULL OR asset_id = $2) AND id <= $3 ORDER BY id DESC LIMIT $4";
+pub(crate) const OPEN_WITHDRAWALS: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, \
+     txid, reason, created_ms, updated_ms FROM withdrawals \
+     WHERE asset_id = $1 AND status IN ('requested', 'held', 'sending', 'sent') ORDER BY id";
+pub(crate) const SET_WITHDRAWAL_STATUS: &str = "UPDATE withdrawals SET status = $2, \
+     txid = COALESCE($3, txid), reason = COALESCE($4, reason), updated_ms = $5 WHERE id = $1";

@@ -12,8 +12,9 @@ use bourse_core::{
 use bourse_store::{
     ApiKeyRow, BalanceRow, CandleRow, DepositFilter, DepositRow, DepositStatus, FillFilter,
     Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, NewApiKey, NewDepositAddress,
-    NewLedgerEntry, NewSession, NewToken, OrderFilter, OrderKind, OrderRow, OrderStatus,
-    Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow, connect,
+    NewLedgerEntry, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow,
+    OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UserRow, WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 2, "a fresh database applies both migrations");
+    assert_eq!(store.migrate().await.unwrap(), 3, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -98,6 +99,7 @@ conformance!(
     candles_ranges_and_latest,
     corrupt_values_are_errors,
     wallet_addresses_deposits_and_cursor,
+    withdrawals_round_trip,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1186,4 +1188,62 @@ async fn wallet_addresses_deposits_and_cursor(db: &Db) {
     s.set_wallet_cursor(ltc, "00bb", 2).await.unwrap();
     assert_eq!(s.wallet_cursor(ltc).await.unwrap().as_deref(), Some("00bb"));
     assert_eq!(s.wallet_cursor(AssetId(1)).await.unwrap(), None);
+}
+
+async fn withdrawals_round_trip(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let new = |user, amount| NewWithdrawal {
+        user,
+        asset: AssetId(2),
+        address: "rltc1qx".into(),
+        amount,
+        fee: 100_000,
+        created_ms: 10,
+    };
+    let w1 = s.insert_withdrawal(&new(a, u128::from(u64::MAX) * 7)).await.unwrap();
+    let w2 = s.insert_withdrawal(&new(a, 5)).await.unwrap();
+    let w3 = s.insert_withdrawal(&new(b, 6)).await.unwrap();
+    let got = s.withdrawal(a, w1).await.unwrap().unwrap();
+    assert_eq!(
+        (got.amount, got.fee, got.status),
+        (u128::from(u64::MAX) * 7, 100_000, WithdrawalStatus::Requested)
+    );
+    assert_eq!((got.txid, got.reason, got.created_ms, got.updated_ms), (None, None, 10, 10));
+    assert_eq!(s.withdrawal(b, w1).await.unwrap(), None, "not b's");
+
+    s.set_withdrawal_status(w1, WithdrawalStatus::Sent, Some("ab12"), None, 20).await.unwrap();
+    s.set_withdrawal_status(w1, WithdrawalStatus::Completed, None, None, 30).await.unwrap();
+    let done = s.withdrawal(a, w1).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.txid.as_deref(), done.updated_ms),
+        (WithdrawalStatus::Completed, Some("ab12"), 30),
+        "the txid stays"
+    );
+    s.set_withdrawal_status(w2, WithdrawalStatus::Failed, None, Some("the node refused"), 40)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.withdrawal(a, w2).await.unwrap().unwrap().reason.as_deref(),
+        Some("the node refused")
+    );
+
+    let open = s.open_withdrawals(AssetId(2)).await.unwrap();
+    assert_eq!(
+        open.iter().map(|w| w.id).collect::<Vec<_>>(),
+        vec![w3],
+        "completed and failed are closed"
+    );
+    assert!(s.open_withdrawals(AssetId(1)).await.unwrap().is_empty());
+    let page = s
+        .withdrawals(a, &WithdrawalFilter { limit: 10, ..WithdrawalFilter::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|w| w.id).collect::<Vec<_>>(), vec![w2, w1]);
+    let older = s
+        .withdrawals(a, &WithdrawalFilter { before: Some(w2), limit: 10, asset: Some(AssetId(2)) })
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|w| w.id).collect::<Vec<_>>(), vec![w1]);
 }
