@@ -13,7 +13,10 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone)]
 pub struct Wallet {
     pub coin: Arc<Coin>,
+    /// Wakes the deposit scanner.
     pub wake: Arc<Notify>,
+    /// Wakes the withdrawal processor.
+    pub wake_withdrawals: Arc<Notify>,
 }
 
 /// Opens every configured wallet; each must name an existing asset (add it first).
@@ -29,29 +32,47 @@ pub fn open(
         })?;
         let coin = Coin::new(asset.id, &symbol, asset.scale, config.clone())?;
         tracing::info!(coin = %symbol, node = %config.rpc_url, confirmations = config.confirmations, "wallet configured");
-        wallets.insert(asset.id, Wallet { coin: Arc::new(coin), wake: Arc::new(Notify::new()) });
+        let wallet = Wallet {
+            coin: Arc::new(coin),
+            wake: Arc::new(Notify::new()),
+            wake_withdrawals: Arc::new(Notify::new()),
+        };
+        wallets.insert(asset.id, wallet);
     }
     Ok(wallets)
 }
 
-/// Starts each wallet's deposit scanner; they stop when the server shuts down.
+/// Starts each wallet's deposit scanner and withdrawal processor; they stop when the server
+/// shuts down.
 pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
-    state
-        .wallets
-        .values()
-        .map(|w| {
-            let seen = state.clone();
-            let scanner = bourse_wallet::deposits::Scanner {
-                coin: w.coin.clone(),
-                store: state.store.clone(),
-                engine: state.engine.clone(),
-                wake: w.wake.clone(),
-                on_change: Arc::new(move |user, seq| seen.note_user_seq(user, seq)),
-                clock: crate::now_ms,
-            };
-            tokio::spawn(bourse_wallet::deposits::run_scanner(scanner, state.shutdown.clone()))
-        })
-        .collect()
+    let mut tasks = Vec::new();
+    for w in state.wallets.values() {
+        let seen = state.clone();
+        let on_change: Arc<bourse_wallet::deposits::OnChange> =
+            Arc::new(move |user, seq| seen.note_user_seq(user, seq));
+        let scanner = bourse_wallet::deposits::Scanner {
+            coin: w.coin.clone(),
+            store: state.store.clone(),
+            engine: state.engine.clone(),
+            wake: w.wake.clone(),
+            on_change: on_change.clone(),
+            clock: crate::now_ms,
+        };
+        tasks.push(tokio::spawn(bourse_wallet::deposits::run_scanner(
+            scanner,
+            state.shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(bourse_wallet::withdrawals::run_processor(
+            w.coin.clone(),
+            state.store.clone(),
+            state.engine.clone(),
+            w.wake_withdrawals.clone(),
+            on_change,
+            crate::now_ms,
+            state.shutdown.clone(),
+        )));
+    }
+    tasks
 }
 
 /// `POST /internal/wallets/{asset}/notify`: a node's `walletnotify` / `blocknotify` hook
@@ -70,5 +91,6 @@ pub async fn notify(
     }
     let wallet = crate::api::wallet::wallet(&state, &asset.to_ascii_uppercase())?;
     wallet.wake.notify_one();
+    wallet.wake_withdrawals.notify_one();
     Ok(axum::http::StatusCode::ACCEPTED)
 }

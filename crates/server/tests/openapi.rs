@@ -744,6 +744,17 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     let r = send(&carol.http, get.clone(), url("/deposit-addresses?asset=LTC"), None).await;
     assert_eq!((r.0, r.1.as_array().map(Vec::len)), (200, Some(1)), "{}", r.1);
     c.check(&get, "/deposit-addresses", &r);
+    let to = r.1[0]["address"].as_str().unwrap().to_string();
+    common::deposit(&app, carol_id, "LTC", "1").await;
+    for (amount, status) in [("0.5", 201), ("5", 400), ("0.000000001", 400)] {
+        let body = json!({"asset": "LTC", "address": to, "amount": amount});
+        let r = send(&carol.http, post.clone(), url("/withdrawals"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/withdrawals", &r);
+    }
+    let r = send(&carol.http, get.clone(), url("/withdrawals"), None).await;
+    assert_eq!(r.1["withdrawals"].as_array().map(Vec::len), Some(1), "{}", r.1);
+    c.check(&get, "/withdrawals", &r);
 
     // Log out last.
     let r = send(&carol.http, post.clone(), url("/auth/logout"), None).await;

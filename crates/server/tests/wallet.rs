@@ -41,6 +41,11 @@ struct World {
 
 impl World {
     async fn start(scan_interval_ms: &str) -> World {
+        World::start_with(scan_interval_ms, &[]).await
+    }
+
+    /// [`World::start`] with more `wallets.LTC` settings.
+    async fn start_with(scan_interval_ms: &str, extra: &[(&str, &str)]) -> World {
         let (user_node, exchange_node) = tokio::join!(Node::start(), Node::start());
         let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
         let _: Value =
@@ -66,7 +71,10 @@ impl World {
             ("CONFIRMATIONS", "3"),
             ("MIN_DEPOSIT", "0.001"),
             ("SCAN_INTERVAL_MS", scan_interval_ms),
-        ] {
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        {
             app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value.to_string()));
         }
         app.start().await;
@@ -231,6 +239,13 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     app.stop().await;
 }
 
+/// The user's LTC (available, held).
+async fn balance(user: &common::User) -> (String, String) {
+    let (_, all) = user.get("/api/v1/balances").await;
+    let b = all.as_array().unwrap().iter().find(|b| b["asset"] == "LTC").cloned().unwrap();
+    (b["available"].as_str().unwrap().to_string(), b["held"].as_str().unwrap().to_string())
+}
+
 /// The balance of LTC available to `user`, if any.
 async fn ltc_available(user: &common::User) -> Option<String> {
     let (_, balances) = user.get("/api/v1/balances").await;
@@ -310,4 +325,138 @@ async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
     assert_eq!(ltc_available(&alice).await, None, "never credited");
     let (_, ledger) = alice.get("/api/v1/ledger?asset=LTC").await;
     assert!(ledger["entries"].as_array().unwrap().is_empty(), "{ledger}");
+}
+
+#[tokio::test]
+async fn withdrawals_are_batched_sent_once_and_completed() {
+    let World { user_node, exchange_node, payer, hot, mined, mut app } = World::start_with(
+        "100",
+        &[
+            ("WITHDRAWAL_FEE", "0.001"),
+            ("WITHDRAWAL_MIN", "0.01"),
+            ("WITHDRAWAL_INTERVAL_MS", "60000"),
+        ],
+    )
+    .await;
+    let mut alice = register(&app, "alice@example.com").await;
+    common::deposit(&app, alice.id, "LTC", "2").await;
+    // The hot wallet has coins to send.
+    let hot_address = hot.new_address("hot", None).await.unwrap();
+    payer.send_many(&[(hot_address, 500_000_000)], "").await.unwrap();
+    user_node.mine(1, &mined).await;
+    synced(&payer, &hot).await;
+
+    let withdraw = |body: Value| {
+        let request =
+            alice.http.post(format!("{}/api/v1/withdrawals", alice.base)).json(&body).send();
+        async move {
+            let r = request.await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (a1, a2) = (
+        payer.new_address("w1", None).await.unwrap(),
+        payer.new_address("w2", None).await.unwrap(),
+    );
+    // Refused, nothing held: a wrong-network address, under the minimum, off precision, too much.
+    for (body, code) in [
+        (
+            json!({"asset": "LTC", "address": "LZ5v8tXFqLgEzxgD3q9zdqfdDfN1uAsvQq", "amount": "0.1"}),
+            "bad_address",
+        ),
+        (json!({"asset": "LTC", "address": a1, "amount": "0.001"}), "below_minimum"),
+        (json!({"asset": "LTC", "address": a1, "amount": "0.123456789"}), "too_precise"),
+        (json!({"asset": "LTC", "address": a1, "amount": "2"}), "insufficient_funds"),
+        (json!({"asset": "BTC", "address": a1, "amount": "0.1"}), "no_wallet"),
+    ] {
+        let (status, answer) = withdraw(body).await;
+        assert_eq!(answer["code"], code, "{answer}");
+        assert!(status == 400 || status == 404);
+    }
+    assert_eq!(balance(&alice).await, ("2".to_string(), "0".to_string()), "nothing held");
+    let (_, none) = alice.get("/api/v1/withdrawals").await;
+    assert_eq!(none["withdrawals"], json!([]), "and nothing recorded");
+
+    // Two withdrawals: held with their fee, then sent together in one transaction.
+    let (status, w1) = withdraw(json!({"asset": "LTC", "address": a1, "amount": "0.3"})).await;
+    assert_eq!(
+        (status, w1["status"].as_str(), w1["fee"].as_str()),
+        (201, Some("held"), Some("0.001")),
+        "{w1}"
+    );
+    let (status, _) = withdraw(json!({"asset": "LTC", "address": a2, "amount": "0.2"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(balance(&alice).await, ("1.498".to_string(), "0.502".to_string()));
+    let hook = reqwest::Client::new();
+    let r = hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let sent = until("the batch sent", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+        let list = page["withdrawals"].as_array()?.clone();
+        list.iter().all(|w| w["status"] == "sent").then_some(list)
+    })
+    .await;
+    let txid = sent[0]["txid"].as_str().unwrap().to_string();
+    assert_eq!(sent[1]["txid"], txid.as_str(), "one transaction for both");
+    let at_exchange = hot.transaction(&txid).await.unwrap();
+    assert_eq!(
+        at_exchange.comment.as_deref(),
+        Some(format!("bourse:w:{},{}", w1["id"], w1["id"].as_i64().unwrap() + 1).as_str())
+    );
+
+    // They arrive in the user's wallet with the recorded txid; confirmed, they complete.
+    exchange_node.mine(3, &hot.new_address("mining", None).await.unwrap()).await;
+    synced(&payer, &hot).await;
+    let arrived = payer.transaction(&txid).await.unwrap();
+    let mut got: Vec<(String, i128)> = arrived
+        .details
+        .iter()
+        .filter(|d| d.category == "receive")
+        .map(|d| (d.address.clone().unwrap(), d.amount.0))
+        .collect();
+    got.sort();
+    let mut want = vec![(a1.clone(), 30_000_000), (a2.clone(), 20_000_000)];
+    want.sort();
+    assert_eq!(got, want);
+    hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
+    until("completed", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+        page["withdrawals"].as_array()?.iter().all(|w| w["status"] == "completed").then_some(())
+    })
+    .await;
+    assert_eq!(balance(&alice).await, ("1.498".to_string(), "0".to_string()));
+
+    // A crash after the broadcast and before the record: the batch is `sending` and its
+    // transaction is in the node's wallet. After a restart it is recorded, never sent again.
+    let (status, w3) = withdraw(json!({"asset": "LTC", "address": a1, "amount": "0.05"})).await;
+    assert_eq!(status, 201);
+    let id = w3["id"].as_i64().unwrap();
+    app.stop().await;
+    let store = bourse_store::connect(&app.database_url).await.unwrap();
+    store
+        .set_withdrawal_status(id, bourse_store::WithdrawalStatus::Sending, None, None, 0)
+        .await
+        .unwrap();
+    let lost = hot.send_many(&[(a1.clone(), 5_000_000)], &format!("bourse:w:{id}")).await.unwrap();
+    store.close().await;
+    app.start().await;
+    alice.base = app.url.clone();
+    let recovered = until("the lost send recorded", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+        page["withdrawals"]
+            .as_array()?
+            .iter()
+            .find(|w| w["id"] == id && w["status"] == "sent")
+            .cloned()
+    })
+    .await;
+    assert_eq!(recovered["txid"], lost.as_str());
+    let sends: Vec<Value> =
+        hot.call(true, "listtransactions", json!(["*", 1000, 0, true])).await.unwrap();
+    let tagged = sends
+        .iter()
+        .filter(|t| t["category"] == "send" && t["comment"] == format!("bourse:w:{id}").as_str())
+        .count();
+    assert_eq!(tagged, 1, "sent once");
+    drop(exchange_node);
 }

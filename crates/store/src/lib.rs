@@ -163,6 +163,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<WithdrawalRow>>;
     /// Withdrawals of the asset still requested, held, sending or sent, oldest first.
     async fn open_withdrawals(&self, asset: AssetId) -> Result<Vec<WithdrawalRow>>;
+    /// Deletes a withdrawal still `requested` (the engine refused to hold it: it never was).
+    async fn discard_withdrawal(&self, id: i64) -> Result<()>;
     /// Moves a withdrawal to `status`, with its txid or failure reason when given.
     async fn set_withdrawal_status(
         &self,

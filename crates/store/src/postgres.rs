@@ -689,6 +689,11 @@ impl Store for PgStore {
         codec::all(&rows, codec::withdrawal_row)
     }
 
+    async fn discard_withdrawal(&self, id: i64) -> Result<()> {
+        sqlx::query(sql::DISCARD_WITHDRAWAL).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn set_withdrawal_status(
         &self,
         id: i64,

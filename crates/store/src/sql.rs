@@ -176,3 +176,5 @@ pub(crate) const OPEN_WITHDRAWALS: &str = "SELECT id, user_id, asset_id, address
      WHERE asset_id = $1 AND status IN ('requested', 'held', 'sending', 'sent') ORDER BY id";
 pub(crate) const SET_WITHDRAWAL_STATUS: &str = "UPDATE withdrawals SET status = $2, \
      txid = COALESCE($3, txid), reason = COALESCE($4, reason), updated_ms = $5 WHERE id = $1";
+pub(crate) const DISCARD_WITHDRAWAL: &str =
+    "DELETE FROM withdrawals WHERE id = $1 AND status = 'requested'";

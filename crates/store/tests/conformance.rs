@@ -1229,6 +1229,12 @@ async fn withdrawals_round_trip(db: &Db) {
         Some("the node refused")
     );
 
+    // Only a withdrawal never held can be discarded.
+    let w4 = s.insert_withdrawal(&new(b, 7)).await.unwrap();
+    s.discard_withdrawal(w4).await.unwrap();
+    assert_eq!(s.withdrawal(b, w4).await.unwrap(), None);
+    s.discard_withdrawal(w1).await.unwrap();
+    assert!(s.withdrawal(a, w1).await.unwrap().is_some(), "a completed one stays");
     let open = s.open_withdrawals(AssetId(2)).await.unwrap();
     assert_eq!(
         open.iter().map(|w| w.id).collect::<Vec<_>>(),

@@ -40,6 +40,28 @@ pub struct CoinConfig {
     pub scan_interval_ms: u64,
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
+    /// The fee a withdrawal pays the exchange (decimal, in coins), held with its amount.
+    #[serde(default = "zero")]
+    pub withdrawal_fee: String,
+    /// The smallest withdrawal (decimal, in coins).
+    #[serde(default = "zero")]
+    pub withdrawal_min: String,
+    /// The node wallet's passphrase, if it is encrypted: it is unlocked only for each send.
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// Withdrawals sent in one transaction at most.
+    #[serde(default = "default_batch_max")]
+    pub withdrawal_batch_max: u32,
+    /// How often held withdrawals are sent (one batch per pass).
+    #[serde(default = "default_withdrawal_interval_ms")]
+    pub withdrawal_interval_ms: u64,
+}
+
+fn default_batch_max() -> u32 {
+    100
+}
+fn default_withdrawal_interval_ms() -> u64 {
+    30_000
 }
 
 fn default_confirmations() -> u32 {
@@ -96,6 +118,10 @@ pub struct Coin {
     pub config: CoinConfig,
     /// [`CoinConfig::min_deposit`] in minor units.
     pub min_deposit: u128,
+    /// [`CoinConfig::withdrawal_fee`] in minor units.
+    pub withdrawal_fee: u128,
+    /// [`CoinConfig::withdrawal_min`] in minor units.
+    pub withdrawal_min: u128,
     pub rpc: BitcoinRpc,
 }
 
@@ -130,11 +156,26 @@ impl Coin {
         }
         let min_deposit = parse_units(&config.min_deposit, SCALE)
             .map_err(|e| invalid(format!("min_deposit: {e}")))?;
+        let withdrawal_fee = parse_units(&config.withdrawal_fee, SCALE)
+            .map_err(|e| invalid(format!("withdrawal_fee: {e}")))?;
+        let withdrawal_min = parse_units(&config.withdrawal_min, SCALE)
+            .map_err(|e| invalid(format!("withdrawal_min: {e}")))?;
+        if config.withdrawal_batch_max == 0 {
+            return Err(invalid("withdrawal_batch_max must be at least 1".into()));
+        }
         let mut rpc = RpcConfig::new(config.rpc_url.clone(), auth);
         rpc.wallet = config.wallet.clone();
         rpc.timeout = Duration::from_millis(config.rpc_timeout_ms.max(1));
         let rpc = BitcoinRpc::new(rpc).map_err(|e: RpcError| invalid(e.to_string()))?;
-        Ok(Coin { asset, symbol: symbol.to_string(), config, min_deposit, rpc })
+        Ok(Coin {
+            asset,
+            symbol: symbol.to_string(),
+            config,
+            min_deposit,
+            withdrawal_fee,
+            withdrawal_min,
+            rpc,
+        })
     }
 
     /// The node's state now; a node that does not answer within `wait` is unreachable.

@@ -6,6 +6,7 @@
 //!
 //! - [`coin`]: a coin's configuration (`[wallets.LTC]`) and node connection.
 //! - [`deposits`]: deposit addresses, and the scan that credits each deposit exactly once.
+//! - [`withdrawals`]: holds, batched sends that are never repeated, confirmations.
 //!
 //! Amounts here are minor units (`u128`/`i128`) at the coin's scale (8 for the Bitcoin family).
 
@@ -14,3 +15,4 @@ pub mod deposits;
 pub mod rpc;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod withdrawals;

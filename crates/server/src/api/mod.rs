@@ -63,11 +63,15 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/ledger", get(trading::ledger))
         .route("/deposit-addresses", get(wallet::addresses).post(wallet::create_address))
         .route("/deposits", get(wallet::deposits))
+        .route("/withdrawals", get(wallet::withdrawals))
         .route_layer(guard(Requirement::Scope(Scopes::READ)));
     let trade = Router::new()
         .route("/orders", post(trading::place).delete(trading::cancel_all))
         .route("/orders/{id}", delete(trading::cancel))
         .route("/orders/by-client-id/{client_order_id}", delete(trading::cancel_by_client_id))
         .route_layer(guard(Requirement::Scope(Scopes::TRADE)));
-    public.merge(session_only).merge(read).merge(trade)
+    let withdraw = Router::new()
+        .route("/withdrawals", post(wallet::withdraw))
+        .route_layer(guard(Requirement::Scope(Scopes::WITHDRAW)));
+    public.merge(session_only).merge(read).merge(trade).merge(withdraw)
 }

@@ -71,6 +71,8 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         wallet::addresses,
         wallet::create_address,
         wallet::deposits,
+        wallet::withdraw,
+        wallet::withdrawals,
     ),
     components(schemas(
         ErrorBody,
@@ -120,6 +122,9 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         wallet::NewAddressRequest,
         wallet::DepositView,
         wallet::DepositsPage,
+        wallet::WithdrawRequest,
+        wallet::WithdrawalView,
+        wallet::WithdrawalsPage,
     )),
     modifiers(&Mounted),
     tags(

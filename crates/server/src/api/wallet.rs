@@ -17,15 +17,18 @@ use bourse_wallet::deposits::WalletError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// The id of the asset `symbol`.
+fn asset_id(state: &Shared, symbol: &str) -> ApiResult<bourse_core::AssetId> {
+    let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+    mirror
+        .asset_by_symbol(symbol)
+        .map(|a| a.id)
+        .ok_or_else(|| ApiError::not_found("unknown_asset", format!("no asset {symbol:?}")))
+}
+
 /// The wallet of `symbol`, or why there is none.
 pub fn wallet(state: &Shared, symbol: &str) -> ApiResult<Wallet> {
-    let asset = {
-        let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
-        mirror
-            .asset_by_symbol(symbol)
-            .map(|a| a.id)
-            .ok_or_else(|| ApiError::not_found("unknown_asset", format!("no asset {symbol:?}")))?
-    };
+    let asset = asset_id(state, symbol)?;
     state.wallets.get(&asset).cloned().ok_or_else(|| {
         ApiError::not_found(
             "no_wallet",
@@ -251,4 +254,161 @@ pub async fn deposits_of(
         })
         .collect();
     Ok(DepositsPage { deposits, next })
+}
+
+// ---- withdrawals ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawalView {
+    pub id: i64,
+    pub asset: String,
+    pub address: String,
+    pub amount: String,
+    /// The network fee the exchange charges, held with the amount.
+    pub fee: String,
+    /// `requested`, `held`, `sending`, `sent`, `completed` or `failed`.
+    pub status: &'static str,
+    pub txid: Option<String>,
+    /// Why it failed.
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl WithdrawalView {
+    pub fn new(w: &bourse_store::WithdrawalRow, symbol: &str, scale: u8) -> WithdrawalView {
+        WithdrawalView {
+            id: w.id,
+            asset: symbol.to_string(),
+            address: w.address.clone(),
+            amount: units(w.amount, scale),
+            fee: units(w.fee, scale),
+            status: w.status.as_str(),
+            txid: w.txid.clone(),
+            reason: w.reason.clone(),
+            created_ms: w.created_ms,
+            updated_ms: w.updated_ms,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawRequest {
+    /// Asset symbol, e.g. `LTC`.
+    asset: String,
+    /// An address of the coin's network.
+    address: String,
+    /// What the address receives (decimal string); the fee is held on top of it.
+    amount: String,
+}
+
+#[utoipa::path(post, path = "/withdrawals", tag = "wallet", security(("api_key" = []), ("session" = [])), request_body = WithdrawRequest,
+    responses(
+        (status = 201, description = "The amount and fee are held; the withdrawal goes out with the next batch", body = WithdrawalView),
+        (status = 400, description = "`bad_json`, `bad_address`, `below_minimum`, `bad_amount`, `too_precise`, `insufficient_funds`; signature errors", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`, `no_wallet`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`node_unavailable`, `unavailable`", body = ErrorBody)))]
+pub async fn withdraw(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiJson(r): ApiJson<WithdrawRequest>,
+) -> ApiResult<Response> {
+    let view = request_withdrawal(&state, p.user, &r.asset, &r.address, &r.amount).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Holds and records a withdrawal. The REST endpoint and the withdraw page.
+pub async fn request_withdrawal(
+    state: &Shared,
+    user: bourse_core::UserId,
+    symbol: &str,
+    address: &str,
+    amount: &str,
+) -> ApiResult<WithdrawalView> {
+    use bourse_wallet::withdrawals::RequestError;
+    let w = wallet(state, symbol)?;
+    let units = bourse_core::decimal::parse_units(amount.trim(), bourse_wallet::rpc::SCALE)
+        .map_err(|e| {
+            let code = match e {
+                bourse_core::decimal::DecimalError::TooPrecise { .. } => "too_precise",
+                _ => "bad_amount",
+            };
+            ApiError::bad_request(code, format!("amount: {e}"))
+        })?;
+    let requested = bourse_wallet::withdrawals::request(
+        &w.coin,
+        state.store.as_ref(),
+        &state.engine,
+        user,
+        address,
+        units,
+        crate::now_ms(),
+    )
+    .await;
+    match requested {
+        Ok(row) => {
+            state.note_user_seq(user, state.engine.status().seq);
+            Ok(WithdrawalView::new(&row, &w.coin.symbol, bourse_wallet::rpc::SCALE))
+        }
+        Err(RequestError::BadAddress(a)) => Err(ApiError::bad_request(
+            "bad_address",
+            format!("{a:?} is not a {} address of this network", w.coin.symbol),
+        )),
+        Err(RequestError::BelowMinimum(min)) => Err(ApiError::bad_request(
+            "below_minimum",
+            format!("the smallest {} withdrawal is {min}", w.coin.symbol),
+        )),
+        Err(RequestError::Refused(reason)) => Err(crate::error::reject(reason)),
+        Err(RequestError::Wallet(e)) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/withdrawals", tag = "wallet", security(("api_key" = []), ("session" = [])), params(DepositsQuery),
+    responses(
+        (status = 200, description = "A page of the caller's withdrawals, newest first, with their txids", body = WithdrawalsPage),
+        (status = 400, description = "`bad_query`; signature errors", body = ErrorBody),
+        (status = 404, description = "`unknown_asset`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody)))]
+pub async fn withdrawals(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    ApiQuery(q): ApiQuery<DepositsQuery>,
+) -> ApiResult<Json<WithdrawalsPage>> {
+    state.wait_projected(p.user).await;
+    let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let asset = match q.asset.as_deref() {
+        Some(a) => Some(asset_id(&state, a)?),
+        None => None,
+    };
+    let filter = bourse_store::WithdrawalFilter { asset, before: q.before, limit };
+    let rows = state.store.withdrawals(p.user, &filter).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|w| w.id)).flatten();
+    let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+    let withdrawals = rows
+        .iter()
+        .map(|w| {
+            let (symbol, scale) = mirror
+                .assets
+                .get(&w.asset)
+                .map(|a| (a.symbol.as_str(), a.scale))
+                .unwrap_or(("", 0));
+            WithdrawalView::new(w, symbol, scale)
+        })
+        .collect();
+    Ok(Json(WithdrawalsPage { withdrawals, next }))
+}
+
+/// A page of withdrawals, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawalsPage {
+    pub withdrawals: Vec<WithdrawalView>,
+    /// The `before` cursor of the next page; null at the end.
+    pub next: Option<i64>,
 }

@@ -1,0 +1,391 @@
+//! Withdrawals of a Bitcoin-family coin: a request holds the funds (engine `WithdrawalHold`,
+//! keyed by the store's withdrawal id), a processor sends held withdrawals in batches with one
+//! `sendmany` whose comment names them, then records the txid (`WithdrawalSent`) and, once
+//! confirmed, completes them (`WithdrawalComplete`). A withdrawal is never sent twice: the batch
+//! is marked `sending` before the send, and a batch left `sending` (a crash, a timeout) is looked
+//! for in the node's wallet by its comment before anything is sent again.
+
+use crate::coin::Coin;
+use crate::deposits::{OnChange, WalletError};
+use crate::rpc::RpcError;
+use bourse_core::{Command, Event, ExternalKey, Reason, Reject, UserId, WithdrawalId};
+use bourse_engine::EngineHandle;
+use bourse_store::{NewWithdrawal, Store, WithdrawalRow, WithdrawalStatus};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The comment a batch's transaction carries: `bourse:w:<id>,<id>,...`.
+pub fn batch_comment(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("bourse:w:{}", ids.join(","))
+}
+
+/// The withdrawal ids a comment names (none for another comment).
+pub fn batch_ids(comment: &str) -> BTreeSet<i64> {
+    comment
+        .strip_prefix("bourse:w:")
+        .map(|ids| ids.split(',').filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Why a withdrawal request is refused before anything is held.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0} is not a valid address on this coin's network")]
+    BadAddress(String),
+    #[error("the smallest withdrawal is {0}")]
+    BelowMinimum(String),
+    #[error("the engine refused the hold: {0:?}")]
+    Refused(Reject),
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+}
+
+impl From<RpcError> for RequestError {
+    fn from(e: RpcError) -> RequestError {
+        RequestError::Wallet(WalletError::Rpc(e))
+    }
+}
+
+impl From<bourse_store::StoreError> for RequestError {
+    fn from(e: bourse_store::StoreError) -> RequestError {
+        RequestError::Wallet(WalletError::Store(e))
+    }
+}
+
+/// Records a withdrawal and holds its amount plus the coin's fee. Refused with nothing held
+/// for an address the node does not take, an amount under the minimum or over the balance.
+pub async fn request(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    user: UserId,
+    address: &str,
+    amount: u128,
+    now_ms: i64,
+) -> Result<WithdrawalRow, RequestError> {
+    let address = address.trim();
+    if address.is_empty() || address.len() > 128 || !coin.rpc.address_is_valid(address).await? {
+        return Err(RequestError::BadAddress(address.to_string()));
+    }
+    if amount < coin.withdrawal_min || amount == 0 {
+        return Err(RequestError::BelowMinimum(crate::rpc::amount_text(
+            coin.withdrawal_min.max(1),
+        )));
+    }
+    let fee = coin.withdrawal_fee;
+    let new = NewWithdrawal {
+        user,
+        asset: coin.asset,
+        address: address.to_string(),
+        amount,
+        fee,
+        created_ms: now_ms,
+    };
+    let id = store.insert_withdrawal(&new).await?;
+    let held = match hold(coin, store, engine, id, user, amount, fee, now_ms).await? {
+        Ok(()) => Ok(()),
+        Err(reject) => {
+            // Refused (no funds): it never was.
+            store.discard_withdrawal(id).await?;
+            Err(reject)
+        }
+    };
+    let row = WithdrawalRow {
+        id,
+        user,
+        asset: coin.asset,
+        address: new.address,
+        amount,
+        fee,
+        status: WithdrawalStatus::Held,
+        txid: None,
+        reason: None,
+        created_ms: now_ms,
+        updated_ms: now_ms,
+    };
+    match held {
+        Ok(()) => Ok(row),
+        Err(reject) => Err(RequestError::Refused(reject)),
+    }
+}
+
+/// Holds the funds of a recorded withdrawal: `Ok(Ok)` held (or already held), `Ok(Err)` refused
+/// (nothing held; the caller decides what becomes of the row).
+#[allow(clippy::too_many_arguments)]
+async fn hold(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    id: i64,
+    user: UserId,
+    amount: u128,
+    fee: u128,
+    now_ms: i64,
+) -> Result<Result<(), Reject>, WalletError> {
+    let withdrawal = WithdrawalId(
+        u64::try_from(id).map_err(|_| WalletError::Limit(format!("withdrawal id {id}")))?,
+    );
+    let outcome = engine
+        .execute(Command::WithdrawalHold { withdrawal, user, asset: coin.asset, amount, fee })
+        .await?;
+    match outcome.events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    }) {
+        None | Some(Reject::DuplicateWithdrawal) => {
+            store.set_withdrawal_status(id, WithdrawalStatus::Held, None, None, now_ms).await?;
+            Ok(Ok(()))
+        }
+        Some(reject) => Ok(Err(reject)),
+    }
+}
+
+/// What one processor pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessReport {
+    pub held: usize,
+    pub sent: usize,
+    /// Found in the node's wallet after a crash or a timeout, not sent again.
+    pub recovered: usize,
+    pub completed: usize,
+    pub failed: usize,
+}
+
+#[derive(Deserialize)]
+struct ListedTx {
+    txid: String,
+    category: String,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Transactions the wallet sent with a bourse batch comment, by withdrawal id.
+async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, String>, RpcError> {
+    let listed: Vec<ListedTx> =
+        coin.rpc.call(true, "listtransactions", serde_json::json!(["*", 1000, 0, true])).await?;
+    let mut found = std::collections::HashMap::new();
+    for tx in listed.iter().filter(|t| t.category == "send") {
+        for id in batch_ids(tx.comment.as_deref().unwrap_or("")) {
+            found.insert(id, tx.txid.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// One processor pass over the coin's open withdrawals.
+pub async fn process(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    on_change: &OnChange,
+    now_ms: i64,
+) -> Result<ProcessReport, WalletError> {
+    let mut report = ProcessReport::default();
+    let open = store.open_withdrawals(coin.asset).await?;
+    // (1) Recorded but not held (a crash between the two): hold now.
+    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested) {
+        match hold(coin, store, engine, w.id, w.user, w.amount, w.fee, now_ms).await? {
+            Ok(()) => report.held += 1,
+            Err(reject) => {
+                let reason = format!("the funds could not be held: {reject:?}");
+                store
+                    .set_withdrawal_status(
+                        w.id,
+                        WithdrawalStatus::Failed,
+                        None,
+                        Some(&reason),
+                        now_ms,
+                    )
+                    .await?;
+                report.failed += 1;
+            }
+        }
+    }
+    // (2) A batch left `sending`: sent if the node's wallet has it, else back to held.
+    let sending: Vec<&WithdrawalRow> =
+        open.iter().filter(|w| w.status == WithdrawalStatus::Sending).collect();
+    if !sending.is_empty() {
+        let found = sent_batches(coin).await?;
+        for w in sending {
+            match found.get(&w.id) {
+                Some(txid) => {
+                    mark_sent(store, engine, on_change, w, txid, now_ms).await?;
+                    report.recovered += 1;
+                }
+                None => {
+                    store
+                        .set_withdrawal_status(w.id, WithdrawalStatus::Held, None, None, now_ms)
+                        .await?;
+                }
+            }
+        }
+    }
+    // (3) Held: one batch, one output per address (the node refuses a repeated address).
+    let open = store.open_withdrawals(coin.asset).await?;
+    let mut addresses = BTreeSet::new();
+    let batch: Vec<&WithdrawalRow> = open
+        .iter()
+        .filter(|w| w.status == WithdrawalStatus::Held)
+        .filter(|w| addresses.insert(w.address.clone()))
+        .take(coin.config.withdrawal_batch_max as usize)
+        .collect();
+    if !batch.is_empty() {
+        let ids: Vec<i64> = batch.iter().map(|w| w.id).collect();
+        for id in &ids {
+            store.set_withdrawal_status(*id, WithdrawalStatus::Sending, None, None, now_ms).await?;
+        }
+        let outputs: Vec<(String, u128)> =
+            batch.iter().map(|w| (w.address.clone(), w.amount)).collect();
+        if let Some(passphrase) = &coin.config.passphrase {
+            coin.rpc.unlock(passphrase, 60).await?;
+        }
+        let sent = coin.rpc.send_many(&outputs, &batch_comment(&ids)).await;
+        if coin.config.passphrase.is_some()
+            && let Err(e) = coin.rpc.lock().await
+        {
+            tracing::warn!(coin = %coin.symbol, error = %e, "cannot lock the wallet again");
+        }
+        match sent {
+            Ok(txid) => {
+                for w in &batch {
+                    mark_sent(store, engine, on_change, w, &txid, now_ms).await?;
+                    report.sent += 1;
+                }
+                tracing::info!(coin = %coin.symbol, txid, withdrawals = ids.len(), "withdrawal batch sent");
+            }
+            // The node may have sent it before the answer was lost: the batch stays `sending`
+            // and the next pass looks for it.
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(coin = %coin.symbol, error = %e, "OPERATOR ALERT: a withdrawal batch was refused by the node");
+                for w in &batch {
+                    fail(
+                        store,
+                        engine,
+                        on_change,
+                        w,
+                        &format!("the node refused the send: {e}"),
+                        now_ms,
+                    )
+                    .await?;
+                    report.failed += 1;
+                }
+            }
+        }
+    }
+    // (4) Sent: completed once the transaction has the coin's confirmations.
+    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Sent) {
+        let Some(txid) = &w.txid else { continue };
+        let confirmations = coin.rpc.transaction(txid).await?.confirmations;
+        if confirmations >= i64::from(coin.config.confirmations) {
+            let withdrawal = engine_id(w.id)?;
+            let outcome = engine.execute(Command::WithdrawalComplete { withdrawal }).await?;
+            refused(&outcome.events, "the completion")?;
+            on_change(w.user, outcome.seq);
+            store
+                .set_withdrawal_status(w.id, WithdrawalStatus::Completed, None, None, now_ms)
+                .await?;
+            report.completed += 1;
+        }
+    }
+    Ok(report)
+}
+
+fn engine_id(id: i64) -> Result<WithdrawalId, WalletError> {
+    u64::try_from(id)
+        .map(WithdrawalId)
+        .map_err(|_| WalletError::Limit(format!("withdrawal id {id}")))
+}
+
+fn refused(events: &[Event], what: &str) -> Result<(), WalletError> {
+    match events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    }) {
+        // Already in that state (a repeat after a crash).
+        None | Some(Reject::WithdrawalState) => Ok(()),
+        Some(reason) => Err(WalletError::Refused { what: what.to_string(), reason }),
+    }
+}
+
+async fn mark_sent(
+    store: &dyn Store,
+    engine: &EngineHandle,
+    on_change: &OnChange,
+    w: &WithdrawalRow,
+    txid: &str,
+    now_ms: i64,
+) -> Result<(), WalletError> {
+    let key =
+        ExternalKey::new(txid).map_err(|e| WalletError::Limit(format!("txid {txid}: {e}")))?;
+    let outcome =
+        engine.execute(Command::WithdrawalSent { withdrawal: engine_id(w.id)?, txid: key }).await?;
+    refused(&outcome.events, "the sent withdrawal")?;
+    on_change(w.user, outcome.seq);
+    store.set_withdrawal_status(w.id, WithdrawalStatus::Sent, Some(txid), None, now_ms).await?;
+    Ok(())
+}
+
+async fn fail(
+    store: &dyn Store,
+    engine: &EngineHandle,
+    on_change: &OnChange,
+    w: &WithdrawalRow,
+    why: &str,
+    now_ms: i64,
+) -> Result<(), WalletError> {
+    let text: String =
+        why.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect();
+    let reason = Reason::new(&text).map_err(|e| WalletError::Limit(format!("reason: {e}")))?;
+    let outcome =
+        engine.execute(Command::WithdrawalFail { withdrawal: engine_id(w.id)?, reason }).await?;
+    refused(&outcome.events, "the failed withdrawal")?;
+    on_change(w.user, outcome.seq);
+    store.set_withdrawal_status(w.id, WithdrawalStatus::Failed, None, Some(&text), now_ms).await?;
+    Ok(())
+}
+
+/// Runs [`process`] every `withdrawal_interval_ms` (sooner when woken) until `stop`.
+pub async fn run_processor(
+    coin: Arc<Coin>,
+    store: Arc<dyn Store>,
+    engine: EngineHandle,
+    wake: Arc<tokio::sync::Notify>,
+    on_change: Arc<OnChange>,
+    clock: fn() -> i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = Duration::from_millis(coin.config.withdrawal_interval_ms.max(100));
+    loop {
+        match process(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
+            Ok(r) if r != ProcessReport::default() => {
+                tracing::info!(coin = %coin.symbol, sent = r.sent, recovered = r.recovered, completed = r.completed, failed = r.failed, "withdrawals");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(coin = %coin.symbol, error = %e, "withdrawal pass failed; trying again")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_comments_round_trip() {
+        assert_eq!(batch_comment(&[3, 14, 15]), "bourse:w:3,14,15");
+        assert_eq!(batch_ids("bourse:w:3,14,15"), BTreeSet::from([3, 14, 15]));
+        assert!(batch_ids("a deposit").is_empty());
+        assert!(batch_ids("").is_empty());
+    }
+}
