@@ -426,6 +426,47 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
     .await;
     assert_eq!(balance(&alice).await, ("1.498".to_string(), "0".to_string()));
 
+    // The withdraw page: balance, fee, the history with txids; the form without JavaScript.
+    let page_url = format!("{}/account/funds/LTC/withdraw", app.url);
+    let html = alice.http.get(&page_url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("1.498 LTC") && html.contains("Fee 0.001 LTC"), "{html}");
+    assert_eq!(html.matches(&format!("<code>{txid}</code>")).count(), 2, "both with the txid");
+    let r = alice
+        .http
+        .post(&page_url)
+        .form(&[("address", "not-an-address"), ("amount", "0.1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"id="withdraw-address-error""#) && html.contains(r#"value="0.1""#));
+    let r = alice
+        .http
+        .post(&page_url)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("address", a2.as_str()), ("amount", "0.1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = alice
+        .http
+        .post(&page_url)
+        .form(&[("address", a2.as_str()), ("amount", "0.1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "back on the page");
+    assert!(r.text().await.unwrap().contains("<td>held</td>"));
+    assert_eq!(balance(&alice).await, ("1.397".to_string(), "0.101".to_string()));
+    hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
+    until("the page's withdrawal sent", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+        (page["withdrawals"][0]["status"] == "sent").then_some(())
+    })
+    .await;
+
     // A crash after the broadcast and before the record: the batch is `sending` and its
     // transaction is in the node's wallet. After a restart it is recorded, never sent again.
     let (status, w3) = withdraw(json!({"asset": "LTC", "address": a1, "amount": "0.05"})).await;

@@ -47,6 +47,7 @@ pub fn routes() -> Router<Shared> {
         .route("/account/funds", get(history::funds))
         .route("/account/funds/{asset}/{action}", get(wallet::page))
         .route("/account/funds/{asset}/deposit/address", post(wallet::create_address))
+        .route("/account/funds/{asset}/withdraw", get(wallet::withdraw_form).post(wallet::withdraw))
         .route("/account/orders", get(history::orders))
         .route("/account/orders/{id}/cancel", post(trading::cancel))
         .route("/account/orders/cancel-all", post(trading::cancel_all))

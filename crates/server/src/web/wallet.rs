@@ -1,11 +1,14 @@
 //! Deposit and withdrawal pages: `/account/funds/{asset}/deposit` shows the user's deposit
 //! address with a QR code, a form for a new one, and the asset's deposits with their
-//! confirmations; withdrawals say they are not open yet. Assets without a wallet say so.
+//! confirmations; `/account/funds/{asset}/withdraw` a withdrawal form (fee and minimum shown)
+//! and the asset's withdrawals with their txids. Assets without a wallet say so.
 
 use super::account::login_first;
 use super::format::utc_seconds;
 use super::pages::{Chrome, error_page, message, not_found, render, user_post};
-use crate::api::wallet::{DepositView, deposits_of, new_address, wallet};
+use crate::api::wallet::{
+    DepositView, WithdrawalView, deposits_of, new_address, request_withdrawal, wallet,
+};
 use crate::state::Shared;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -85,15 +88,15 @@ pub async fn page(
     match action.as_str() {
         "deposit" => {}
         "withdraw" => {
-            return message(
+            return withdraw_page(
+                &state,
                 chrome,
+                user,
+                &w,
+                WithdrawForm::default(),
                 StatusCode::OK,
-                &format!("Withdrawals of {asset}"),
-                &format!(
-                    "Withdrawals of {asset} are not open yet on this exchange. Your balance is unchanged."
-                ),
-                ("/account/funds", "Back to funds"),
-            );
+            )
+            .await;
         }
         _ => return not_found(State(state), headers).await,
     }
@@ -146,5 +149,115 @@ pub async fn create_address(
     Ok(match new_address(&state, user, &asset).await {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => error_page(chrome, e),
+    })
+}
+
+/// What the withdraw form holds, and the answer to it.
+#[derive(Default, serde::Deserialize)]
+pub struct WithdrawForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(skip)]
+    address_error: String,
+    #[serde(skip)]
+    amount_error: String,
+    #[serde(skip)]
+    error: String,
+}
+
+pub struct WithdrawalLine {
+    pub w: WithdrawalView,
+    pub time: String,
+}
+
+#[derive(Template)]
+#[template(path = "withdraw.html")]
+struct WithdrawPage {
+    chrome: Chrome,
+    asset: String,
+    fee: String,
+    min: String,
+    available: String,
+    confirmations: u32,
+    form: WithdrawForm,
+    withdrawals: Vec<WithdrawalLine>,
+}
+
+async fn withdraw_page(
+    state: &Shared,
+    chrome: Chrome,
+    user: bourse_core::UserId,
+    w: &crate::wallets::Wallet,
+    form: WithdrawForm,
+    status: StatusCode,
+) -> Response {
+    state.wait_projected(user).await;
+    let coin = &w.coin;
+    let loaded = async {
+        let balance = state.store.balance(user, coin.asset).await?;
+        let filter =
+            bourse_store::WithdrawalFilter { asset: Some(coin.asset), before: None, limit: 50 };
+        let rows = state.store.withdrawals(user, &filter).await?;
+        Ok::<_, crate::error::ApiError>((balance, rows))
+    };
+    let (balance, rows) = match loaded.await {
+        Ok(x) => x,
+        Err(e) => return error_page(chrome, e),
+    };
+    let scale = bourse_wallet::rpc::SCALE;
+    render(
+        status,
+        &WithdrawPage {
+            asset: coin.symbol.clone(),
+            fee: crate::views::units(coin.withdrawal_fee, scale),
+            min: crate::views::units(coin.withdrawal_min, scale),
+            available: crate::views::signed_units(balance.map(|b| b.available).unwrap_or(0), scale),
+            confirmations: coin.config.confirmations,
+            form,
+            withdrawals: rows
+                .iter()
+                .map(|r| WithdrawalLine {
+                    w: WithdrawalView::new(r, &coin.symbol, scale),
+                    time: utc_seconds(r.created_ms),
+                })
+                .collect(),
+            chrome,
+        },
+    )
+}
+
+/// `GET /account/funds/{asset}/withdraw` (a route of its own beside the POST).
+pub async fn withdraw_form(
+    state: State<Shared>,
+    headers: HeaderMap,
+    Path(asset): Path<String>,
+) -> Response {
+    page(state, headers, Path((asset, "withdraw".to_string()))).await
+}
+
+/// `POST /account/funds/{asset}/withdraw`: holds the withdrawal and goes back to the page, or
+/// shows the form again with the error next to its field.
+pub async fn withdraw(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(asset): Path<String>,
+    axum::Form(mut f): axum::Form<WithdrawForm>,
+) -> Result<Response, Response> {
+    let back = format!("/account/funds/{asset}/withdraw");
+    let (chrome, user) = user_post(&state, &headers, &back).await?;
+    let w = wallet(&state, &asset).map_err(|e| error_page(chrome.clone(), e))?;
+    Ok(match request_withdrawal(&state, user, &asset, &f.address, &f.amount).await {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(e) => {
+            let status = e.status;
+            match e.code {
+                "bad_address" => f.address_error = e.message,
+                "node_unavailable" | "internal" | "unavailable" => f.error = e.message,
+                _ => f.amount_error = e.message,
+            }
+            withdraw_page(&state, chrome, user, &w, f, status).await
+        }
     })
 }
