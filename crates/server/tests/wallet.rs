@@ -5,27 +5,15 @@
 
 mod common;
 
-use bourse_wallet::testing::{Node, synced};
+use bourse_wallet::testing::{Node, synced, until};
 use common::{App, Backend, register};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The user's deposit of `txid`, as the API lists it.
 async fn deposit(user: &common::User, txid: &str) -> Option<Value> {
     let (_, page) = user.get("/api/v1/deposits?asset=LTC").await;
     page["deposits"].as_array()?.iter().find(|d| d["txid"] == txid).cloned()
-}
-
-/// Polls `check` until it gives a value (10 s at most).
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Two connected nodes (the user's with mature coins, the exchange's with the `hot` wallet) and
@@ -181,7 +169,7 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
 
     // The deposit page: the address with its QR code, the deposits with their confirmations.
     let page_url = format!("{}/account/funds/LTC/deposit", app.url);
-    let html = alice.http.get(&page_url).send().await.unwrap().text().await.unwrap();
+    let html = common::text(&alice.http, &page_url).await;
     assert!(html.contains(&format!(r#"<code id="deposit-address">{address}</code>"#)), "{html}");
     assert!(html.contains("<svg") && html.contains("<path"), "a QR code");
     assert!(!html.contains("<script>") && !html.contains(" style="), "nothing inline for the CSP");
@@ -202,15 +190,7 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     assert_ne!(newest, address);
     assert!(html.contains(&format!(r#"<code id="deposit-address">{newest}</code>"#)));
     assert!(html.contains(&format!("<li><code>{address}</code></li>")), "the first still listed");
-    let html = alice
-        .http
-        .get(format!("{}/account/funds/BTC/deposit", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = common::text(&alice.http, &format!("{}/account/funds/BTC/deposit", app.url)).await;
     assert!(html.contains("not open on this exchange"));
 
     // Node health: on /health and the status page; a node that stops makes the exchange degraded.
@@ -226,8 +206,7 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     assert_eq!(node["peers"], 1);
     assert_eq!(node["hot_wallet_balance"], "0.5001", "both payments, confirmed");
     assert_eq!(health["status"], "ok");
-    let status =
-        alice.http.get(format!("{}/status", app.url)).send().await.unwrap().text().await.unwrap();
+    let status = common::text(&alice.http, &format!("{}/status", app.url)).await;
     assert!(status.contains(r#"<th scope="row">LTC</th><td class="up">normal</td>"#), "{status}");
     drop(exchange_node);
     let (_, health) = alice.get("/api/v1/health").await;
@@ -428,7 +407,7 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
 
     // The withdraw page: balance, fee, the history with txids; the form without JavaScript.
     let page_url = format!("{}/account/funds/LTC/withdraw", app.url);
-    let html = alice.http.get(&page_url).send().await.unwrap().text().await.unwrap();
+    let html = common::text(&alice.http, &page_url).await;
     assert!(html.contains("1.498 LTC") && html.contains("Fee 0.001 LTC"), "{html}");
     assert_eq!(html.matches(&format!("<code>{txid}</code>")).count(), 2, "both with the txid");
     let r = alice

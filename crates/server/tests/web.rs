@@ -515,14 +515,7 @@ async fn history_pages_filter_page_and_export() {
     assert_eq!(status, 200);
     assert_eq!(html.matches("<tr><td>").count(), 1);
     assert!(html.contains("50054") && html.contains("maker"));
-    let csv = http
-        .get(format!("{}/account/trades.csv", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = common::text(&http, &format!("{}/account/trades.csv", app.url)).await;
     assert_eq!(csv.lines().count(), 2);
     assert!(csv.lines().nth(1).unwrap().contains(",BTC-USDT,buy,maker,50054,0.001,50.054,"));
 
@@ -551,14 +544,7 @@ async fn history_pages_filter_page_and_export() {
         ),
         "BTC total 1 + 0.001 bought: {btc}"
     );
-    let csv = http
-        .get(format!("{}/account/ledger.csv?asset=USDT", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = common::text(&http, &format!("{}/account/ledger.csv?asset=USDT", app.url)).await;
     let (_, ledger) = alice.get("/api/v1/ledger?asset=USDT&limit=1000").await;
     assert_eq!(csv.lines().count(), 1 + ledger["entries"].as_array().unwrap().len());
     assert!(csv.lines().skip(1).all(|l| l.contains(",USDT,")));

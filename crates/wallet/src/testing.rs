@@ -108,3 +108,15 @@ pub async fn synced(a: &BitcoinRpc, b: &BitcoinRpc) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Polls `check` every 100 ms until it gives a value; panics after 20 s naming `what`.
+pub async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -278,3 +278,8 @@ pub async fn ws_next_on(ws: &mut Ws, channel: &str) -> Value {
         }
     }
 }
+
+/// The body of a GET as text.
+pub async fn text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
