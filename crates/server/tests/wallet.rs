@@ -46,9 +46,22 @@ impl World {
         user_node.mine(101, &mined).await;
         synced(&payer, &hot).await;
 
-        // The assets exist before the wallet is configured, as `bourse asset add` makes them.
+        // The assets exist before the wallet is configured, as `bourse asset add` makes them;
+        // nobody holds any yet.
         let mut app = App::spawn(Backend::Sqlite).await;
-        bourse_server::demo::setup(&app.server().state).await.unwrap();
+        for symbol in ["LTC", "BTC"] {
+            let spec = bourse_core::AssetSpec {
+                symbol: bourse_core::Symbol::new(symbol).unwrap(),
+                scale: 8,
+            };
+            let out =
+                app.server().engine().execute(bourse_core::Command::AddAsset(spec)).await.unwrap();
+            assert!(
+                matches!(out.events[0], bourse_core::Event::AssetAdded { .. }),
+                "{:?}",
+                out.events
+            );
+        }
         app.stop().await;
         let node_url = format!("http://127.0.0.1:{}", exchange_node.rpc_port);
         for (key, value) in [
@@ -479,4 +492,63 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
         .count();
     assert_eq!(tagged, 1, "sent once");
     drop(exchange_node);
+}
+
+#[tokio::test]
+async fn a_hot_wallet_short_of_what_users_hold_pauses_withdrawals() {
+    let World { user_node, exchange_node: _node, payer, hot, mined, app } = World::start_with(
+        "200",
+        &[("WITHDRAWAL_INTERVAL_MS", "200"), ("RECONCILE_TOLERANCE", "0.01")],
+    )
+    .await;
+    let alice = register(&app, "alice@example.com").await;
+    // The hot wallet holds 5 LTC; Alice is owed 1.
+    let hot_address = hot.new_address("hot", None).await.unwrap();
+    payer.send_many(&[(hot_address.clone(), 500_000_000)], "").await.unwrap();
+    user_node.mine(1, &mined).await;
+    synced(&payer, &hot).await;
+    common::deposit(&app, alice.id, "LTC", "1").await;
+    let node = async || alice.get("/api/v1/health").await.1["nodes"][0].clone();
+    until("reconciled", async || node().await.get("owed").filter(|o| *o == "1").map(|_| ())).await;
+    let n = node().await;
+    assert_eq!(
+        (n["withdrawals_paused"].as_bool(), n["shortfall"].as_str()),
+        (Some(false), Some("-4")),
+        "{n}"
+    );
+
+    // Coins leave the hot wallet behind bourse's back: an alert, withdrawals pause, health is
+    // degraded; a withdrawal is held but not sent.
+    let elsewhere = payer.new_address("elsewhere", None).await.unwrap();
+    hot.send_many(&[(elsewhere, 450_000_000)], "").await.unwrap();
+    let n =
+        until("paused", async || Some(node().await).filter(|n| n["withdrawals_paused"] == true))
+            .await;
+    assert!(n["shortfall"].as_str().unwrap().starts_with("0.5"), "{n}");
+    assert_eq!(alice.get("/api/v1/health").await.1["status"], "degraded");
+    let to = payer.new_address("withdrawal", None).await.unwrap();
+    let r = alice
+        .http
+        .post(format!("{}/api/v1/withdrawals", app.url))
+        .json(&json!({"asset": "LTC", "address": to, "amount": "0.3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, page) = alice.get("/api/v1/withdrawals").await;
+    assert_eq!(page["withdrawals"][0]["status"], "held", "not sent while short");
+    let status = common::text(&alice.http, &format!("{}/status", app.url)).await;
+    assert!(status.contains("paused (short 0.5"), "{status}");
+
+    // Topped up again: withdrawals resume and it goes out.
+    payer.send_many(&[(hot_address, 200_000_000)], "").await.unwrap();
+    user_node.mine(1, &mined).await;
+    synced(&payer, &hot).await;
+    until("sent", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals").await;
+        (page["withdrawals"][0]["status"] == "sent").then_some(())
+    })
+    .await;
+    assert_eq!(node().await["withdrawals_paused"], false);
 }

@@ -52,6 +52,10 @@ pub struct CoinConfig {
     /// Withdrawals sent in one transaction at most.
     #[serde(default = "default_batch_max")]
     pub withdrawal_batch_max: u32,
+    /// How far the hot wallet may fall short of what users hold before withdrawals of this coin
+    /// pause (decimal, in coins). Network fees above the withdrawal fee eat into it.
+    #[serde(default = "zero")]
+    pub reconcile_tolerance: String,
     /// How often held withdrawals are sent (one batch per pass).
     #[serde(default = "default_withdrawal_interval_ms")]
     pub withdrawal_interval_ms: u64,
@@ -85,6 +89,33 @@ pub const DELAYED_AFTER_S: i64 = 30 * 60;
 /// ... and older than this `stalled`.
 pub const STALLED_AFTER_S: i64 = 2 * 3600;
 
+/// Signed minor units as a decimal without trailing zeros (`-0.5`, `1`).
+fn trimmed(units: i128) -> String {
+    let text = bourse_core::decimal::format_units_trimmed(units.unsigned_abs(), SCALE);
+    if units < 0 { format!("-{text}") } else { text }
+}
+
+/// The hot wallet against what the ledger owes users in the coin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// Every user's available + locked + held, less withdrawals already sent (their coins left).
+    pub liabilities: i128,
+    /// The node wallet's trusted balance.
+    pub hot: i128,
+    /// `liabilities - hot`: positive when coins are missing.
+    pub shortfall: i128,
+    /// Withdrawals wait: the shortfall is over the tolerance.
+    pub paused: bool,
+    pub at_ms: i64,
+}
+
+impl Coin {
+    /// Whether the last reconciliation paused withdrawals.
+    pub fn withdrawals_paused(&self) -> bool {
+        self.reconciliation.lock().map(|r| r.as_ref().is_some_and(|r| r.paused)).unwrap_or(true)
+    }
+}
+
 /// How a coin's node is doing, for the status page and `GET /health`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NodeHealth {
@@ -102,6 +133,12 @@ pub struct NodeHealth {
     pub hot_wallet_balance: String,
     /// Why the node is unreachable.
     pub error: String,
+    /// What users are owed in the coin at the last reconciliation (decimal).
+    pub owed: String,
+    /// How much the hot wallet fell short of it (decimal; negative: a surplus).
+    pub shortfall: String,
+    /// Withdrawals wait until the hot wallet covers users again.
+    pub withdrawals_paused: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +159,11 @@ pub struct Coin {
     pub withdrawal_fee: u128,
     /// [`CoinConfig::withdrawal_min`] in minor units.
     pub withdrawal_min: u128,
+    /// [`CoinConfig::reconcile_tolerance`] in minor units.
+    pub reconcile_tolerance: u128,
+    /// The last reconciliation (the processor's, each pass); withdrawals wait while it shows a
+    /// shortfall.
+    pub reconciliation: std::sync::Mutex<Option<Reconciliation>>,
     pub rpc: BitcoinRpc,
 }
 
@@ -160,6 +202,8 @@ impl Coin {
             .map_err(|e| invalid(format!("withdrawal_fee: {e}")))?;
         let withdrawal_min = parse_units(&config.withdrawal_min, SCALE)
             .map_err(|e| invalid(format!("withdrawal_min: {e}")))?;
+        let reconcile_tolerance = parse_units(&config.reconcile_tolerance, SCALE)
+            .map_err(|e| invalid(format!("reconcile_tolerance: {e}")))?;
         if config.withdrawal_batch_max == 0 {
             return Err(invalid("withdrawal_batch_max must be at least 1".into()));
         }
@@ -174,6 +218,8 @@ impl Coin {
             min_deposit,
             withdrawal_fee,
             withdrawal_min,
+            reconcile_tolerance,
+            reconciliation: std::sync::Mutex::new(None),
             rpc,
         })
     }
@@ -192,6 +238,11 @@ impl Coin {
             state: "unreachable",
             ..NodeHealth::default()
         };
+        if let Ok(Some(r)) = self.reconciliation.lock().map(|r| r.clone()) {
+            health.owed = trimmed(r.liabilities);
+            health.shortfall = trimmed(r.shortfall);
+            health.withdrawals_paused = r.paused;
+        }
         match tokio::time::timeout(wait, probe).await {
             Ok(Ok((chain, peers, tip, balance))) => {
                 let age = now_s.saturating_sub(tip.time).max(0);

@@ -438,6 +438,21 @@ impl BitcoinRpc {
         Ok(a.0)
     }
 
+    /// The wallet's trusted balance: confirmed coins plus its own unconfirmed change (not
+    /// payments to it that are still unconfirmed).
+    pub async fn trusted_balance(&self) -> Result<i128> {
+        #[derive(Deserialize)]
+        struct Mine {
+            trusted: Amount,
+        }
+        #[derive(Deserialize)]
+        struct Balances {
+            mine: Mine,
+        }
+        let b: Balances = self.call(true, "getbalances", serde_json::json!([])).await?;
+        Ok(b.mine.trusted.0)
+    }
+
     /// One transaction paying every `(address, minor units)`; `comment` is kept in the wallet
     /// with it (the withdrawal ids, to find the transaction again after a crash). Returns the
     /// txid. Addresses must be distinct.

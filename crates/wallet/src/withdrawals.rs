@@ -175,6 +175,54 @@ async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, Stri
     Ok(found)
 }
 
+/// Compares the hot wallet with what users hold in the coin (the engine's totals: deposits −
+/// withdrawals + adjustments − the fee account), less withdrawals already sent. A shortfall over
+/// the tolerance raises an operator alert and pauses the coin's withdrawals; it is recorded on
+/// the coin either way.
+pub async fn reconcile(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    now_ms: i64,
+) -> Result<crate::coin::Reconciliation, WalletError> {
+    let asset = coin.asset;
+    let (_, owed) = engine
+        .read(move |exchange| {
+            exchange.asset(asset).map(|a| {
+                i128::try_from(a.deposited).unwrap_or(i128::MAX)
+                    - i128::try_from(a.withdrawn).unwrap_or(i128::MAX)
+                    + a.adjusted
+                    - a.fees
+            })
+        })
+        .await?;
+    let in_flight: i128 = store
+        .open_withdrawals(asset)
+        .await?
+        .iter()
+        .filter(|w| w.status == WithdrawalStatus::Sent)
+        .map(|w| i128::try_from(w.amount.saturating_add(w.fee)).unwrap_or(i128::MAX))
+        .sum();
+    let hot = coin.rpc.trusted_balance().await?;
+    let liabilities = owed.unwrap_or(0) - in_flight;
+    let shortfall = liabilities - hot;
+    let paused = shortfall > i128::try_from(coin.reconcile_tolerance).unwrap_or(i128::MAX);
+    let was_paused = coin.withdrawals_paused();
+    if paused && !was_paused {
+        tracing::error!(
+            alert = true, coin = %coin.symbol, shortfall = %crate::rpc::amount_text(shortfall.unsigned_abs()),
+            "OPERATOR ALERT: the hot wallet holds less than users are owed; withdrawals paused"
+        );
+    } else if !paused && was_paused {
+        tracing::warn!(coin = %coin.symbol, "the hot wallet covers users again; withdrawals resume");
+    }
+    let r = crate::coin::Reconciliation { liabilities, hot, shortfall, paused, at_ms: now_ms };
+    if let Ok(mut last) = coin.reconciliation.lock() {
+        *last = Some(r.clone());
+    }
+    Ok(r)
+}
+
 /// One processor pass over the coin's open withdrawals.
 pub async fn process(
     coin: &Coin,
@@ -223,12 +271,14 @@ pub async fn process(
             }
         }
     }
-    // (3) Held: one batch, one output per address (the node refuses a repeated address).
+    // (3) Held: one batch, one output per address (the node refuses a repeated address) —
+    // unless the hot wallet falls short of what users are owed.
     let open = store.open_withdrawals(coin.asset).await?;
+    let paused = reconcile(coin, store, engine, now_ms).await?.paused;
     let mut addresses = BTreeSet::new();
     let batch: Vec<&WithdrawalRow> = open
         .iter()
-        .filter(|w| w.status == WithdrawalStatus::Held)
+        .filter(|w| w.status == WithdrawalStatus::Held && !paused)
         .filter(|w| addresses.insert(w.address.clone()))
         .take(coin.config.withdrawal_batch_max as usize)
         .collect();

@@ -60,6 +60,12 @@ pub struct NodeView {
     pub hot_wallet_balance: String,
     /// Why the node is unreachable (empty otherwise).
     pub error: String,
+    /// What users are owed in the coin at the last reconciliation (empty before the first).
+    pub owed: String,
+    /// How far the hot wallet fell short of it (negative: a surplus).
+    pub shortfall: String,
+    /// Withdrawals of the coin wait until the hot wallet covers users again.
+    pub withdrawals_paused: bool,
 }
 
 /// How long the health check waits for each coin node.
@@ -91,10 +97,13 @@ pub async fn health_of(state: &Shared) -> Health {
             state: h.state,
             hot_wallet_balance: h.hot_wallet_balance,
             error: h.error,
+            owed: h.owed,
+            shortfall: h.shortfall,
+            withdrawals_paused: h.withdrawals_paused,
         })
         .collect();
     nodes.sort_by(|a, b| a.asset.cmp(&b.asset));
-    let nodes_ok = nodes.iter().all(|n| n.reachable);
+    let nodes_ok = nodes.iter().all(|n| n.reachable && !n.withdrawals_paused);
     Health {
         status: if status.running && database && nodes_ok { "ok" } else { "degraded" },
         engine_running: status.running,
