@@ -84,6 +84,9 @@ fn default_rpc_timeout_ms() -> u64 {
     30_000
 }
 
+/// How long a node probe is reused.
+pub const HEALTH_TTL_S: i64 = 2;
+
 /// A last block older than this is `delayed` (a Bitcoin-family chain aims at minutes).
 pub const DELAYED_AFTER_S: i64 = 30 * 60;
 /// ... and older than this `stalled`.
@@ -164,6 +167,8 @@ pub struct Coin {
     /// The last reconciliation (the processor's, each pass); withdrawals wait while it shows a
     /// shortfall.
     pub reconciliation: std::sync::Mutex<Option<Reconciliation>>,
+    /// The last node probe and when (Unix seconds).
+    last_health: std::sync::Mutex<Option<(i64, NodeHealth)>>,
     pub rpc: BitcoinRpc,
 }
 
@@ -220,12 +225,35 @@ impl Coin {
             withdrawal_min,
             reconcile_tolerance,
             reconciliation: std::sync::Mutex::new(None),
+            last_health: std::sync::Mutex::new(None),
             rpc,
         })
     }
 
-    /// The node's state now; a node that does not answer within `wait` is unreachable.
+    /// The node's state (probed at most once per [`HEALTH_TTL_S`]: `/health` is public, and each
+    /// probe is four calls to the node) with the last reconciliation; a node that does not
+    /// answer within `wait` is unreachable.
     pub async fn health(&self, wait: Duration, now_s: i64) -> NodeHealth {
+        let cached = self.last_health.lock().ok().and_then(|c| c.clone());
+        let mut health = match cached {
+            Some((at, h)) if now_s.saturating_sub(at) < HEALTH_TTL_S => h,
+            _ => {
+                let h = self.probe(wait, now_s).await;
+                if let Ok(mut c) = self.last_health.lock() {
+                    *c = Some((now_s, h.clone()));
+                }
+                h
+            }
+        };
+        if let Ok(Some(r)) = self.reconciliation.lock().map(|r| r.clone()) {
+            health.owed = trimmed(r.liabilities);
+            health.shortfall = trimmed(r.shortfall);
+            health.withdrawals_paused = r.paused;
+        }
+        health
+    }
+
+    async fn probe(&self, wait: Duration, now_s: i64) -> NodeHealth {
         let probe = async {
             let chain = self.rpc.chain_info().await?;
             let peers = self.rpc.connection_count().await?;
@@ -238,11 +266,6 @@ impl Coin {
             state: "unreachable",
             ..NodeHealth::default()
         };
-        if let Ok(Some(r)) = self.reconciliation.lock().map(|r| r.clone()) {
-            health.owed = trimmed(r.liabilities);
-            health.shortfall = trimmed(r.shortfall);
-            health.withdrawals_paused = r.paused;
-        }
         match tokio::time::timeout(wait, probe).await {
             Ok(Ok((chain, peers, tip, balance))) => {
                 let age = now_s.saturating_sub(tip.time).max(0);

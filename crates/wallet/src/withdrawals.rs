@@ -179,33 +179,34 @@ async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, Stri
 /// withdrawals + adjustments − the fee account), less withdrawals already sent. A shortfall over
 /// the tolerance raises an operator alert and pauses the coin's withdrawals; it is recorded on
 /// the coin either way.
+/// `open` is the coin's open withdrawals as the store has them now.
 pub async fn reconcile(
     coin: &Coin,
-    store: &dyn Store,
     engine: &EngineHandle,
+    open: &[WithdrawalRow],
     now_ms: i64,
 ) -> Result<crate::coin::Reconciliation, WalletError> {
     let asset = coin.asset;
     let (_, owed) = engine
         .read(move |exchange| {
             exchange.asset(asset).map(|a| {
-                i128::try_from(a.deposited).unwrap_or(i128::MAX)
-                    - i128::try_from(a.withdrawn).unwrap_or(i128::MAX)
-                    + a.adjusted
-                    - a.fees
+                i128::try_from(a.deposited)
+                    .unwrap_or(i128::MAX)
+                    .saturating_sub(i128::try_from(a.withdrawn).unwrap_or(i128::MAX))
+                    .saturating_add(a.adjusted)
+                    .saturating_sub(a.fees)
             })
         })
         .await?;
-    let in_flight: i128 = store
-        .open_withdrawals(asset)
-        .await?
+    let in_flight: i128 = open
         .iter()
         .filter(|w| w.status == WithdrawalStatus::Sent)
         .map(|w| i128::try_from(w.amount.saturating_add(w.fee)).unwrap_or(i128::MAX))
-        .sum();
+        .fold(0, i128::saturating_add);
     let hot = coin.rpc.trusted_balance().await?;
-    let liabilities = owed.unwrap_or(0) - in_flight;
-    let shortfall = liabilities - hot;
+    // Saturating: the balance is the node's word, and nothing a node says may overflow here.
+    let liabilities = owed.unwrap_or(0).saturating_sub(in_flight);
+    let shortfall = liabilities.saturating_sub(hot);
     let paused = shortfall > i128::try_from(coin.reconcile_tolerance).unwrap_or(i128::MAX);
     let was_paused = coin.withdrawals_paused();
     if paused && !was_paused {
@@ -274,7 +275,7 @@ pub async fn process(
     // (3) Held: one batch, one output per address (the node refuses a repeated address) —
     // unless the hot wallet falls short of what users are owed.
     let open = store.open_withdrawals(coin.asset).await?;
-    let paused = reconcile(coin, store, engine, now_ms).await?.paused;
+    let paused = reconcile(coin, engine, &open, now_ms).await?.paused;
     let mut addresses = BTreeSet::new();
     let batch: Vec<&WithdrawalRow> = open
         .iter()

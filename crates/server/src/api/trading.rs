@@ -472,11 +472,7 @@ pub async fn list_orders(
         let list: Vec<OrderView> = row.iter().map(|r| OrderView::new(r, &mirror)).collect();
         return Ok(Json(OrdersPage { orders: list, next: None }));
     }
-    let open_only = match q.status.as_deref() {
-        None | Some("all") => false,
-        Some("open") => true,
-        Some(_) => return Err(ApiError::bad_request("bad_status", "status must be open or all")),
-    };
+    let open_only = open_only(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
     let rows = state
         .store
@@ -486,6 +482,34 @@ pub async fn list_orders(
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let list: Vec<OrderView> = rows.iter().map(|r| OrderView::new(r, &mirror)).collect();
     Ok(Json(OrdersPage { orders: list, next }))
+}
+
+/// An orders `status` filter: `open` for open orders only, `all` (or none) for every order.
+/// The REST list and the orders page.
+pub fn open_only(status: Option<&str>) -> ApiResult<bool> {
+    match status {
+        None | Some("all") => Ok(false),
+        Some("open") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("bad_status", "status must be open or all")),
+    }
+}
+
+/// The fills page cursor, `seq:market_id:trade_id` (the last row of the previous page).
+pub fn fills_cursor((seq, market, trade): (u64, MarketId, TradeId)) -> String {
+    format!("{seq}:{}:{}", market.0, trade.0)
+}
+
+/// Reads a [`fills_cursor`]. The REST list and the trades page.
+pub fn parse_fills_cursor(c: &str) -> ApiResult<(u64, MarketId, TradeId)> {
+    let bad =
+        || ApiError::bad_request("bad_cursor", "before must be a cursor from a previous page");
+    let mut parts = c.split(':').map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(seq)), Some(Ok(m)), Some(Ok(t)), None) => {
+            Ok((seq, MarketId(u32::try_from(m).map_err(|_| bad())?), TradeId(t)))
+        }
+        _ => Err(bad()),
+    }
 }
 
 /// Unknown parameters are ignored: signed requests carry `timestamp`, `recvWindow`, `signature`.
@@ -521,28 +545,14 @@ pub async fn fills(
         Some(m) => Some(super::public::market(&state, m)?.id),
         None => None,
     };
-    let before = match q.before.as_deref() {
-        None => None,
-        Some(c) => {
-            let bad = || {
-                ApiError::bad_request("bad_cursor", "before must be a cursor from a previous page")
-            };
-            let mut parts = c.split(':').map(|s| s.parse::<u64>());
-            match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(Ok(seq)), Some(Ok(m)), Some(Ok(t)), None) => {
-                    Some((seq, MarketId(u32::try_from(m).map_err(|_| bad())?), TradeId(t)))
-                }
-                _ => return Err(bad()),
-            }
-        }
-    };
+    let before = q.before.as_deref().map(parse_fills_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
     let rows = state
         .store
         .fills(p.user, &FillFilter { market, order: q.order_id.map(OrderId), before, limit })
         .await?;
     let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|t| format!("{}:{}:{}", t.seq, t.market.0, t.id.0)))
+        .then(|| rows.last().map(|t| fills_cursor((t.seq, t.market, t.id))))
         .flatten();
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let list: Vec<FillView> =

@@ -6,6 +6,7 @@
 use super::account::login_first;
 use super::format::{csv_record, rfc3339, utc_seconds, with_query};
 use super::pages::{Chrome, error_page, render};
+use crate::api::trading::{fills_cursor, parse_fills_cursor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Shared;
 use crate::views::{FillView, LedgerView, OrderView, signed_units};
@@ -53,14 +54,6 @@ impl Filters {
         )
     }
 
-    fn open_only(&self) -> ApiResult<bool> {
-        match self.status.as_str() {
-            "" | "all" => Ok(false),
-            "open" => Ok(true),
-            _ => Err(ApiError::bad_request("bad_status", "status must be open or all")),
-        }
-    }
-
     fn before<T: std::str::FromStr>(&self) -> ApiResult<Option<T>> {
         if self.before.is_empty() {
             return Ok(None);
@@ -69,22 +62,6 @@ impl Filters {
             .parse()
             .map(Some)
             .map_err(|_| ApiError::bad_request("bad_cursor", "the page cursor is not valid"))
-    }
-
-    /// The fills cursor `seq:market:trade`, as the REST API writes it.
-    fn fills_before(&self) -> ApiResult<Option<(u64, MarketId, TradeId)>> {
-        if self.before.is_empty() {
-            return Ok(None);
-        }
-        let bad = || ApiError::bad_request("bad_cursor", "the page cursor is not valid");
-        let mut parts = self.before.split(':').map(str::parse::<u64>);
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(Ok(seq)), Some(Ok(m)), Some(Ok(t)), None) => {
-                let m = u32::try_from(m).map_err(|_| bad())?;
-                Ok(Some((seq, MarketId(m), TradeId(t))))
-            }
-            _ => Err(bad()),
-        }
     }
 
     /// The page's own address with these filters and another cursor.
@@ -371,7 +348,9 @@ async fn order_rows(
 ) -> ApiResult<Vec<OrderView>> {
     let filter = OrderFilter {
         market: f.market(state)?,
-        open_only: f.open_only()?,
+        open_only: crate::api::trading::open_only(
+            Some(f.status.as_str()).filter(|s| !s.is_empty()),
+        )?,
         before: before.map(OrderId),
         limit,
     };
@@ -474,7 +453,14 @@ pub async fn trades(
         Err(redirect) => return redirect,
     };
     let loaded = async {
-        let page = fill_rows(&state, user, &f, f.fills_before()?, PAGE_ROWS).await?;
+        let page = fill_rows(
+            &state,
+            user,
+            &f,
+            if f.before.is_empty() { None } else { Some(parse_fills_cursor(&f.before)?) },
+            PAGE_ROWS,
+        )
+        .await?;
         Ok::<_, ApiError>((page, market_symbols(&state)?))
     };
     let ((rows, last), markets) = match loaded.await {
@@ -483,7 +469,7 @@ pub async fn trades(
     };
     let older = match last {
         Some((seq, m, t)) if rows.len() == PAGE_ROWS as usize => {
-            f.link(PATH, &format!("{seq}:{}:{}", m.0, t.0))
+            f.link(PATH, &fills_cursor((seq, m, t)))
         }
         _ => String::new(),
     };
