@@ -154,7 +154,7 @@ async fn a_withdrawal_killed_between_broadcast_and_record_is_sent_once() {
         .await
         .unwrap();
     let deposit_address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
-    payer.send_many(&[(deposit_address, 100_000_000)], "").await.unwrap();
+    payer.send_many(&[(deposit_address, 100_000_000)], "", 10_000).await.unwrap();
     user_node.mine(1, &mined).await;
     synced(&payer, &hot).await;
     until("the deposit credited", async || {

@@ -164,7 +164,8 @@ impl Exchange {
                         account.locked, account.held
                     ));
                 }
-                if account.available < 0 {
+                // Only a reversed deposit the user had already spent takes a balance below zero.
+                if account.available < 0 && self.reversals.is_empty() {
                     return fail(format!(
                         "user {user} asset {asset}: available {}",
                         account.available

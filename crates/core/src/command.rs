@@ -152,6 +152,16 @@ pub enum Command {
         delta: i128,
         reason: Reason,
     },
+    /// Takes back a credited deposit (`key` as it was credited) whose transaction left the
+    /// chain: `amount` leaves the user's available balance even where that goes below zero, and
+    /// a user with a balance below zero can withdraw nothing until it is settled. Once per key.
+    DepositReverse {
+        user: UserId,
+        asset: AssetId,
+        amount: u128,
+        key: ExternalKey,
+        reason: Reason,
+    },
 }
 
 /// A command as the sequencer stamped it: the journal stores this, so replay never reads the

@@ -67,6 +67,12 @@ pub enum Reject {
     WithdrawalState,
     #[error("fee rate too high")]
     FeeTooHigh,
+    #[error("no deposit was credited under this key")]
+    UnknownDeposit,
+    #[error("deposit already reversed")]
+    DuplicateReversal,
+    #[error("withdrawals are frozen while a balance is below zero")]
+    AccountFrozen,
 }
 
 /// Why an order left the book or never entered it, other than by filling.
@@ -198,6 +204,13 @@ pub enum Event {
         user: UserId,
         asset: AssetId,
         delta: i128,
+        reason: Reason,
+    },
+    DepositReversed {
+        user: UserId,
+        asset: AssetId,
+        amount: u128,
+        key: ExternalKey,
         reason: Reason,
     },
     /// A command other than an order placement changed nothing.

@@ -125,6 +125,8 @@ pub struct Exchange {
     pub(crate) users: FxHashMap<UserId, UserRecord>,
     pub(crate) orders: Orders,
     pub(crate) deposits: FxHashSet<ExternalKey>,
+    /// Keys of credited deposits that were taken back (a subset of `deposits`).
+    pub(crate) reversals: FxHashSet<ExternalKey>,
     pub(crate) withdrawals: BTreeMap<WithdrawalId, Withdrawal>,
     /// Reused between commands so cancel-all allocates nothing in steady state.
     pub(crate) scratch: Vec<u32>,
@@ -147,6 +149,7 @@ impl Exchange {
             users: FxHashMap::default(),
             orders: Orders::default(),
             deposits: FxHashSet::default(),
+            reversals: FxHashSet::default(),
             withdrawals: BTreeMap::new(),
             scratch: Vec::new(),
         }
@@ -188,6 +191,9 @@ impl Exchange {
             }
             Command::Adjust { user, asset, delta, reason } => {
                 self.adjust(*user, *asset, *delta, reason, out)
+            }
+            Command::DepositReverse { user, asset, amount, key, reason } => {
+                self.deposit_reverse(*user, *asset, *amount, key, reason, out)
             }
             Command::AddAsset(spec) => self.add_asset(spec, out),
             Command::AddMarket(spec) => self.add_market(spec, out),
@@ -232,6 +238,13 @@ impl Exchange {
 
     pub fn balance(&self, user: UserId, asset: AssetId) -> Account {
         self.users.get(&user).map(|u| u.get(asset)).unwrap_or_default()
+    }
+
+    /// Whether the user's withdrawals are frozen: some balance of theirs is below zero (a
+    /// reversed deposit they had already spent). Settling it (a deposit, a trade, an operator's
+    /// adjustment) lifts the freeze.
+    pub fn withdrawals_frozen(&self, user: UserId) -> bool {
+        self.users.get(&user).is_some_and(|u| u.balances().any(|(_, a)| a.available < 0))
     }
 
     pub fn open_orders_count(&self) -> usize {
@@ -351,6 +364,9 @@ impl Exchange {
         if amount == 0 {
             return Self::reject(out, Some(user), Reject::AmountZero);
         }
+        if self.withdrawals_frozen(user) {
+            return Self::reject(out, Some(user), Reject::AccountFrozen);
+        }
         let Some(total) = amount.checked_add(fee).and_then(|t| i128::try_from(t).ok()) else {
             return Self::reject(out, Some(user), Reject::Overflow);
         };
@@ -455,6 +471,50 @@ impl Exchange {
             a.adjusted = adjusted;
         }
         out.push(Event::BalanceAdjusted { user, asset, delta, reason: reason.clone() });
+        out.push(event);
+    }
+
+    fn deposit_reverse(
+        &mut self,
+        user: UserId,
+        asset: AssetId,
+        amount: u128,
+        key: &ExternalKey,
+        reason: &Reason,
+        out: &mut Vec<Event>,
+    ) {
+        if !self.deposits.contains(key) {
+            return Self::reject(out, Some(user), Reject::UnknownDeposit);
+        }
+        if self.reversals.contains(key) {
+            return Self::reject(out, Some(user), Reject::DuplicateReversal);
+        }
+        if amount == 0 {
+            return Self::reject(out, Some(user), Reject::AmountZero);
+        }
+        let Some(state) = self.asset(asset) else {
+            return Self::reject(out, Some(user), Reject::UnknownAsset);
+        };
+        // Never more than was ever deposited, so `deposited` stays a true total.
+        let deposited = state.deposited.checked_sub(amount);
+        let available = i128::try_from(amount)
+            .ok()
+            .and_then(|a| self.balance(user, asset).available.checked_sub(a));
+        let (Some(deposited), Some(available)) = (deposited, available) else {
+            return Self::reject(out, Some(user), Reject::Overflow);
+        };
+        let event = self.set_available(user, asset, available);
+        if let Some(a) = self.assets.get_mut(asset.0 as usize - 1) {
+            a.deposited = deposited;
+        }
+        self.reversals.insert(key.clone());
+        out.push(Event::DepositReversed {
+            user,
+            asset,
+            amount,
+            key: key.clone(),
+            reason: reason.clone(),
+        });
         out.push(event);
     }
 

@@ -11,7 +11,8 @@ use crate::ids::{AssetId, ClientOrderId, ExternalKey, MarketId, OrderId, UserId,
 use crate::market::{MarketSpec, MarketStatus, buy_need};
 use serde::{Deserialize, Serialize};
 
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// 2: reversed deposit keys.
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub deposits: Vec<ExternalKey>,
     /// By withdrawal id.
     pub withdrawals: Vec<(WithdrawalId, Withdrawal)>,
+    /// Sorted; each also in `deposits`.
+    pub reversals: Vec<ExternalKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +120,8 @@ impl Exchange {
         orders.sort_unstable_by_key(|o| o.id);
         let mut deposits: Vec<ExternalKey> = self.deposits.iter().cloned().collect();
         deposits.sort_unstable();
+        let mut reversals: Vec<ExternalKey> = self.reversals.iter().cloned().collect();
+        reversals.sort_unstable();
         Snapshot {
             version: SNAPSHOT_VERSION,
             seq: self.seq,
@@ -137,6 +142,7 @@ impl Exchange {
             orders,
             deposits,
             withdrawals: self.withdrawals.iter().map(|(id, w)| (*id, w.clone())).collect(),
+            reversals,
         }
     }
 
@@ -236,6 +242,11 @@ impl Exchange {
         x.deposits = s.deposits.into_iter().collect();
         if x.deposits.len() != deposits {
             return bad("deposit key listed twice".into());
+        }
+        let reversals = s.reversals.len();
+        x.reversals = s.reversals.into_iter().collect();
+        if x.reversals.len() != reversals || !x.reversals.is_subset(&x.deposits) {
+            return bad("reversal keys".into());
         }
         for (id, w) in s.withdrawals {
             let fits = w.amount.checked_add(w.fee).is_some_and(|t| i128::try_from(t).is_ok());

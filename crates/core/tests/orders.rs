@@ -411,6 +411,57 @@ fn deposits_are_credited_once_per_key() {
 }
 
 #[test]
+fn a_reversed_deposit_may_take_a_balance_below_zero_and_freezes_withdrawals() {
+    let mut fx = Fx::new();
+    let key = ExternalKey::new("LTC:aa:0").unwrap();
+    let reason = Reason::new("deposit left the chain").unwrap();
+    fx.run(Command::Deposit { user: UserId(1), asset: BTC, amount: btc("1"), key: key.clone() });
+    fx.deposit(1, USDT, usdt("100"));
+    // The user spent most of it before the reversal: 0.7 held for a withdrawal already sent.
+    let hold = |id, asset, amount| Command::WithdrawalHold {
+        withdrawal: WithdrawalId(id),
+        user: UserId(1),
+        asset,
+        amount,
+        fee: 0,
+    };
+    fx.run(hold(1, BTC, btc("0.7")));
+    let reverse = |key: &ExternalKey, amount| Command::DepositReverse {
+        user: UserId(1),
+        asset: BTC,
+        amount,
+        key: key.clone(),
+        reason: reason.clone(),
+    };
+    let unknown = ExternalKey::new("LTC:bb:0").unwrap();
+    let before = fx.state();
+    assert_eq!(rejection(&fx.run(reverse(&unknown, btc("1")))), Some(Reject::UnknownDeposit));
+    assert_eq!(rejection(&fx.run(reverse(&key, btc("2")))), Some(Reject::Overflow));
+    assert_eq!(rejection(&fx.run(reverse(&key, 0))), Some(Reject::AmountZero));
+    assert_eq!(fx.state(), before, "refusals change nothing");
+
+    let events = fx.run(reverse(&key, btc("1")));
+    assert!(matches!(events[0], Event::DepositReversed { .. }), "{events:?}");
+    assert_eq!(fx.bal(1, BTC).available, -(btc("0.7") as i128));
+    assert_eq!(fx.x.asset(BTC).unwrap().deposited, 0);
+    assert!(fx.x.audit().iter().all(|t| t.balanced()));
+    assert_eq!(rejection(&fx.run(reverse(&key, btc("1")))), Some(Reject::DuplicateReversal));
+
+    // Frozen: no withdrawal of any asset; trading what is left still works.
+    assert!(fx.x.withdrawals_frozen(UserId(1)));
+    assert_eq!(rejection(&fx.run(hold(2, USDT, usdt("1")))), Some(Reject::AccountFrozen));
+    // The snapshot keeps the reversal: a restored exchange refuses it again.
+    let mut restored = Fx { x: Exchange::restore(&fx.x.encode_snapshot()).unwrap(), all: vec![] };
+    assert_eq!(restored.x.state_hash(), fx.x.state_hash());
+    assert_eq!(rejection(&restored.run(reverse(&key, btc("1")))), Some(Reject::DuplicateReversal));
+
+    // Settling the debt lifts the freeze.
+    fx.deposit(1, BTC, btc("0.7"));
+    assert!(!fx.x.withdrawals_frozen(UserId(1)));
+    assert_eq!(rejection(&fx.run(hold(3, USDT, usdt("1")))), None);
+}
+
+#[test]
 fn withdrawal_lifecycle() {
     let mut fx = Fx::new();
     fx.deposit(1, BTC, btc("1"));

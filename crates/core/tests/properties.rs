@@ -89,6 +89,13 @@ enum Op {
         asset: u32,
         delta: i64,
     },
+    /// Reverses the deposit made `back` commands earlier (if that was one).
+    Reverse {
+        user: u64,
+        asset: u32,
+        back: u64,
+        steps: u32,
+    },
     Fees {
         market: u32,
         maker: u32,
@@ -112,6 +119,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..8u64, user.clone(), 1..=3u32, 1..200u32).prop_map(|(id, user, asset, steps)| Op::Hold { id, user, asset, steps }),
         2 => (0..8u64, 0..3u8).prop_map(|(id, step)| Op::WithdrawalStep { id, step }),
         1 => (user.clone(), 1..=3u32, -500..500i64).prop_map(|(user, asset, delta)| Op::Adjust { user, asset, delta }),
+        1 => (user.clone(), 1..=3u32, 1..40u64, 1..2_000u32).prop_map(|(user, asset, back, steps)| Op::Reverse { user, asset, back, steps }),
         1 => (1..=3u32, 0..5_000u32, 0..5_000u32).prop_map(|(market, maker, taker)| Op::Fees { market, maker, taker }),
         1 => (1..=3u32, proptest::bool::weighted(0.3)).prop_map(|(market, halt)| Op::Status { market, halt }),
     ]
@@ -187,6 +195,13 @@ fn command(op: &Op, seq: u64) -> Command {
             asset: AssetId(asset),
             delta: i128::from(delta) * asset_step(asset) as i128,
             reason: Reason::new("correction").unwrap(),
+        },
+        Op::Reverse { user, asset, back, steps } => Command::DepositReverse {
+            user: UserId(user),
+            asset: AssetId(asset),
+            amount: u128::from(steps) * asset_step(asset),
+            key: ExternalKey::new(&format!("tx{}:0", seq.saturating_sub(back))).unwrap(),
+            reason: Reason::new("left the chain").unwrap(),
         },
         Op::Fees { market, maker, taker } => Command::SetFees {
             market: MarketId(market),

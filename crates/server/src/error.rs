@@ -153,11 +153,15 @@ pub fn reject(reason: Reject) -> ApiError {
         Reject::UnknownWithdrawal => "unknown_withdrawal",
         Reject::WithdrawalState => "withdrawal_state",
         Reject::FeeTooHigh => "fee_too_high",
+        Reject::UnknownDeposit => "unknown_deposit",
+        Reject::DuplicateReversal => "duplicate_reversal",
+        Reject::AccountFrozen => "withdrawals_frozen",
     };
     let status = match reason {
         Reject::UnknownOrder | Reject::UnknownMarket => StatusCode::NOT_FOUND,
         Reject::DuplicateClientOrderId => StatusCode::CONFLICT,
         Reject::MarketHalted | Reject::TooManyOpenOrders => StatusCode::CONFLICT,
+        Reject::AccountFrozen => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, code, reason.to_string())

@@ -410,6 +410,9 @@ fn command_kind(events: &[Event]) -> (LedgerKind, String) {
             Event::BalanceAdjusted { reason, .. } => {
                 return (LedgerKind::Adjustment, format!("adjustment:{reason}"));
             }
+            Event::DepositReversed { key, .. } => {
+                return (LedgerKind::Reversal, format!("deposit:{key}"));
+            }
             _ => {}
         }
     }

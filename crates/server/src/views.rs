@@ -84,6 +84,7 @@ pub mod names {
         Deposit,
         Withdrawal,
         Adjustment,
+        Reversal,
     }
 
     #[derive(Debug, Serialize, ToSchema)]
@@ -192,6 +193,7 @@ pub fn ledger_kind_str(kind: LedgerKind) -> &'static str {
         LedgerKind::Deposit => "deposit",
         LedgerKind::Withdrawal => "withdrawal",
         LedgerKind::Adjustment => "adjustment",
+        LedgerKind::Reversal => "reversal",
     }
 }
 
@@ -577,14 +579,16 @@ mod tests {
                 n::LedgerKind::Trade,
                 n::LedgerKind::Deposit,
                 n::LedgerKind::Withdrawal,
-                n::LedgerKind::Adjustment
+                n::LedgerKind::Adjustment,
+                n::LedgerKind::Reversal
             ]),
             set(&[
                 LedgerKind::Order,
                 LedgerKind::Trade,
                 LedgerKind::Deposit,
                 LedgerKind::Withdrawal,
-                LedgerKind::Adjustment
+                LedgerKind::Adjustment,
+                LedgerKind::Reversal
             ]
             .map(ledger_kind_str))
         );

@@ -120,8 +120,8 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     };
 
     // Paid from the user's node: pending with its confirmations; a dust payment is recorded only.
-    let txid = payer.send_many(&[(address.clone(), 50_000_000)], "").await.unwrap();
-    let dust = payer.send_many(&[(address.clone(), 10_000)], "").await.unwrap();
+    let txid = payer.send_many(&[(address.clone(), 50_000_000)], "", 10_000).await.unwrap();
+    let dust = payer.send_many(&[(address.clone(), 10_000)], "", 10_000).await.unwrap();
     until("the payments at the exchange's node", async || {
         hot.transaction(&dust).await.ok().and(hot.transaction(&txid).await.ok())
     })
@@ -170,9 +170,12 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     user_node.mine(3, &mined).await;
     synced(&payer, &hot).await;
     poke(app.url.clone()).await;
-    // Tracking ends at the credit: the scan has moved past it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(deposit(&alice, &txid).await.unwrap()["confirmations"], 3);
+    // A credited deposit is still followed (a reorg could yet take it away), and never
+    // credited again.
+    until("followed after its credit", async || {
+        deposit(&alice, &txid).await.filter(|d| d["confirmations"] == 6)
+    })
+    .await;
     assert_eq!(ltc(alice.get("/api/v1/balances").await.1).as_deref(), Some("0.5"));
     let (_, ledger) = alice.get("/api/v1/ledger?asset=LTC").await;
     let credits: Vec<&Value> =
@@ -324,6 +327,120 @@ async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
 }
 
 #[tokio::test]
+async fn a_deposit_double_spent_after_its_credit_is_reversed_and_freezes_withdrawals() {
+    // Withdrawals are processed at start and when the hook wakes them, no sooner.
+    let World { user_node, exchange_node, payer, hot, mined, app } = World::start_with(
+        "100",
+        &[("WITHDRAWAL_INTERVAL_MS", "600000"), ("REORG_WATCH_CONFIRMATIONS", "50")],
+    )
+    .await;
+    let alice = register(&app, "alice@example.com").await;
+    let r = alice
+        .http
+        .post(format!("{}/api/v1/deposit-addresses", app.url))
+        .json(&json!({"asset": "LTC"}))
+        .send()
+        .await
+        .unwrap();
+    let address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+
+    // The nodes part. T1 pays Alice 0.5 from a coin of the user's; only the exchange's node
+    // gets it, and buries it under its 3 confirmations: credited.
+    let _: Value =
+        user_node.rpc(None).call(false, "setnetworkactive", json!([false])).await.unwrap();
+    until("the nodes apart", async || (hot.connection_count().await.unwrap() == 0).then_some(()))
+        .await;
+    let coins: Value = payer.call(true, "listunspent", json!([1])).await.unwrap();
+    let units = |c: &Value| bourse_wallet::rpc::parse_amount(&c["amount"].to_string()).unwrap();
+    let coin = coins.as_array().unwrap().iter().find(|c| units(c) >= 5_000_000_000).unwrap();
+    let input = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
+    let change = payer.new_address("change", None).await.unwrap();
+    let signed = async |outputs: Value| {
+        let raw: String =
+            payer.call(false, "createrawtransaction", json!([input, outputs])).await.unwrap();
+        let signed: Value =
+            payer.call(true, "signrawtransactionwithwallet", json!([raw])).await.unwrap();
+        signed["hex"].as_str().unwrap().to_string()
+    };
+    let t1_hex = signed(json!({address.clone(): "0.5", change.clone(): "49.4999"})).await;
+    let t1: String =
+        exchange_node.rpc(None).call(false, "sendrawtransaction", json!([t1_hex])).await.unwrap();
+    exchange_node.mine(3, &hot.new_address("mining", None).await.unwrap()).await;
+    until("T1 credited", async || deposit(&alice, &t1).await.filter(|d| d["status"] == "credited"))
+        .await;
+
+    // Alice withdraws 0.3 of it before anyone knows (held: the processor waits).
+    let elsewhere = payer.new_address("elsewhere", None).await.unwrap();
+    let withdraw = async |amount: &str| {
+        let r = alice
+            .http
+            .post(format!("{}/api/v1/withdrawals", alice.base))
+            .json(&json!({"asset": "LTC", "address": elsewhere, "amount": amount}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, held) = withdraw("0.3").await;
+    assert_eq!((status, held["status"].as_str()), (201, Some("held")), "{held}");
+    assert_eq!(balance(&alice).await, ("0.2".to_string(), "0.3".to_string()));
+
+    // Meanwhile the user's node spends the same coin back to the user (T2) and mines a longer
+    // chain; the nodes meet again and the exchange's chain reorganises: T1 is double-spent.
+    let t2_hex = signed(json!({change.clone(): "49.9999"})).await;
+    let _: String = payer.call(false, "sendrawtransaction", json!([t2_hex])).await.unwrap();
+    user_node.mine(5, &mined).await;
+    let _: Value =
+        user_node.rpc(None).call(false, "setnetworkactive", json!([true])).await.unwrap();
+    let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
+    let _: Value =
+        user_node.rpc(None).call(false, "addnode", json!([peer, "onetry"])).await.unwrap();
+    synced(&payer, &hot).await;
+
+    // The credit is taken back: Alice is 0.3 below zero, recorded in her ledger.
+    let reversed = until("T1 reversed", async || {
+        deposit(&alice, &t1).await.filter(|d| d["status"] == "reversed")
+    })
+    .await;
+    assert!(reversed["confirmations"].as_i64().unwrap() < 0, "{reversed}");
+    until("the balance below zero", async || {
+        (balance(&alice).await == ("-0.3".to_string(), "0.3".to_string())).then_some(())
+    })
+    .await;
+    let (_, ledger) = alice.get("/api/v1/ledger?asset=LTC").await;
+    let kinds: Vec<&str> =
+        ledger["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["reversal", "withdrawal", "deposit"], "{ledger}");
+
+    // The operator is alerted (recorded, not only logged).
+    let store = bourse_store::connect(&app.database_url).await.unwrap();
+    let alerts = store.alerts(10).await.unwrap();
+    assert!(
+        alerts.iter().any(|a| a.source == "wallet:LTC"
+            && a.message.contains(&t1)
+            && a.message.contains("reversed")),
+        "{alerts:?}"
+    );
+    store.close().await;
+
+    // Frozen: no new withdrawal, and the held one is not sent while the balance is below zero.
+    let (status, refused) = withdraw("0.01").await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("withdrawals_frozen")), "{refused}");
+    let hook = reqwest::Client::new();
+    let r = hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+    assert_eq!(page["withdrawals"][0]["status"], "held", "{page}");
+    assert_eq!(page["withdrawals"][0]["txid"], Value::Null, "{page}");
+    // More blocks change nothing: reversed once.
+    user_node.mine(2, &mined).await;
+    synced(&payer, &hot).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(balance(&alice).await, ("-0.3".to_string(), "0.3".to_string()));
+}
+
+#[tokio::test]
 async fn withdrawals_are_batched_sent_once_and_completed() {
     let World { user_node, exchange_node, payer, hot, mined, mut app } = World::start_with(
         "100",
@@ -338,7 +455,7 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
     common::deposit(&app, alice.id, "LTC", "2").await;
     // The hot wallet has coins to send.
     let hot_address = hot.new_address("hot", None).await.unwrap();
-    payer.send_many(&[(hot_address, 500_000_000)], "").await.unwrap();
+    payer.send_many(&[(hot_address, 500_000_000)], "", 10_000).await.unwrap();
     user_node.mine(1, &mined).await;
     synced(&payer, &hot).await;
 
@@ -474,7 +591,8 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
         .set_withdrawal_status(id, bourse_store::WithdrawalStatus::Sending, None, None, 0)
         .await
         .unwrap();
-    let lost = hot.send_many(&[(a1.clone(), 5_000_000)], &format!("bourse:w:{id}")).await.unwrap();
+    let lost =
+        hot.send_many(&[(a1.clone(), 5_000_000)], &format!("bourse:w:{id}"), 10_000).await.unwrap();
     store.close().await;
     app.start().await;
     alice.base = app.url.clone();
@@ -508,7 +626,7 @@ async fn a_hot_wallet_short_of_what_users_hold_pauses_withdrawals() {
     let alice = register(&app, "alice@example.com").await;
     // The hot wallet holds 5 LTC; Alice is owed 1.
     let hot_address = hot.new_address("hot", None).await.unwrap();
-    payer.send_many(&[(hot_address.clone(), 500_000_000)], "").await.unwrap();
+    payer.send_many(&[(hot_address.clone(), 500_000_000)], "", 10_000).await.unwrap();
     user_node.mine(1, &mined).await;
     synced(&payer, &hot).await;
     common::deposit(&app, alice.id, "LTC", "1").await;
@@ -524,7 +642,7 @@ async fn a_hot_wallet_short_of_what_users_hold_pauses_withdrawals() {
     // Coins leave the hot wallet behind bourse's back: an alert, withdrawals pause, health is
     // degraded; a withdrawal is held but not sent.
     let elsewhere = payer.new_address("elsewhere", None).await.unwrap();
-    hot.send_many(&[(elsewhere, 450_000_000)], "").await.unwrap();
+    hot.send_many(&[(elsewhere, 450_000_000)], "", 10_000).await.unwrap();
     let n =
         until("paused", async || Some(node().await).filter(|n| n["withdrawals_paused"] == true))
             .await;
@@ -546,7 +664,7 @@ async fn a_hot_wallet_short_of_what_users_hold_pauses_withdrawals() {
     assert!(status.contains("paused (short 0.5"), "{status}");
 
     // Topped up again: withdrawals resume and it goes out.
-    payer.send_many(&[(hot_address, 200_000_000)], "").await.unwrap();
+    payer.send_many(&[(hot_address, 200_000_000)], "", 10_000).await.unwrap();
     user_node.mine(1, &mined).await;
     synced(&payer, &hot).await;
     until("sent", async || {

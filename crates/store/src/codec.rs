@@ -5,9 +5,10 @@
 //! rows implement.
 
 use crate::{
-    ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositRow, DepositStatus, Interval,
-    LedgerKind, LedgerRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes,
-    SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositRow, DepositStatus,
+    Interval, LedgerKind, LedgerRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result,
+    Scopes, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -172,6 +173,7 @@ codes!(LedgerKind {
     LedgerKind::Deposit => "deposit",
     LedgerKind::Withdrawal => "withdrawal",
     LedgerKind::Adjustment => "adjustment",
+    LedgerKind::Reversal => "reversal",
 });
 
 impl Code for Interval {
@@ -465,6 +467,15 @@ pub(crate) fn withdrawal_row(r: &impl Get) -> Result<WithdrawalRow> {
         reason: r.opt_string("reason")?,
         created_ms: r.i64("created_ms")?,
         updated_ms: r.i64("updated_ms")?,
+    })
+}
+
+pub(crate) fn alert_row(r: &impl Get) -> Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.i64("id")?,
+        at_ms: r.i64("at_ms")?,
+        source: r.string("source")?,
+        message: r.string("message")?,
     })
 }
 

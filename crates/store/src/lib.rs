@@ -145,8 +145,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn deposit(&self, asset: AssetId, txid: &str, vout: u32) -> Result<Option<DepositRow>>;
     /// Deposits of `user`, newest (highest id) first.
     async fn deposits(&self, user: UserId, filter: &DepositFilter) -> Result<Vec<DepositRow>>;
-    /// Deposits of the asset still pending, oldest first.
-    async fn pending_deposits(&self, asset: AssetId) -> Result<Vec<DepositRow>>;
+    /// Deposits of the asset still to follow, oldest first: pending ones, and credited ones
+    /// with fewer than `watch` confirmations (a reorg could still take them away).
+    async fn watched_deposits(&self, asset: AssetId, watch: i64) -> Result<Vec<DepositRow>>;
     /// The block the asset's deposit scan goes on from.
     async fn wallet_cursor(&self, asset: AssetId) -> Result<Option<String>>;
     async fn set_wallet_cursor(&self, asset: AssetId, block_hash: &str, now_ms: i64) -> Result<()>;
@@ -174,6 +175,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         reason: Option<&str>,
         now_ms: i64,
     ) -> Result<()>;
+
+    /// Records an operator alert (append-only); returns its id.
+    async fn insert_alert(&self, alert: &NewAlert) -> Result<i64>;
+    /// The newest `limit` operator alerts, newest first.
+    async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>>;
 
     // ---- projection (written by the projector only) ------------------------------------------
     /// The last engine seq whose events are in the read models (0: none).

@@ -6,10 +6,11 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
-    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, NewApiKey, NewDepositAddress, NewSession,
-    NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow, Store,
-    StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositFilter, DepositRow,
+    FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, NewAlert, NewApiKey,
+    NewDepositAddress, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection,
+    Result, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter,
+    WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -615,9 +616,10 @@ impl Store for PgStore {
         codec::all(&rows, codec::deposit_row)
     }
 
-    async fn pending_deposits(&self, asset: AssetId) -> Result<Vec<DepositRow>> {
-        let rows = sqlx::query(sql::PENDING_DEPOSITS)
+    async fn watched_deposits(&self, asset: AssetId, watch: i64) -> Result<Vec<DepositRow>> {
+        let rows = sqlx::query(sql::WATCHED_DEPOSITS)
             .bind(i64::from(asset.0))
+            .bind(watch)
             .fetch_all(&self.pool)
             .await?;
         codec::all(&rows, codec::deposit_row)
@@ -711,6 +713,21 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn insert_alert(&self, alert: &NewAlert) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_ALERT)
+            .bind(alert.at_ms)
+            .bind(alert.source.as_str())
+            .bind(alert.message.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(sql::ALERTS).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::alert_row)
     }
 
     async fn projected_seq(&self) -> Result<u64> {

@@ -187,6 +187,8 @@ pub enum LedgerKind {
     Deposit,
     Withdrawal,
     Adjustment,
+    /// A credited deposit taken back: its transaction left the chain.
+    Reversal,
 }
 
 /// One change of one account: the new totals and the change from the previous ones.
@@ -471,4 +473,21 @@ pub struct WithdrawalFilter {
     /// Only withdrawals with `id < before`.
     pub before: Option<i64>,
     pub limit: u32,
+}
+
+/// Something an operator must look at now; see [`crate::Store::insert_alert`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub at_ms: i64,
+    /// The part that raised it, e.g. `wallet:LTC`.
+    pub source: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub at_ms: i64,
+    pub source: String,
+    pub message: String,
 }

@@ -154,13 +154,19 @@ pub(crate) const DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, add
      confirmations, status, seq, first_seen_ms, updated_ms \
      FROM deposits WHERE user_id = $1 AND ($2 IS NULL OR asset_id = $2) AND id <= $3 \
      ORDER BY id DESC LIMIT $4";
-pub(crate) const PENDING_DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
+pub(crate) const WATCHED_DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
      confirmations, status, seq, first_seen_ms, updated_ms \
-     FROM deposits WHERE asset_id = $1 AND status = 'pending' ORDER BY id";
+     FROM deposits WHERE asset_id = $1 \
+     AND (status = 'pending' OR (status = 'credited' AND confirmations < $2)) ORDER BY id";
 pub(crate) const WALLET_CURSOR: &str = "SELECT block_hash FROM wallet_cursors WHERE asset_id = $1";
 pub(crate) const SET_WALLET_CURSOR: &str = "INSERT INTO wallet_cursors (asset_id, block_hash, updated_ms) \
      VALUES ($1, $2, $3) ON CONFLICT (asset_id) DO UPDATE SET block_hash = excluded.block_hash, \
      updated_ms = excluded.updated_ms";
+
+pub(crate) const INSERT_ALERT: &str =
+    "INSERT INTO operator_alerts (at_ms, source, message) VALUES ($1, $2, $3) RETURNING id";
+pub(crate) const ALERTS: &str =
+    "SELECT id, at_ms, source, message FROM operator_alerts ORDER BY id DESC LIMIT $1";
 
 pub(crate) const INSERT_WITHDRAWAL: &str = "INSERT INTO withdrawals (user_id, asset_id, address, \
      amount, fee, status, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6) \

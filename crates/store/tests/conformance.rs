@@ -10,11 +10,11 @@ use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
 };
 use bourse_store::{
-    ApiKeyRow, BalanceRow, CandleRow, DepositFilter, DepositRow, DepositStatus, FillFilter,
-    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, NewApiKey, NewDepositAddress,
-    NewLedgerEntry, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow,
-    OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
-    UserRow, WithdrawalFilter, WithdrawalStatus, connect,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositFilter, DepositRow, DepositStatus,
+    FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, NewAlert, NewApiKey,
+    NewDepositAddress, NewLedgerEntry, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind,
+    OrderRow, OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose,
+    TradeRow, UserRow, WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 3, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 4, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -100,6 +100,7 @@ conformance!(
     corrupt_values_are_errors,
     wallet_addresses_deposits_and_cursor,
     withdrawals_round_trip,
+    operator_alerts_newest_first,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1159,9 +1160,15 @@ async fn wallet_addresses_deposits_and_cursor(db: &Db) {
         "amount and first sight never change"
     );
     assert_eq!(s.deposit(ltc, &seen.txid, 3).await.unwrap(), None);
-    let pending = s.pending_deposits(ltc).await.unwrap();
-    assert_eq!(pending.iter().map(|d| d.vout).collect::<Vec<_>>(), vec![2]);
-    assert!(s.pending_deposits(AssetId(1)).await.unwrap().is_empty());
+    let watched = s.watched_deposits(ltc, 6).await.unwrap();
+    assert_eq!(watched.iter().map(|d| d.vout).collect::<Vec<_>>(), vec![2], "pending only");
+    let watched = s.watched_deposits(ltc, 7).await.unwrap();
+    assert_eq!(
+        watched.iter().map(|d| d.vout).collect::<Vec<_>>(),
+        vec![1, 2],
+        "and credited with fewer confirmations than the watch"
+    );
+    assert!(s.watched_deposits(AssetId(1), 100).await.unwrap().is_empty());
 
     let all =
         s.deposits(a, &DepositFilter { limit: 10, ..DepositFilter::default() }).await.unwrap();
@@ -1188,6 +1195,38 @@ async fn wallet_addresses_deposits_and_cursor(db: &Db) {
     s.set_wallet_cursor(ltc, "00bb", 2).await.unwrap();
     assert_eq!(s.wallet_cursor(ltc).await.unwrap().as_deref(), Some("00bb"));
     assert_eq!(s.wallet_cursor(AssetId(1)).await.unwrap(), None);
+}
+
+async fn operator_alerts_newest_first(db: &Db) {
+    let s = &*db.store;
+    assert!(s.alerts(10).await.unwrap().is_empty());
+    let alert = |at_ms, message: &str| NewAlert {
+        at_ms,
+        source: "wallet:LTC".into(),
+        message: message.into(),
+    };
+    let first = s.insert_alert(&alert(10, "a deposit left the chain")).await.unwrap();
+    let second = s.insert_alert(&alert(20, "the hot wallet is short ✗")).await.unwrap();
+    assert!(second > first);
+    let got = s.alerts(10).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            AlertRow {
+                id: second,
+                at_ms: 20,
+                source: "wallet:LTC".into(),
+                message: "the hot wallet is short ✗".into()
+            },
+            AlertRow {
+                id: first,
+                at_ms: 10,
+                source: "wallet:LTC".into(),
+                message: "a deposit left the chain".into()
+            },
+        ]
+    );
+    assert_eq!(s.alerts(1).await.unwrap().len(), 1, "limited");
 }
 
 async fn withdrawals_round_trip(db: &Db) {

@@ -59,6 +59,34 @@ pub struct CoinConfig {
     /// How often held withdrawals are sent (one batch per pass).
     #[serde(default = "default_withdrawal_interval_ms")]
     pub withdrawal_interval_ms: u64,
+    /// Withdrawal transactions aim at confirmation within this many blocks
+    /// (`estimatesmartfee`).
+    #[serde(default = "default_fee_target_blocks")]
+    pub fee_target_blocks: u32,
+    /// The fee rate when the node has no estimate (a quiet chain, a fresh node), in minor units
+    /// per virtual byte (satoshi/vB; up to 3 decimals).
+    #[serde(default = "default_fee_rate_fallback")]
+    pub fee_rate_fallback: String,
+    /// No estimate is used above this rate (minor units per virtual byte).
+    #[serde(default = "default_fee_rate_max")]
+    pub fee_rate_max: String,
+    /// A credited deposit is watched until it has this many confirmations: if its transaction
+    /// leaves the chain before then, the credit is reversed.
+    #[serde(default = "default_reorg_watch")]
+    pub reorg_watch_confirmations: u32,
+}
+
+fn default_fee_target_blocks() -> u32 {
+    6
+}
+fn default_fee_rate_fallback() -> String {
+    "10".into()
+}
+fn default_fee_rate_max() -> String {
+    "1000".into()
+}
+fn default_reorg_watch() -> u32 {
+    100
 }
 
 fn default_batch_max() -> u32 {
@@ -164,6 +192,10 @@ pub struct Coin {
     pub withdrawal_min: u128,
     /// [`CoinConfig::reconcile_tolerance`] in minor units.
     pub reconcile_tolerance: u128,
+    /// [`CoinConfig::fee_rate_fallback`] in minor units per 1000 virtual bytes.
+    pub fee_rate_fallback: u128,
+    /// [`CoinConfig::fee_rate_max`] in minor units per 1000 virtual bytes.
+    pub fee_rate_max: u128,
     /// The last reconciliation (the processor's, each pass); withdrawals wait while it shows a
     /// shortfall.
     pub reconciliation: std::sync::Mutex<Option<Reconciliation>>,
@@ -209,6 +241,22 @@ impl Coin {
             .map_err(|e| invalid(format!("withdrawal_min: {e}")))?;
         let reconcile_tolerance = parse_units(&config.reconcile_tolerance, SCALE)
             .map_err(|e| invalid(format!("reconcile_tolerance: {e}")))?;
+        // Per virtual byte with 3 decimals = per 1000 virtual bytes, the node's unit.
+        let fee_rate_fallback = parse_units(&config.fee_rate_fallback, 3)
+            .map_err(|e| invalid(format!("fee_rate_fallback: {e}")))?;
+        let fee_rate_max = parse_units(&config.fee_rate_max, 3)
+            .map_err(|e| invalid(format!("fee_rate_max: {e}")))?;
+        if fee_rate_fallback == 0 || fee_rate_fallback > fee_rate_max {
+            return Err(invalid(
+                "fee_rate_fallback must be above zero and at most fee_rate_max".into(),
+            ));
+        }
+        if config.fee_target_blocks == 0 {
+            return Err(invalid("fee_target_blocks must be at least 1".into()));
+        }
+        if config.reorg_watch_confirmations < config.confirmations {
+            return Err(invalid("reorg_watch_confirmations must be at least confirmations".into()));
+        }
         if config.withdrawal_batch_max == 0 {
             return Err(invalid("withdrawal_batch_max must be at least 1".into()));
         }
@@ -224,6 +272,8 @@ impl Coin {
             withdrawal_fee,
             withdrawal_min,
             reconcile_tolerance,
+            fee_rate_fallback,
+            fee_rate_max,
             reconciliation: std::sync::Mutex::new(None),
             last_health: std::sync::Mutex::new(None),
             rpc,
@@ -294,6 +344,21 @@ impl Coin {
         health
     }
 
+    /// The fee rate for a withdrawal transaction, in minor units per 1000 virtual bytes: the
+    /// node's estimate for [`CoinConfig::fee_target_blocks`] (at most `fee_rate_max`), or
+    /// `fee_rate_fallback` when it has none.
+    pub async fn fee_rate(&self) -> Result<u128, RpcError> {
+        Ok(match self.rpc.estimate_fee_rate(self.config.fee_target_blocks).await? {
+            Some(rate) if rate > 0 => rate.min(self.fee_rate_max),
+            _ => self.fee_rate_fallback,
+        })
+    }
+
+    /// Where this coin's operator alerts come from.
+    pub fn alert_source(&self) -> String {
+        format!("wallet:{}", self.symbol)
+    }
+
     /// The label a deposit address carries in the node's wallet.
     pub fn label(user: bourse_core::UserId) -> String {
         format!("bourse:user:{}", user.0)
@@ -324,6 +389,15 @@ mod tests {
         assert!(error(both, 8).contains("not both"));
         let none = config("").unwrap();
         assert!(error(none, 8).contains("rpc_user and rpc_password"));
+        assert_eq!((coin.fee_rate_fallback, coin.fee_rate_max), (10_000, 1_000_000));
+        let fees = config("rpc_cookie_file = \"/x\"\nfee_rate_fallback = \"2.5\"").unwrap();
+        assert_eq!(Coin::new(AssetId(1), "LTC", 8, fees).unwrap().fee_rate_fallback, 2_500);
+        let fees = config("rpc_cookie_file = \"/x\"\nfee_rate_fallback = \"0.0001\"").unwrap();
+        assert!(error(fees, 8).contains("fee_rate_fallback"));
+        let fees = config("rpc_cookie_file = \"/x\"\nfee_rate_fallback = \"2000\"").unwrap();
+        assert!(error(fees, 8).contains("at most fee_rate_max"));
+        let watch = config("rpc_cookie_file = \"/x\"\nreorg_watch_confirmations = 3").unwrap();
+        assert!(error(watch, 8).contains("reorg_watch_confirmations"));
         let zero = config("rpc_cookie_file = \"/x\"\nconfirmations = 0").unwrap();
         assert!(error(zero, 8).contains("at least 1"));
         let bad = config("rpc_cookie_file = \"/x\"\nmin_deposit = \"0.000000001\"").unwrap();

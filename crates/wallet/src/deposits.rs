@@ -96,11 +96,16 @@ pub async fn scan(
         let now = coin.rpc.transaction(&entry.txid).await?.confirmations;
         observe(&ctx, &Payment::of(entry), now, &mut report).await?;
     }
-    // Pending deposits the listing left out: a transaction that conflicts with the best chain
-    // is not listed at all (and `removed` stays empty while the cursor's block is still on
-    // it), so each is asked about directly.
-    for d in store.pending_deposits(coin.asset).await? {
-        if seen.contains(&(d.txid.clone(), d.vout)) {
+    // Deposits the listing left out: a transaction that conflicts with the best chain is not
+    // listed at all (and `removed` stays empty while the cursor's block is still on it), so
+    // each pending one is asked about directly — and, whenever the chain moved, each credited
+    // one still short of `reorg_watch_confirmations`, which a reorg could yet take away.
+    let moved = cursor.as_deref() != Some(since.lastblock.as_str());
+    let watch = i64::from(coin.config.reorg_watch_confirmations);
+    for d in store.watched_deposits(coin.asset, watch).await? {
+        if seen.contains(&(d.txid.clone(), d.vout))
+            || (d.status == DepositStatus::Credited && !moved)
+        {
             continue;
         }
         let now = coin.rpc.transaction(&d.txid).await?.confirmations;
@@ -193,18 +198,34 @@ async fn observe(
         }
         DepositStatus::Pending | DepositStatus::Dropped => row.status = DepositStatus::Pending,
         DepositStatus::Credited if confirmations < 0 => {
-            // A credited deposit was double-spent or reorganised away: an operator alert, and
-            // the credit is taken back.
-            tracing::error!(
-                alert = true, coin = %coin.symbol, txid = %row.txid, vout = row.vout, user = row.user.0,
-                "OPERATOR ALERT: a credited deposit left the chain; reversing it"
+            // A credited deposit was double-spent away (it conflicts with the best chain): an
+            // operator alert, and the credit is taken back, below zero if the user spent it.
+            let message = format!(
+                "the credited deposit {}:{} of user {} ({} {}) left the chain; it is reversed and \
+                 the user's withdrawals are frozen while their balance is below zero",
+                row.txid,
+                row.vout,
+                row.user.0,
+                crate::rpc::amount_text(row.amount),
+                coin.symbol
             );
+            crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
             row.seq = reverse(coin, engine, &row).await?;
             row.status = DepositStatus::Reversed;
             report.reversed += 1;
             if let Some(seq) = row.seq {
                 on_change(row.user, seq);
             }
+        }
+        DepositStatus::Credited if confirmations == 0 => {
+            // Back in the mempool after a reorg: it may yet confirm again; the operator hears
+            // of it, and a conflict (negative confirmations) reverses it.
+            let message = format!(
+                "the credited deposit {}:{} of user {} is unconfirmed again after a reorg; it is \
+                 reversed if it conflicts with the chain",
+                row.txid, row.vout, row.user.0
+            );
+            crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
         }
         DepositStatus::Credited | DepositStatus::Reversed | DepositStatus::BelowMinimum => {}
     }
@@ -247,30 +268,34 @@ async fn credit(
     Ok(Some(outcome.seq))
 }
 
+/// Takes a credited deposit back (the engine's `DepositReverse`, keyed like the credit: a
+/// reversal the engine already applied, before a crash, counts as reversed).
 async fn reverse(
     coin: &Coin,
     engine: &EngineHandle,
     row: &DepositRow,
 ) -> Result<Option<u64>, WalletError> {
-    let delta = i128::try_from(row.amount)
-        .map_err(|_| WalletError::Limit(format!("deposit {} is too large to reverse", row.txid)))?;
-    let reason = Reason::new(&format!(
-        "deposit reversed: {} {}:{} left the chain",
-        coin.symbol, row.txid, row.vout
-    ))
-    .map_err(|e| WalletError::Limit(format!("reversal reason: {e}")))?;
-    let outcome = engine
-        .execute(Command::Adjust { user: row.user, asset: coin.asset, delta: -delta, reason })
-        .await?;
-    if let Some(Event::Rejected { reason, .. }) =
-        outcome.events.iter().find(|e| matches!(e, Event::Rejected { .. }))
-    {
-        return Err(WalletError::Refused {
+    let reason = Reason::new(&format!("{} deposit {} left the chain", coin.symbol, row.txid))
+        .map_err(|e| WalletError::Limit(format!("reversal reason: {e}")))?;
+    let command = Command::DepositReverse {
+        user: row.user,
+        asset: coin.asset,
+        amount: row.amount,
+        key: deposit_key(coin, row)?,
+        reason,
+    };
+    let outcome = engine.execute(command).await?;
+    match outcome.events.iter().find_map(|e| match e {
+        Event::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    }) {
+        None => Ok(Some(outcome.seq)),
+        Some(Reject::DuplicateReversal) => Ok(None),
+        Some(reason) => Err(WalletError::Refused {
             what: format!("the reversal of deposit {}:{}", row.txid, row.vout),
-            reason: *reason,
-        });
+            reason,
+        }),
     }
-    Ok(Some(outcome.seq))
 }
 
 /// What a scanner is given: the coin, where it writes, and whom it tells.

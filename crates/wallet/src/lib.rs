@@ -7,9 +7,11 @@
 //! - [`coin`]: a coin's configuration (`[wallets.LTC]`) and node connection.
 //! - [`deposits`]: deposit addresses, and the scan that credits each deposit exactly once.
 //! - [`withdrawals`]: holds, batched sends that are never repeated, confirmations.
+//! - [`alert`]: operator alerts (logged, and recorded in the store's `operator_alerts`).
 //!
 //! Amounts here are minor units (`u128`/`i128`) at the coin's scale (8 for the Bitcoin family).
 
+pub mod alert;
 pub mod coin;
 pub mod deposits;
 pub mod rpc;

@@ -453,15 +453,24 @@ impl BitcoinRpc {
         Ok(b.mine.trusted.0)
     }
 
-    /// One transaction paying every `(address, minor units)`; `comment` is kept in the wallet
-    /// with it (the withdrawal ids, to find the transaction again after a crash). Returns the
-    /// txid. Addresses must be distinct.
-    pub async fn send_many(&self, outputs: &[(String, u128)], comment: &str) -> Result<String> {
+    /// One transaction paying every `(address, minor units)` at `fee_rate` (minor units per
+    /// 1000 virtual bytes); `comment` is kept in the wallet with it (the withdrawal ids, to find
+    /// the transaction again after a crash). Returns the txid. Addresses must be distinct.
+    pub async fn send_many(
+        &self,
+        outputs: &[(String, u128)],
+        comment: &str,
+        fee_rate: u128,
+    ) -> Result<String> {
         let mut amounts = serde_json::Map::new();
         for (address, units) in outputs {
             amounts.insert(address.clone(), Value::String(amount_text(*units)));
         }
-        self.call(true, "sendmany", serde_json::json!(["", amounts, 1, comment])).await
+        // sendmany takes its explicit fee rate per virtual byte, with 3 decimals.
+        let per_vbyte = format!("{}.{:03}", fee_rate / 1000, fee_rate % 1000);
+        let params =
+            serde_json::json!(["", amounts, 1, comment, [], null, null, "unset", per_vbyte]);
+        self.call(true, "sendmany", params).await
     }
 
     /// Unlocks an encrypted wallet for `seconds`.

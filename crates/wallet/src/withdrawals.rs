@@ -182,6 +182,7 @@ async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, Stri
 /// `open` is the coin's open withdrawals as the store has them now.
 pub async fn reconcile(
     coin: &Coin,
+    store: &dyn Store,
     engine: &EngineHandle,
     open: &[WithdrawalRow],
     now_ms: i64,
@@ -210,10 +211,12 @@ pub async fn reconcile(
     let paused = shortfall > i128::try_from(coin.reconcile_tolerance).unwrap_or(i128::MAX);
     let was_paused = coin.withdrawals_paused();
     if paused && !was_paused {
-        tracing::error!(
-            alert = true, coin = %coin.symbol, shortfall = %crate::rpc::amount_text(shortfall.unsigned_abs()),
-            "OPERATOR ALERT: the hot wallet holds less than users are owed; withdrawals paused"
+        let message = format!(
+            "the hot wallet holds {} {} less than users are owed; withdrawals are paused",
+            crate::rpc::amount_text(shortfall.unsigned_abs()),
+            coin.symbol
         );
+        crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
     } else if !paused && was_paused {
         tracing::warn!(coin = %coin.symbol, "the hot wallet covers users again; withdrawals resume");
     }
@@ -274,12 +277,20 @@ pub async fn process(
     }
     // (3) Held: one batch, one output per address (the node refuses a repeated address) —
     // unless the hot wallet falls short of what users are owed.
+    // A user whose balance went below zero (a reversed deposit) has their withdrawals wait.
     let open = store.open_withdrawals(coin.asset).await?;
-    let paused = reconcile(coin, engine, &open, now_ms).await?.paused;
+    let paused = reconcile(coin, store, engine, &open, now_ms).await?.paused;
+    let held_by: BTreeSet<UserId> =
+        open.iter().filter(|w| w.status == WithdrawalStatus::Held).map(|w| w.user).collect();
+    let (_, frozen) = engine
+        .read(move |x| {
+            held_by.into_iter().filter(|u| x.withdrawals_frozen(*u)).collect::<BTreeSet<_>>()
+        })
+        .await?;
     let mut addresses = BTreeSet::new();
     let batch: Vec<&WithdrawalRow> = open
         .iter()
-        .filter(|w| w.status == WithdrawalStatus::Held && !paused)
+        .filter(|w| w.status == WithdrawalStatus::Held && !paused && !frozen.contains(&w.user))
         .filter(|w| addresses.insert(w.address.clone()))
         .take(coin.config.withdrawal_batch_max as usize)
         .collect();
@@ -290,10 +301,11 @@ pub async fn process(
         }
         let outputs: Vec<(String, u128)> =
             batch.iter().map(|w| (w.address.clone(), w.amount)).collect();
+        let fee_rate = coin.fee_rate().await?;
         if let Some(passphrase) = &coin.config.passphrase {
             coin.rpc.unlock(passphrase, 60).await?;
         }
-        let sent = coin.rpc.send_many(&outputs, &batch_comment(&ids)).await;
+        let sent = coin.rpc.send_many(&outputs, &batch_comment(&ids), fee_rate).await;
         if coin.config.passphrase.is_some()
             && let Err(e) = coin.rpc.lock().await
         {
@@ -305,13 +317,14 @@ pub async fn process(
                     mark_sent(store, engine, on_change, w, &txid, now_ms).await?;
                     report.sent += 1;
                 }
-                tracing::info!(coin = %coin.symbol, txid, withdrawals = ids.len(), "withdrawal batch sent");
+                tracing::info!(coin = %coin.symbol, txid, withdrawals = ids.len(), fee_rate_per_kvb = %fee_rate, "withdrawal batch sent");
             }
             // The node may have sent it before the answer was lost: the batch stays `sending`
             // and the next pass looks for it.
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
-                tracing::error!(coin = %coin.symbol, error = %e, "OPERATOR ALERT: a withdrawal batch was refused by the node");
+                let message = format!("the node refused the withdrawal batch {ids:?}: {e}");
+                crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
                 for w in &batch {
                     fail(
                         store,

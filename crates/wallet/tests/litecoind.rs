@@ -39,7 +39,7 @@ async fn deposits_are_seen_exactly_and_a_batch_is_one_transaction() {
     assert!(hot.address_is_valid(&deposit).await.unwrap());
     assert!(!hot.address_is_valid("LTC-not-an-address").await.unwrap());
     let before = hot.list_since_block(None, 1).await.unwrap();
-    let txid = user.send_many(&[(deposit.clone(), 12_345_678)], "a deposit").await.unwrap();
+    let txid = user.send_many(&[(deposit.clone(), 12_345_678)], "a deposit", 10_000).await.unwrap();
 
     // Seen unconfirmed, then with its confirmations; the amount is exact.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -70,19 +70,32 @@ async fn deposits_are_seen_exactly_and_a_batch_is_one_transaction() {
 
     // A batch: two withdrawals in one transaction, tagged with their ids.
     let fund = hot.new_address("hot", None).await.unwrap();
-    user.send_many(&[(fund, 300_000_000)], "").await.unwrap();
+    user.send_many(&[(fund, 300_000_000)], "", 10_000).await.unwrap();
     user_node.mine(1, &mined).await;
     synced(&user, &hot).await;
     let (a, b) =
         (user.new_address("w1", None).await.unwrap(), user.new_address("w2", None).await.unwrap());
     let batch = hot
-        .send_many(&[(a.clone(), 10_000_000), (b.clone(), 25_000_001)], "bourse withdrawals 1,2")
+        .send_many(
+            &[(a.clone(), 10_000_000), (b.clone(), 25_000_001)],
+            "bourse withdrawals 1,2",
+            12_345,
+        )
         .await
         .unwrap();
     let sent = hot.transaction(&batch).await.unwrap();
     assert_eq!(sent.comment.as_deref(), Some("bourse withdrawals 1,2"));
     assert_eq!(sent.amount.0, -35_000_001, "the outputs, without the fee");
-    assert!(sent.fee.unwrap().0 < 0);
+    // Paid at the rate asked for: 12.345 units per virtual byte (the node sizes the
+    // transaction before signing, so within a couple of percent).
+    let fee = -sent.fee.unwrap().0;
+    let raw: String =
+        hot.call(false, "getrawtransaction", serde_json::json!([batch])).await.unwrap();
+    let decoded: serde_json::Value =
+        hot.call(false, "decoderawtransaction", serde_json::json!([raw])).await.unwrap();
+    let vsize = i128::from(decoded["vsize"].as_i64().unwrap());
+    let rate = fee * 1000 / vsize;
+    assert!((12_100..=12_600).contains(&rate), "fee {fee} for {vsize} vB: {rate} per kvB");
     // Mined where it was sent, so the block surely holds it.
     exchange_node.mine(1, &mined).await;
     synced(&user, &hot).await;
@@ -107,7 +120,7 @@ async fn node_and_transport_failures_are_typed_errors() {
     let hot = node.rpc(Some("hot"));
 
     // The node refuses: bad address, unknown wallet, a fresh chain without a fee estimate.
-    let e = hot.send_many(&[("not-an-address".into(), 1)], "").await.unwrap_err();
+    let e = hot.send_many(&[("not-an-address".into(), 1)], "", 10_000).await.unwrap_err();
     assert_eq!(e.code(), Some(codes::INVALID_ADDRESS), "{e}");
     let e = node.rpc(Some("nope")).wallet_info().await.unwrap_err();
     assert_eq!(e.code(), Some(codes::WALLET_NOT_FOUND), "{e}");
@@ -119,13 +132,13 @@ async fn node_and_transport_failures_are_typed_errors() {
     let mined = hot.new_address("mining", None).await.unwrap();
     node.mine(101, &mined).await;
     let to = hot.new_address("x", None).await.unwrap();
-    let e = hot.send_many(&[(to.clone(), 1_000_000)], "").await.unwrap_err();
+    let e = hot.send_many(&[(to.clone(), 1_000_000)], "", 10_000).await.unwrap_err();
     assert_eq!(e.code(), Some(codes::WALLET_UNLOCK_NEEDED), "{e}");
     let e = hot.unlock(&Secret::new("wrong"), 5).await.unwrap_err();
     assert_eq!(e.code(), Some(codes::WALLET_PASSPHRASE_INCORRECT), "{e}");
     hot.unlock(&Secret::new("the passphrase"), 5).await.unwrap();
     assert!(hot.wallet_info().await.unwrap().unlocked_until.unwrap() > 0);
-    hot.send_many(&[(to, 1_000_000)], "").await.unwrap();
+    hot.send_many(&[(to, 1_000_000)], "", 10_000).await.unwrap();
     hot.lock().await.unwrap();
     assert_eq!(hot.wallet_info().await.unwrap().unlocked_until, Some(0));
 
