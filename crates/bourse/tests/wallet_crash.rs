@@ -6,67 +6,12 @@
 //! it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use bourse_wallet::testing::{Node, synced, until};
+use bourse_wallet::testing::{Node, Relay, synced, until};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-
-/// Reads one HTTP/1.1 message (headers and a `Content-Length` body); `None` at end of stream.
-async fn read_message(stream: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let mut byte = [0u8; 1];
-    while !bytes.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        bytes.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.ok()?;
-    bytes.extend_from_slice(&body);
-    Some(bytes)
-}
-
-/// A relay to the node's RPC port. While `hold` is set, a `sendmany` goes through to the node
-/// but its answer is kept back, and `forwarded` is notified.
-async fn relay(
-    listener: TcpListener,
-    node_port: u16,
-    hold: Arc<AtomicBool>,
-    forwarded: Arc<Notify>,
-) {
-    loop {
-        let Ok((mut client, _)) = listener.accept().await else { return };
-        let (hold, forwarded) = (hold.clone(), forwarded.clone());
-        tokio::spawn(async move {
-            let mut node = TcpStream::connect(("127.0.0.1", node_port)).await.unwrap();
-            while let Some(request) = read_message(&mut client).await {
-                let send = request.windows(10).any(|w| w == b"\"sendmany\"");
-                node.write_all(&request).await.unwrap();
-                let Some(answer) = read_message(&mut node).await else { return };
-                if send && hold.load(Ordering::SeqCst) {
-                    forwarded.notify_one();
-                    std::future::pending::<()>().await;
-                }
-                if client.write_all(&answer).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
 
 fn bourse(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bourse"))
@@ -119,10 +64,9 @@ async fn a_withdrawal_killed_between_broadcast_and_record_is_sent_once() {
     user_node.mine(101, &mined).await;
     synced(&payer, &hot).await;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay_url = format!("http://{}", listener.local_addr().unwrap());
-    let (hold, forwarded) = (Arc::new(AtomicBool::new(false)), Arc::new(Notify::new()));
-    tokio::spawn(relay(listener, exchange_node.rpc_port, hold.clone(), forwarded.clone()));
+    let relay = Relay::start(exchange_node.rpc_port, "\"sendmany\"").await;
+    let (relay_url, hold, forwarded) =
+        (relay.url.clone(), relay.hold.clone(), relay.forwarded.clone());
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bourse.toml");

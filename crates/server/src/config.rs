@@ -36,7 +36,7 @@ pub struct Config {
     /// Coin wallets by asset symbol (`[wallets.LTC]`): the node each asset's deposits and
     /// withdrawals go through. An asset without one has no deposits or withdrawals.
     #[serde(default)]
-    pub wallets: std::collections::BTreeMap<String, bourse_wallet::coin::CoinConfig>,
+    pub wallets: std::collections::BTreeMap<String, bourse_wallet::chain::WalletConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

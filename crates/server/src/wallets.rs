@@ -1,10 +1,10 @@
-//! The wallet role inside `bourse serve`: one [`Coin`] per configured asset, its deposit scanner
-//! task, and what the API and pages ask of it (addresses, deposits).
+//! The wallet role inside `bourse serve`: one [`Chain`] per configured asset, its deposit scanner
+//! and withdrawal processor tasks, and the hook a node notifies.
 
 use crate::mirror::Mirror;
 use anyhow::Context;
 use bourse_core::AssetId;
-use bourse_wallet::coin::{Coin, CoinConfig};
+use bourse_wallet::chain::{Chain, WalletConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 /// A coin the exchange runs a wallet for, and the signal that makes its scanner look now.
 #[derive(Debug, Clone)]
 pub struct Wallet {
-    pub coin: Arc<Coin>,
+    pub chain: Chain,
     /// Wakes the deposit scanner.
     pub wake: Arc<Notify>,
     /// Wakes the withdrawal processor.
@@ -21,7 +21,7 @@ pub struct Wallet {
 
 /// Opens every configured wallet; each must name an existing asset (add it first).
 pub fn open(
-    configs: &BTreeMap<String, CoinConfig>,
+    configs: &BTreeMap<String, WalletConfig>,
     mirror: &Mirror,
 ) -> anyhow::Result<HashMap<AssetId, Wallet>> {
     let mut wallets = HashMap::new();
@@ -30,10 +30,11 @@ pub fn open(
         let asset = mirror.asset_by_symbol(&symbol).with_context(|| {
             format!("wallets.{symbol}: there is no asset {symbol} (add it with `bourse asset add`)")
         })?;
-        let coin = Coin::new(asset.id, &symbol, asset.scale, config.clone())?;
-        tracing::info!(coin = %symbol, node = %config.rpc_url, confirmations = config.confirmations, "wallet configured");
+        let chain =
+            Chain::open(asset.id, &symbol, asset.scale, config).map_err(anyhow::Error::msg)?;
+        tracing::info!(coin = %symbol, node = %config.rpc_url(), confirmations = chain.confirmations(), "wallet configured");
         let wallet = Wallet {
-            coin: Arc::new(coin),
+            chain,
             wake: Arc::new(Notify::new()),
             wake_withdrawals: Arc::new(Notify::new()),
         };
@@ -50,27 +51,15 @@ pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
         let seen = state.clone();
         let on_change: Arc<bourse_wallet::deposits::OnChange> =
             Arc::new(move |user, seq| seen.note_user_seq(user, seq));
-        let scanner = bourse_wallet::deposits::Scanner {
-            coin: w.coin.clone(),
-            store: state.store.clone(),
-            engine: state.engine.clone(),
-            wake: w.wake.clone(),
-            on_change: on_change.clone(),
-            clock: crate::now_ms,
-        };
-        tasks.push(tokio::spawn(bourse_wallet::deposits::run_scanner(
-            scanner,
-            state.shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(bourse_wallet::withdrawals::run_processor(
-            w.coin.clone(),
+        tasks.extend(w.chain.spawn(
             state.store.clone(),
             state.engine.clone(),
+            w.wake.clone(),
             w.wake_withdrawals.clone(),
             on_change,
             crate::now_ms,
             state.shutdown.clone(),
-        )));
+        ));
     }
     tasks
 }

@@ -5,10 +5,10 @@
 //! rows implement.
 
 use crate::{
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositRow, DepositStatus,
-    Interval, LedgerKind, LedgerRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result,
-    Scopes, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow,
-    WithdrawalStatus,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
+    DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, NewLedgerEntry,
+    OrderKind, OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError, TokenPurpose,
+    TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -111,6 +111,22 @@ fn parse_i128(column: &'static str, s: &str) -> Result<i128> {
     s.parse().map_err(|_| corrupt(column, s))
 }
 
+// ---- bytes ------------------------------------------------------------------------------------
+
+/// Bytes as stored in a `TEXT` column: lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    ::hex::encode(bytes)
+}
+
+/// Lower-case hex back to bytes; anything else (upper case, odd length, other characters) is
+/// `Corrupt`, so what reads back is exactly what was written.
+fn parse_hex(column: &'static str, s: &str) -> Result<Vec<u8>> {
+    if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(corrupt(column, s));
+    }
+    ::hex::decode(s).map_err(|_| corrupt(column, s))
+}
+
 // ---- enums ------------------------------------------------------------------------------------
 
 /// An enum stored as a short lowercase code.
@@ -198,6 +214,19 @@ codes!(WithdrawalStatus {
     WithdrawalStatus::Sent => "sent",
     WithdrawalStatus::Completed => "completed",
     WithdrawalStatus::Failed => "failed",
+});
+
+// `signed` and `sent` are also spelled out in the SQL of open-send queries and indexes, and
+// `failed` in the nonce index and queries.
+codes!(ChainSendKind {
+    ChainSendKind::Withdrawal => "withdrawal",
+    ChainSendKind::Sweep => "sweep",
+});
+codes!(ChainSendStatus {
+    ChainSendStatus::Signed => "signed",
+    ChainSendStatus::Sent => "sent",
+    ChainSendStatus::Confirmed => "confirmed",
+    ChainSendStatus::Failed => "failed",
 });
 
 impl Code for TokenPurpose {
@@ -470,6 +499,34 @@ pub(crate) fn withdrawal_row(r: &impl Get) -> Result<WithdrawalRow> {
     })
 }
 
+pub(crate) fn chain_send_row(r: &impl Get) -> Result<ChainSendRow> {
+    Ok(ChainSendRow {
+        id: r.i64("id")?,
+        asset: AssetId(r.u32("asset_id")?),
+        kind: r.code("kind")?,
+        withdrawal: r.opt_i64("withdrawal_id")?,
+        from_address: r.string("from_address")?,
+        to_address: r.string("to_address")?,
+        nonce: r.u64("nonce")?,
+        txid: r.string("txid")?,
+        raw: parse_hex("raw", r.text("raw")?)?,
+        value: r.u128("value")?,
+        status: r.code("status")?,
+        fee: r.opt_u128("fee")?,
+        created_ms: r.i64("created_ms")?,
+        updated_ms: r.i64("updated_ms")?,
+    })
+}
+
+/// The nonce after the highest one (`MAX(nonce)` in column `n`, NULL: none).
+pub(crate) fn next_nonce(r: &impl Get) -> Result<Option<u64>> {
+    match r.opt_i64("n")? {
+        None => Ok(None),
+        // At most `i64::MAX`, so one more still fits a `u64`.
+        Some(n) => to_u64("nonce", n).map(|n| Some(n.saturating_add(1))),
+    }
+}
+
 pub(crate) fn alert_row(r: &impl Get) -> Result<AlertRow> {
     Ok(AlertRow {
         id: r.i64("id")?,
@@ -529,6 +586,21 @@ mod tests {
         check::<LedgerKind>();
         check::<Interval>();
         check::<TokenPurpose>();
+        check::<DepositStatus>();
+        check::<WithdrawalStatus>();
+        check::<ChainSendKind>();
+        check::<ChainSendStatus>();
+    }
+
+    #[test]
+    fn hex_round_trips_or_is_corrupt() {
+        let bytes = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
+        assert_eq!(hex(&bytes), "00017f80feff");
+        assert_eq!(parse_hex("c", &hex(&bytes)).unwrap(), bytes);
+        assert_eq!(parse_hex("c", "").unwrap(), Vec::<u8>::new());
+        for bad in ["0", "0g", "AB", "0xab", " ab", "ab\n"] {
+            assert!(matches!(parse_hex("c", bad), Err(StoreError::Corrupt { .. })), "{bad:?}");
+        }
     }
 
     #[test]

@@ -176,6 +176,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<()>;
 
+    /// Records a signed transaction in status `signed`; returns its id. A second send from the
+    /// same address with the same nonce for the asset is
+    /// `StoreError::Conflict("chain send nonce")`.
+    async fn insert_chain_send(&self, send: &NewChainSend) -> Result<i64>;
+    /// The asset's sends still `signed` or `sent`, oldest first.
+    async fn open_chain_sends(&self, asset: AssetId) -> Result<Vec<ChainSendRow>>;
+    /// The send recorded for a withdrawal that is not `failed`, if any.
+    async fn chain_send_of_withdrawal(&self, withdrawal: i64) -> Result<Option<ChainSendRow>>;
+    /// Moves a send to `status`, with the fee paid when given.
+    async fn set_chain_send_status(
+        &self,
+        id: i64,
+        status: ChainSendStatus,
+        fee: Option<u128>,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// The nonce after the highest one of the address's sends that are not `failed` (None: none
+    /// recorded).
+    async fn next_chain_nonce(&self, asset: AssetId, from_address: &str) -> Result<Option<u64>>;
+    /// Every deposit address of the asset (any user), oldest first.
+    async fn asset_deposit_addresses(&self, asset: AssetId) -> Result<Vec<DepositAddressRow>>;
+
     /// Records an operator alert (append-only); returns its id.
     async fn insert_alert(&self, alert: &NewAlert) -> Result<i64>;
     /// The newest `limit` operator alerts, newest first.

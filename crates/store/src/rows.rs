@@ -475,6 +475,66 @@ pub struct WithdrawalFilter {
     pub limit: u32,
 }
 
+/// What an account-based chain's transaction (Ethereum) was signed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainSendKind {
+    /// Pays a withdrawal ([`ChainSendRow::withdrawal`]).
+    Withdrawal,
+    /// Moves a deposit address's funds to the hot wallet.
+    Sweep,
+}
+
+/// Where a signed transaction of an account-based chain is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainSendStatus {
+    /// Recorded; it may or may not have been broadcast yet.
+    Signed,
+    /// Broadcast; waiting for confirmations.
+    Sent,
+    /// Mined and confirmed ([`ChainSendRow::fee`]).
+    Confirmed,
+    /// Never reached the chain: its nonce may be used again.
+    Failed,
+}
+
+/// A signed transaction, recorded before it is broadcast (so a crash never signs a second one
+/// for the same purpose).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewChainSend {
+    pub asset: AssetId,
+    pub kind: ChainSendKind,
+    /// The withdrawal it pays (kind Withdrawal).
+    pub withdrawal: Option<i64>,
+    pub from_address: String,
+    pub to_address: String,
+    pub nonce: u64,
+    pub txid: String,
+    /// The signed transaction's bytes.
+    pub raw: Vec<u8>,
+    /// Value moved, in the chain's smallest unit (wei).
+    pub value: u128,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSendRow {
+    pub id: i64,
+    pub asset: AssetId,
+    pub kind: ChainSendKind,
+    pub withdrawal: Option<i64>,
+    pub from_address: String,
+    pub to_address: String,
+    pub nonce: u64,
+    pub txid: String,
+    pub raw: Vec<u8>,
+    pub value: u128,
+    pub status: ChainSendStatus,
+    /// The fee paid, once confirmed (wei).
+    pub fee: Option<u128>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 /// Something an operator must look at now; see [`crate::Store::insert_alert`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAlert {

@@ -184,3 +184,23 @@ pub(crate) const SET_WITHDRAWAL_STATUS: &str = "UPDATE withdrawals SET status = 
      txid = COALESCE($3, txid), reason = COALESCE($4, reason), updated_ms = $5 WHERE id = $1";
 pub(crate) const DISCARD_WITHDRAWAL: &str =
     "DELETE FROM withdrawals WHERE id = $1 AND status = 'requested'";
+
+// ---- chain sends --------------------------------------------------------------------------------
+
+pub(crate) const INSERT_CHAIN_SEND: &str = "INSERT INTO chain_sends (asset_id, kind, withdrawal_id, \
+     from_address, to_address, nonce, txid, raw, value, status, created_ms, updated_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'signed', $10, $10) RETURNING id";
+/// Served by the partial index `chain_sends_open`.
+pub(crate) const OPEN_CHAIN_SENDS: &str = "SELECT id, asset_id, kind, withdrawal_id, from_address, \
+     to_address, nonce, txid, raw, value, status, fee, created_ms, updated_ms FROM chain_sends \
+     WHERE asset_id = $1 AND status IN ('signed', 'sent') ORDER BY id";
+pub(crate) const CHAIN_SEND_OF_WITHDRAWAL: &str = "SELECT id, asset_id, kind, withdrawal_id, \
+     from_address, to_address, nonce, txid, raw, value, status, fee, created_ms, updated_ms \
+     FROM chain_sends WHERE withdrawal_id = $1 AND status <> 'failed' ORDER BY id DESC LIMIT 1";
+pub(crate) const SET_CHAIN_SEND_STATUS: &str = "UPDATE chain_sends SET status = $2, \
+     fee = COALESCE($3, fee), updated_ms = $4 WHERE id = $1";
+/// Served by the partial unique index `chain_sends_nonce` (same predicate).
+pub(crate) const MAX_CHAIN_NONCE: &str = "SELECT MAX(nonce) AS n FROM chain_sends \
+     WHERE asset_id = $1 AND from_address = $2 AND status <> 'failed'";
+pub(crate) const ASSET_DEPOSIT_ADDRESSES: &str = "SELECT id, user_id, asset_id, address, label, \
+     created_ms FROM deposit_addresses WHERE asset_id = $1 ORDER BY id";

@@ -8,11 +8,11 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositAddressRow, DepositFilter, DepositRow,
-    FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, NewAlert, NewApiKey,
-    NewDepositAddress, NewLedgerEntry, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderRow,
-    Projection, Result, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
-    WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
+    DepositFilter, DepositRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow,
+    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewSession, NewToken,
+    NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow, Store, StoreError,
+    TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -641,6 +641,76 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn insert_chain_send(&self, c: &NewChainSend) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_CHAIN_SEND)
+            .bind(i64::from(c.asset.0))
+            .bind(c.kind.code())
+            .bind(c.withdrawal)
+            .bind(c.from_address.as_str())
+            .bind(c.to_address.as_str())
+            .bind(db_u64("nonce", c.nonce)?)
+            .bind(c.txid.as_str())
+            .bind(codec::hex(&c.raw))
+            .bind(codec::amount(c.value))
+            .bind(c.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "chain send nonce"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn open_chain_sends(&self, asset: AssetId) -> Result<Vec<ChainSendRow>> {
+        let rows = sqlx::query(sql::OPEN_CHAIN_SENDS)
+            .bind(i64::from(asset.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::chain_send_row)
+    }
+
+    async fn chain_send_of_withdrawal(&self, withdrawal: i64) -> Result<Option<ChainSendRow>> {
+        let row = sqlx::query(sql::CHAIN_SEND_OF_WITHDRAWAL)
+            .bind(withdrawal)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::chain_send_row).transpose()
+    }
+
+    async fn set_chain_send_status(
+        &self,
+        id: i64,
+        status: ChainSendStatus,
+        fee: Option<u128>,
+        now_ms: i64,
+    ) -> Result<()> {
+        // Back from `failed`, its nonce may meanwhile belong to another send.
+        sqlx::query(sql::SET_CHAIN_SEND_STATUS)
+            .bind(id)
+            .bind(status.code())
+            .bind(codec::opt_amount(fee))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "chain send nonce"))?;
+        Ok(())
+    }
+
+    async fn next_chain_nonce(&self, asset: AssetId, from_address: &str) -> Result<Option<u64>> {
+        let row = sqlx::query(sql::MAX_CHAIN_NONCE)
+            .bind(i64::from(asset.0))
+            .bind(from_address)
+            .fetch_one(&self.pool)
+            .await?;
+        codec::next_nonce(&row)
+    }
+
+    async fn asset_deposit_addresses(&self, asset: AssetId) -> Result<Vec<DepositAddressRow>> {
+        let rows = sqlx::query(sql::ASSET_DEPOSIT_ADDRESSES)
+            .bind(i64::from(asset.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::deposit_address_row)
     }
 
     async fn insert_alert(&self, alert: &NewAlert) -> Result<i64> {

@@ -10,11 +10,12 @@ use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
 };
 use bourse_store::{
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, DepositFilter, DepositRow, DepositStatus,
-    FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, NewAlert, NewApiKey,
-    NewDepositAddress, NewLedgerEntry, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind,
-    OrderRow, OrderStatus, Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose,
-    TradeRow, UserRow, WithdrawalFilter, WithdrawalStatus, connect,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
+    DepositFilter, DepositRow, DepositStatus, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
+    LedgerKind, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewSession,
+    NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow, OrderStatus, Projection, Scopes,
+    SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter,
+    WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 4, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 5, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -101,6 +102,7 @@ conformance!(
     wallet_addresses_deposits_and_cursor,
     withdrawals_round_trip,
     operator_alerts_newest_first,
+    chain_sends_round_trip,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1291,4 +1293,204 @@ async fn withdrawals_round_trip(db: &Db) {
         .await
         .unwrap();
     assert_eq!(older.iter().map(|w| w.id).collect::<Vec<_>>(), vec![w1]);
+}
+
+async fn chain_sends_round_trip(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let (eth, other) = (AssetId(3), AssetId(4));
+    let w1 = s
+        .insert_withdrawal(&NewWithdrawal {
+            user: a,
+            asset: eth,
+            address: "0xdest".into(),
+            amount: 5,
+            fee: 1,
+            created_ms: 1,
+        })
+        .await
+        .unwrap();
+    let w2 = s
+        .insert_withdrawal(&NewWithdrawal {
+            user: b,
+            asset: eth,
+            address: "0xdest2".into(),
+            amount: 6,
+            fee: 1,
+            created_ms: 2,
+        })
+        .await
+        .unwrap();
+    let send = |kind, withdrawal, from: &str, nonce, at| NewChainSend {
+        asset: eth,
+        kind,
+        withdrawal,
+        from_address: from.into(),
+        to_address: "0xdest".into(),
+        nonce,
+        txid: format!("0x{nonce:064x}{from}"),
+        raw: vec![0x02, 0xf8, u8::try_from(nonce % 256).unwrap()],
+        value: 1,
+        created_ms: at,
+    };
+    assert_eq!(s.next_chain_nonce(eth, "0xhot").await.unwrap(), None, "nothing recorded");
+    assert!(s.open_chain_sends(eth).await.unwrap().is_empty());
+
+    // Every field reads back as written: every byte value, a value above u64::MAX.
+    let first = NewChainSend {
+        raw: (0..=255u8).rev().chain(0..=255).collect(),
+        value: u128::from(u64::MAX) * 1_000 + 7,
+        to_address: "0xDeSt".into(),
+        ..send(ChainSendKind::Withdrawal, Some(w1), "0xhot", 0, 100)
+    };
+    let id1 = s.insert_chain_send(&first).await.unwrap();
+    let row1 = ChainSendRow {
+        id: id1,
+        asset: eth,
+        kind: ChainSendKind::Withdrawal,
+        withdrawal: Some(w1),
+        from_address: "0xhot".into(),
+        to_address: "0xDeSt".into(),
+        nonce: 0,
+        txid: first.txid.clone(),
+        raw: first.raw.clone(),
+        value: u128::from(u64::MAX) * 1_000 + 7,
+        status: ChainSendStatus::Signed,
+        fee: None,
+        created_ms: 100,
+        updated_ms: 100,
+    };
+    assert_eq!(s.open_chain_sends(eth).await.unwrap(), vec![row1.clone()]);
+    assert_eq!(s.chain_send_of_withdrawal(w1).await.unwrap(), Some(row1.clone()));
+
+    let sweep = NewChainSend {
+        to_address: "0xhot".into(),
+        ..send(ChainSendKind::Sweep, None, "0xdep1", 5, 110)
+    };
+    let id2 = s.insert_chain_send(&sweep).await.unwrap();
+    let id3 = s
+        .insert_chain_send(&send(ChainSendKind::Withdrawal, Some(w2), "0xhot", 1, 120))
+        .await
+        .unwrap();
+    // The same nonce from another address, or of the same address on another asset, is another
+    // send.
+    let id4 =
+        s.insert_chain_send(&send(ChainSendKind::Sweep, None, "0xdep2", 0, 130)).await.unwrap();
+    let id5 = s
+        .insert_chain_send(&NewChainSend {
+            asset: other,
+            ..send(ChainSendKind::Withdrawal, None, "0xhot", 0, 140)
+        })
+        .await
+        .unwrap();
+    // A second live send of the same (asset, address, nonce) is refused, nothing written.
+    match s.insert_chain_send(&send(ChainSendKind::Sweep, None, "0xhot", 1, 150)).await {
+        Err(StoreError::Conflict(what)) => assert_eq!(what, "chain send nonce"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert!(matches!(
+        s.insert_chain_send(&send(ChainSendKind::Sweep, None, "0xhot", u64::MAX, 150)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let sweep_row =
+        s.open_chain_sends(eth).await.unwrap().into_iter().find(|r| r.id == id2).unwrap();
+    assert_eq!(
+        (sweep_row.kind, sweep_row.withdrawal, sweep_row.nonce, sweep_row.value, sweep_row.raw),
+        (ChainSendKind::Sweep, None, 5, 1, vec![0x02, 0xf8, 5])
+    );
+    let ids = |rows: Vec<ChainSendRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.open_chain_sends(eth).await.unwrap()), vec![id1, id2, id3, id4]);
+    assert_eq!(ids(s.open_chain_sends(other).await.unwrap()), vec![id5]);
+    assert_eq!(s.next_chain_nonce(eth, "0xhot").await.unwrap(), Some(2));
+    assert_eq!(s.next_chain_nonce(eth, "0xdep1").await.unwrap(), Some(6));
+    assert_eq!(s.next_chain_nonce(other, "0xhot").await.unwrap(), Some(1));
+    assert_eq!(s.next_chain_nonce(eth, "0xnobody").await.unwrap(), None);
+
+    // sent, then confirmed with its fee; the fee stays when a later change gives none.
+    let fee = u128::from(u64::MAX) + 21_000;
+    s.set_chain_send_status(id1, ChainSendStatus::Sent, None, 200).await.unwrap();
+    let sent = s.chain_send_of_withdrawal(w1).await.unwrap().unwrap();
+    assert_eq!((sent.status, sent.fee, sent.updated_ms), (ChainSendStatus::Sent, None, 200));
+    s.set_chain_send_status(id1, ChainSendStatus::Confirmed, Some(fee), 300).await.unwrap();
+    s.set_chain_send_status(id1, ChainSendStatus::Confirmed, None, 400).await.unwrap();
+    assert_eq!(
+        s.chain_send_of_withdrawal(w1).await.unwrap(),
+        Some(ChainSendRow {
+            status: ChainSendStatus::Confirmed,
+            fee: Some(fee),
+            updated_ms: 400,
+            ..row1
+        })
+    );
+    assert_eq!(
+        ids(s.open_chain_sends(eth).await.unwrap()),
+        vec![id2, id3, id4],
+        "confirmed is closed"
+    );
+    assert_eq!(s.next_chain_nonce(eth, "0xhot").await.unwrap(), Some(2), "a confirmed send counts");
+
+    // A failed send is closed, no longer the withdrawal's, and frees its nonce.
+    s.set_chain_send_status(id3, ChainSendStatus::Failed, None, 500).await.unwrap();
+    assert_eq!(ids(s.open_chain_sends(eth).await.unwrap()), vec![id2, id4]);
+    assert_eq!(s.chain_send_of_withdrawal(w2).await.unwrap(), None);
+    assert_eq!(s.next_chain_nonce(eth, "0xhot").await.unwrap(), Some(1), "failed ones are ignored");
+    let id6 = s
+        .insert_chain_send(&send(ChainSendKind::Withdrawal, Some(w2), "0xhot", 1, 600))
+        .await
+        .unwrap();
+    let again = s.chain_send_of_withdrawal(w2).await.unwrap().unwrap();
+    assert_eq!((again.id, again.nonce, again.status), (id6, 1, ChainSendStatus::Signed));
+    assert_eq!(s.next_chain_nonce(eth, "0xhot").await.unwrap(), Some(2));
+    // The failed one cannot come back while its nonce is taken.
+    assert!(matches!(
+        s.set_chain_send_status(id3, ChainSendStatus::Signed, None, 700).await,
+        Err(StoreError::Conflict("chain send nonce"))
+    ));
+    // Two failed sends of one nonce do not conflict.
+    s.set_chain_send_status(id6, ChainSendStatus::Failed, None, 800).await.unwrap();
+    let id7 = s
+        .insert_chain_send(&send(ChainSendKind::Withdrawal, Some(w2), "0xhot", 1, 900))
+        .await
+        .unwrap();
+    s.set_chain_send_status(id7, ChainSendStatus::Failed, None, 910).await.unwrap();
+    assert_eq!(s.chain_send_of_withdrawal(w2).await.unwrap(), None);
+    assert_eq!(s.chain_send_of_withdrawal(w2 + 1_000).await.unwrap(), None);
+    assert_eq!(ids(s.open_chain_sends(eth).await.unwrap()), vec![id2, id4]);
+
+    // Every deposit address of one asset, whoever's, oldest first.
+    let addr = |user, asset, address: &str, at| NewDepositAddress {
+        user,
+        asset,
+        address: address.into(),
+        label: format!("bourse:user:{}", user.0),
+        created_ms: at,
+    };
+    let d1 = s.insert_deposit_address(&addr(a, eth, "0xdep1", 10)).await.unwrap();
+    let d2 = s.insert_deposit_address(&addr(b, eth, "0xdep2", 20)).await.unwrap();
+    s.insert_deposit_address(&addr(a, other, "0xdep1", 30)).await.unwrap();
+    let d4 = s.insert_deposit_address(&addr(a, eth, "0xdep3", 40)).await.unwrap();
+    let all = s.asset_deposit_addresses(eth).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| (r.id, r.user, r.asset, r.address.as_str())).collect::<Vec<_>>(),
+        vec![(d1, a, eth, "0xdep1"), (d2, b, eth, "0xdep2"), (d4, a, eth, "0xdep3")]
+    );
+    assert_eq!((all[1].label.as_str(), all[1].created_ms), ("bourse:user:2", 20));
+    assert_eq!(s.asset_deposit_addresses(other).await.unwrap().len(), 1);
+    assert!(s.asset_deposit_addresses(AssetId(9)).await.unwrap().is_empty());
+
+    // Stored bytes that are not lower-case hex are corrupt.
+    let corrupt = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Corrupt { column, .. }) => assert_eq!(column, "raw"),
+        other => panic!("expected Corrupt(raw), got {other:?}"),
+    };
+    raw(&db.url, "UPDATE chain_sends SET raw = '0xzz' WHERE from_address = '0xdep1'").await;
+    corrupt(s.open_chain_sends(eth).await.map(|_| ()));
+    raw(&db.url, "UPDATE chain_sends SET raw = 'ABCD' WHERE from_address = '0xdep1'").await;
+    corrupt(s.open_chain_sends(eth).await.map(|_| ()));
+    raw(&db.url, "UPDATE chain_sends SET raw = 'abc' WHERE from_address = '0xdep1'").await;
+    corrupt(s.open_chain_sends(eth).await.map(|_| ()));
+    // The rows that are sound still read.
+    assert_eq!(s.chain_send_of_withdrawal(w1).await.unwrap().map(|r| r.raw.len()), Some(512));
+    assert_eq!(ids(s.open_chain_sends(other).await.unwrap()), vec![id5]);
 }

@@ -359,6 +359,25 @@ impl Coin {
         format!("wallet:{}", self.symbol)
     }
 
+    pub fn withdrawal_policy(&self) -> crate::withdrawals::WithdrawalPolicy {
+        crate::withdrawals::WithdrawalPolicy {
+            asset: self.asset,
+            scale: SCALE,
+            fee: self.withdrawal_fee,
+            min: self.withdrawal_min,
+        }
+    }
+
+    pub fn deposit_policy(&self) -> crate::deposits::DepositPolicy {
+        crate::deposits::DepositPolicy {
+            asset: self.asset,
+            symbol: self.symbol.clone(),
+            confirmations: self.config.confirmations,
+            min_deposit: self.min_deposit,
+            scale: SCALE,
+        }
+    }
+
     /// The label a deposit address carries in the node's wallet.
     pub fn label(user: bourse_core::UserId) -> String {
         format!("bourse:user:{}", user.0)

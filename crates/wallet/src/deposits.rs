@@ -19,6 +19,8 @@ pub enum WalletError {
     #[error(transparent)]
     Rpc(#[from] RpcError),
     #[error(transparent)]
+    Eth(bourse_eth::RpcError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -81,7 +83,8 @@ pub async fn scan(
     on_change: &OnChange,
     now_ms: i64,
 ) -> Result<ScanReport, WalletError> {
-    let ctx = Ctx { coin, store, engine, on_change, now_ms };
+    let policy = coin.deposit_policy();
+    let ctx = Ctx { policy: &policy, store, engine, on_change, now_ms };
     let cursor = store.wallet_cursor(coin.asset).await?;
     let since = coin.rpc.list_since_block(cursor.as_deref(), coin.config.confirmations).await?;
     let mut report = ScanReport::default();
@@ -117,12 +120,34 @@ pub async fn scan(
     Ok(report)
 }
 
-/// A payment to a deposit address, as the scan sees it.
-struct Payment<'a> {
-    txid: &'a str,
-    vout: u32,
-    address: &'a str,
-    amount: u128,
+/// A payment to a deposit address, as a scan sees it.
+pub(crate) struct Payment<'a> {
+    pub txid: &'a str,
+    /// The output's index (Bitcoin family); 0 on account-based chains.
+    pub vout: u32,
+    pub address: &'a str,
+    /// Minor units of the asset.
+    pub amount: u128,
+}
+
+/// What deposit bookkeeping needs of a coin, whatever its chain.
+#[derive(Clone, Debug)]
+pub struct DepositPolicy {
+    pub asset: bourse_core::AssetId,
+    pub symbol: String,
+    /// Before the credit.
+    pub confirmations: u32,
+    /// Smaller deposits are recorded, never credited (minor units).
+    pub min_deposit: u128,
+    /// The asset's decimals.
+    pub scale: u8,
+}
+
+impl DepositPolicy {
+    /// Where this coin's operator alerts come from.
+    pub fn alert_source(&self) -> String {
+        format!("wallet:{}", self.symbol)
+    }
 }
 
 impl<'a> Payment<'a> {
@@ -137,24 +162,27 @@ impl<'a> Payment<'a> {
     }
 }
 
-struct Ctx<'a> {
-    coin: &'a Coin,
-    store: &'a dyn Store,
-    engine: &'a EngineHandle,
-    on_change: &'a OnChange,
-    now_ms: i64,
+/// What a scan works with.
+pub(crate) struct Ctx<'a> {
+    pub policy: &'a DepositPolicy,
+    pub store: &'a dyn Store,
+    pub engine: &'a EngineHandle,
+    pub on_change: &'a OnChange,
+    pub now_ms: i64,
 }
 
-async fn observe(
+/// Where a payment stands now (`confirmations` negative: it conflicts with the best chain);
+/// records it and credits, drops or reverses it as that requires. Returns the deposit's status.
+pub(crate) async fn observe(
     ctx: &Ctx<'_>,
     payment: &Option<Payment<'_>>,
     confirmations: i64,
     report: &mut ScanReport,
-) -> Result<(), WalletError> {
-    let Ctx { coin, store, engine, on_change, now_ms } = *ctx;
-    let Some(Payment { txid, vout, address, amount }) = *payment else { return Ok(()) };
+) -> Result<Option<DepositStatus>, WalletError> {
+    let Ctx { policy: coin, store, engine, on_change, now_ms } = *ctx;
+    let Some(Payment { txid, vout, address, amount }) = *payment else { return Ok(None) };
     // Only payments to users' deposit addresses (not the hot wallet's own change).
-    let Some(owner) = store.deposit_address(coin.asset, address).await? else { return Ok(()) };
+    let Some(owner) = store.deposit_address(coin.asset, address).await? else { return Ok(None) };
     let existing = store.deposit(coin.asset, txid, vout).await?;
     if existing.is_none() {
         report.seen += 1;
@@ -187,7 +215,7 @@ async fn observe(
             row.status = DepositStatus::BelowMinimum;
         }
         DepositStatus::Pending | DepositStatus::Dropped
-            if confirmations >= i64::from(coin.config.confirmations) =>
+            if confirmations >= i64::from(coin.confirmations) =>
         {
             row.seq = credit(coin, engine, &row).await?;
             row.status = DepositStatus::Credited;
@@ -206,7 +234,7 @@ async fn observe(
                 row.txid,
                 row.vout,
                 row.user.0,
-                crate::rpc::amount_text(row.amount),
+                bourse_core::decimal::format_units_trimmed(row.amount, coin.scale),
                 coin.symbol
             );
             crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
@@ -230,10 +258,10 @@ async fn observe(
         DepositStatus::Credited | DepositStatus::Reversed | DepositStatus::BelowMinimum => {}
     }
     store.upsert_deposit(&row).await?;
-    Ok(())
+    Ok(Some(row.status))
 }
 
-fn deposit_key(coin: &Coin, row: &DepositRow) -> Result<ExternalKey, WalletError> {
+fn deposit_key(coin: &DepositPolicy, row: &DepositRow) -> Result<ExternalKey, WalletError> {
     ExternalKey::new(&format!("{}:{}:{}", coin.symbol, row.txid, row.vout))
         .map_err(|e| WalletError::Limit(format!("deposit key of {}:{}: {e}", row.txid, row.vout)))
 }
@@ -241,7 +269,7 @@ fn deposit_key(coin: &Coin, row: &DepositRow) -> Result<ExternalKey, WalletError
 /// Credits the deposit; a key the engine already credited (a crash after the credit and before
 /// the store recorded it) counts as credited.
 async fn credit(
-    coin: &Coin,
+    coin: &DepositPolicy,
     engine: &EngineHandle,
     row: &DepositRow,
 ) -> Result<Option<u64>, WalletError> {
@@ -271,7 +299,7 @@ async fn credit(
 /// Takes a credited deposit back (the engine's `DepositReverse`, keyed like the credit: a
 /// reversal the engine already applied, before a crash, counts as reversed).
 async fn reverse(
-    coin: &Coin,
+    coin: &DepositPolicy,
     engine: &EngineHandle,
     row: &DepositRow,
 ) -> Result<Option<u64>, WalletError> {

@@ -4,16 +4,22 @@
 //!   ... nodes): bounded replies, timeouts, typed errors, exact amounts (a node's JSON numbers are
 //!   read as decimal text, never as floats).
 //!
-//! - [`coin`]: a coin's configuration (`[wallets.LTC]`) and node connection.
+//! - [`chain`]: one wallet whatever its chain (`[wallets.X] chain = "bitcoin" | "ethereum"`).
+//! - [`coin`]: a Bitcoin-family coin's configuration (`[wallets.LTC]`) and node connection.
 //! - [`deposits`]: deposit addresses, and the scan that credits each deposit exactly once.
 //! - [`withdrawals`]: holds, batched sends that are never repeated, confirmations.
+//! - [`ethereum`]: ether — HD deposit addresses, block scanning, sweeps, withdrawals signed
+//!   here and never sent twice (the node client is the `bourse-eth` crate).
 //! - [`alert`]: operator alerts (logged, and recorded in the store's `operator_alerts`).
 //!
-//! Amounts here are minor units (`u128`/`i128`) at the coin's scale (8 for the Bitcoin family).
+//! Amounts here are minor units (`u128`/`i128`) at the coin's scale (8 for the Bitcoin family;
+//! wei on the Ethereum chain, converted at the edge).
 
 pub mod alert;
+pub mod chain;
 pub mod coin;
 pub mod deposits;
+pub mod ethereum;
 pub mod rpc;
 #[cfg(feature = "testing")]
 pub mod testing;

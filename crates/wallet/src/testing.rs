@@ -120,3 +120,76 @@ pub async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Reads one HTTP/1.1 message (headers and a `Content-Length` body); `None` at end of stream.
+async fn read_message(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.ok()?;
+    bytes.extend_from_slice(&body);
+    Some(bytes)
+}
+
+/// A relay in front of a node's RPC port, to lose answers: while `hold` is set, a request
+/// that contains `needle` goes through to the node, its answer is kept back forever, and
+/// `forwarded` is notified — the node did what was asked, the caller never hears of it (as if
+/// the caller died, or the network failed, just then).
+#[derive(Debug)]
+pub struct Relay {
+    pub url: String,
+    pub hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub forwarded: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Relay {
+    pub async fn start(node_port: u16, needle: &'static str) -> Relay {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let forwarded = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (h, f) = (hold.clone(), forwarded.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                let (hold, forwarded) = (h.clone(), f.clone());
+                tokio::spawn(async move {
+                    let Ok(mut node) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", node_port)).await
+                    else {
+                        return;
+                    };
+                    while let Some(request) = read_message(&mut client).await {
+                        let matches = request.windows(needle.len()).any(|w| w == needle.as_bytes());
+                        if node.write_all(&request).await.is_err() {
+                            return;
+                        }
+                        let Some(answer) = read_message(&mut node).await else { return };
+                        if matches && hold.load(Ordering::SeqCst) {
+                            forwarded.notify_one();
+                            std::future::pending::<()>().await;
+                        }
+                        if client.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { url, hold, forwarded }
+    }
+}

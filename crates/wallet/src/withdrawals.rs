@@ -8,7 +8,7 @@
 use crate::coin::Coin;
 use crate::deposits::{OnChange, WalletError};
 use crate::rpc::RpcError;
-use bourse_core::{Command, Event, ExternalKey, Reason, Reject, UserId, WithdrawalId};
+use bourse_core::{AssetId, Command, Event, ExternalKey, Reason, Reject, UserId, WithdrawalId};
 use bourse_engine::EngineHandle;
 use bourse_store::{NewWithdrawal, Store, WithdrawalRow, WithdrawalStatus};
 use serde::Deserialize;
@@ -55,6 +55,18 @@ impl From<bourse_store::StoreError> for RequestError {
     }
 }
 
+/// What withdrawal bookkeeping needs of a coin, whatever its chain.
+#[derive(Clone, Debug)]
+pub struct WithdrawalPolicy {
+    pub asset: AssetId,
+    /// The asset's decimals.
+    pub scale: u8,
+    /// Held with the amount; the exchange's.
+    pub fee: u128,
+    /// The smallest amount.
+    pub min: u128,
+}
+
 /// Records a withdrawal and holds its amount plus the coin's fee. Refused with nothing held
 /// for an address the node does not take, an amount under the minimum or over the balance.
 pub async fn request(
@@ -70,12 +82,27 @@ pub async fn request(
     if address.is_empty() || address.len() > 128 || !coin.rpc.address_is_valid(address).await? {
         return Err(RequestError::BadAddress(address.to_string()));
     }
-    if amount < coin.withdrawal_min || amount == 0 {
-        return Err(RequestError::BelowMinimum(crate::rpc::amount_text(
-            coin.withdrawal_min.max(1),
+    record_and_hold(&coin.withdrawal_policy(), store, engine, user, address, amount, now_ms).await
+}
+
+/// Records a withdrawal to an address the chain takes and holds its amount plus the fee;
+/// refused, with nothing held, under the minimum or over the balance.
+pub(crate) async fn record_and_hold(
+    coin: &WithdrawalPolicy,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    user: UserId,
+    address: &str,
+    amount: u128,
+    now_ms: i64,
+) -> Result<WithdrawalRow, RequestError> {
+    if amount < coin.min || amount == 0 {
+        return Err(RequestError::BelowMinimum(bourse_core::decimal::format_units_trimmed(
+            coin.min.max(1),
+            coin.scale,
         )));
     }
-    let fee = coin.withdrawal_fee;
+    let fee = coin.fee;
     let new = NewWithdrawal {
         user,
         asset: coin.asset,
@@ -85,7 +112,7 @@ pub async fn request(
         created_ms: now_ms,
     };
     let id = store.insert_withdrawal(&new).await?;
-    let held = match hold(coin, store, engine, id, user, amount, fee, now_ms).await? {
+    let held = match hold(coin.asset, store, engine, id, user, amount, fee, now_ms).await? {
         Ok(()) => Ok(()),
         Err(reject) => {
             // Refused (no funds): it never was.
@@ -115,8 +142,8 @@ pub async fn request(
 /// Holds the funds of a recorded withdrawal: `Ok(Ok)` held (or already held), `Ok(Err)` refused
 /// (nothing held; the caller decides what becomes of the row).
 #[allow(clippy::too_many_arguments)]
-async fn hold(
-    coin: &Coin,
+pub(crate) async fn hold(
+    asset: AssetId,
     store: &dyn Store,
     engine: &EngineHandle,
     id: i64,
@@ -128,9 +155,8 @@ async fn hold(
     let withdrawal = WithdrawalId(
         u64::try_from(id).map_err(|_| WalletError::Limit(format!("withdrawal id {id}")))?,
     );
-    let outcome = engine
-        .execute(Command::WithdrawalHold { withdrawal, user, asset: coin.asset, amount, fee })
-        .await?;
+    let outcome =
+        engine.execute(Command::WithdrawalHold { withdrawal, user, asset, amount, fee }).await?;
     match outcome.events.iter().find_map(|e| match e {
         Event::Rejected { reason, .. } => Some(*reason),
         _ => None,
@@ -175,19 +201,14 @@ async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, Stri
     Ok(found)
 }
 
-/// Compares the hot wallet with what users hold in the coin (the engine's totals: deposits −
-/// withdrawals + adjustments − the fee account), less withdrawals already sent. A shortfall over
-/// the tolerance raises an operator alert and pauses the coin's withdrawals; it is recorded on
-/// the coin either way.
-/// `open` is the coin's open withdrawals as the store has them now.
-pub async fn reconcile(
-    coin: &Coin,
-    store: &dyn Store,
+/// What users hold in the asset by the engine's totals (deposits − withdrawals + adjustments −
+/// the fee account), less withdrawals already sent (their coins left the wallet); `open` is the
+/// asset's open withdrawals as the store has them now.
+pub(crate) async fn liabilities(
     engine: &EngineHandle,
+    asset: AssetId,
     open: &[WithdrawalRow],
-    now_ms: i64,
-) -> Result<crate::coin::Reconciliation, WalletError> {
-    let asset = coin.asset;
+) -> Result<i128, WalletError> {
     let (_, owed) = engine
         .read(move |exchange| {
             exchange.asset(asset).map(|a| {
@@ -204,27 +225,86 @@ pub async fn reconcile(
         .filter(|w| w.status == WithdrawalStatus::Sent)
         .map(|w| i128::try_from(w.amount.saturating_add(w.fee)).unwrap_or(i128::MAX))
         .fold(0, i128::saturating_add);
-    let hot = coin.rpc.trusted_balance().await?;
-    // Saturating: the balance is the node's word, and nothing a node says may overflow here.
-    let liabilities = owed.unwrap_or(0).saturating_sub(in_flight);
-    let shortfall = liabilities.saturating_sub(hot);
-    let paused = shortfall > i128::try_from(coin.reconcile_tolerance).unwrap_or(i128::MAX);
-    let was_paused = coin.withdrawals_paused();
+    Ok(owed.unwrap_or(0).saturating_sub(in_flight))
+}
+
+/// Judges `holdings` (what the exchange's wallet holds, minor units) against `liabilities`: a
+/// shortfall over `tolerance` raises an operator alert and pauses the coin's withdrawals until
+/// it is covered. Recorded in `last` either way.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn judge(
+    last: &std::sync::Mutex<Option<crate::coin::Reconciliation>>,
+    policy: &crate::deposits::DepositPolicy,
+    store: &dyn Store,
+    liabilities: i128,
+    holdings: i128,
+    tolerance: u128,
+    now_ms: i64,
+) -> crate::coin::Reconciliation {
+    // Saturating: the holdings are a node's word, and nothing a node says may overflow here.
+    let shortfall = liabilities.saturating_sub(holdings);
+    let paused = shortfall > i128::try_from(tolerance).unwrap_or(i128::MAX);
+    let was_paused = last.lock().map(|r| r.as_ref().is_some_and(|r| r.paused)).unwrap_or(true);
     if paused && !was_paused {
         let message = format!(
-            "the hot wallet holds {} {} less than users are owed; withdrawals are paused",
-            crate::rpc::amount_text(shortfall.unsigned_abs()),
-            coin.symbol
+            "the wallet holds {} {} less than users are owed; withdrawals are paused",
+            bourse_core::decimal::format_units_trimmed(shortfall.unsigned_abs(), policy.scale),
+            policy.symbol
         );
-        crate::alert::raise(store, &coin.alert_source(), message, now_ms).await;
+        crate::alert::raise(store, &policy.alert_source(), message, now_ms).await;
     } else if !paused && was_paused {
-        tracing::warn!(coin = %coin.symbol, "the hot wallet covers users again; withdrawals resume");
+        tracing::warn!(coin = %policy.symbol, "the wallet covers users again; withdrawals resume");
     }
-    let r = crate::coin::Reconciliation { liabilities, hot, shortfall, paused, at_ms: now_ms };
-    if let Ok(mut last) = coin.reconciliation.lock() {
-        *last = Some(r.clone());
+    let r = crate::coin::Reconciliation {
+        liabilities,
+        hot: holdings,
+        shortfall,
+        paused,
+        at_ms: now_ms,
+    };
+    if let Ok(mut slot) = last.lock() {
+        *slot = Some(r.clone());
     }
-    Ok(r)
+    r
+}
+
+/// Compares the hot wallet's trusted balance with what users hold in the coin; see [`judge`].
+pub async fn reconcile(
+    coin: &Coin,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    open: &[WithdrawalRow],
+    now_ms: i64,
+) -> Result<crate::coin::Reconciliation, WalletError> {
+    let liabilities = liabilities(engine, coin.asset, open).await?;
+    let hot = coin.rpc.trusted_balance().await?;
+    let policy = coin.deposit_policy();
+    Ok(judge(
+        &coin.reconciliation,
+        &policy,
+        store,
+        liabilities,
+        hot,
+        coin.reconcile_tolerance,
+        now_ms,
+    )
+    .await)
+}
+
+/// The users among `open`'s held withdrawals whose withdrawals are frozen (a balance below
+/// zero after a reversed deposit): theirs wait.
+pub(crate) async fn frozen_users(
+    engine: &EngineHandle,
+    open: &[WithdrawalRow],
+) -> Result<BTreeSet<UserId>, WalletError> {
+    let held_by: BTreeSet<UserId> =
+        open.iter().filter(|w| w.status == WithdrawalStatus::Held).map(|w| w.user).collect();
+    let (_, frozen) = engine
+        .read(move |x| {
+            held_by.into_iter().filter(|u| x.withdrawals_frozen(*u)).collect::<BTreeSet<_>>()
+        })
+        .await?;
+    Ok(frozen)
 }
 
 /// One processor pass over the coin's open withdrawals.
@@ -238,24 +318,8 @@ pub async fn process(
     let mut report = ProcessReport::default();
     let open = store.open_withdrawals(coin.asset).await?;
     // (1) Recorded but not held (a crash between the two): hold now.
-    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested) {
-        match hold(coin, store, engine, w.id, w.user, w.amount, w.fee, now_ms).await? {
-            Ok(()) => report.held += 1,
-            Err(reject) => {
-                let reason = format!("the funds could not be held: {reject:?}");
-                store
-                    .set_withdrawal_status(
-                        w.id,
-                        WithdrawalStatus::Failed,
-                        None,
-                        Some(&reason),
-                        now_ms,
-                    )
-                    .await?;
-                report.failed += 1;
-            }
-        }
-    }
+    report.held +=
+        hold_requested(coin.asset, store, engine, &open, now_ms, &mut report.failed).await?;
     // (2) A batch left `sending`: sent if the node's wallet has it, else back to held.
     let sending: Vec<&WithdrawalRow> =
         open.iter().filter(|w| w.status == WithdrawalStatus::Sending).collect();
@@ -280,13 +344,7 @@ pub async fn process(
     // A user whose balance went below zero (a reversed deposit) has their withdrawals wait.
     let open = store.open_withdrawals(coin.asset).await?;
     let paused = reconcile(coin, store, engine, &open, now_ms).await?.paused;
-    let held_by: BTreeSet<UserId> =
-        open.iter().filter(|w| w.status == WithdrawalStatus::Held).map(|w| w.user).collect();
-    let (_, frozen) = engine
-        .read(move |x| {
-            held_by.into_iter().filter(|u| x.withdrawals_frozen(*u)).collect::<BTreeSet<_>>()
-        })
-        .await?;
+    let frozen = frozen_users(engine, &open).await?;
     let mut addresses = BTreeSet::new();
     let batch: Vec<&WithdrawalRow> = open
         .iter()
@@ -345,26 +403,68 @@ pub async fn process(
         let Some(txid) = &w.txid else { continue };
         let confirmations = coin.rpc.transaction(txid).await?.confirmations;
         if confirmations >= i64::from(coin.config.confirmations) {
-            let withdrawal = engine_id(w.id)?;
-            let outcome = engine.execute(Command::WithdrawalComplete { withdrawal }).await?;
-            refused(&outcome.events, "the completion")?;
-            on_change(w.user, outcome.seq);
-            store
-                .set_withdrawal_status(w.id, WithdrawalStatus::Completed, None, None, now_ms)
-                .await?;
+            complete(store, engine, on_change, w, now_ms).await?;
             report.completed += 1;
         }
     }
     Ok(report)
 }
 
-fn engine_id(id: i64) -> Result<WithdrawalId, WalletError> {
+/// Holds the funds of withdrawals recorded but not held (a crash between the two); one the
+/// engine refuses fails. Returns how many were held.
+pub(crate) async fn hold_requested(
+    asset: AssetId,
+    store: &dyn Store,
+    engine: &EngineHandle,
+    open: &[WithdrawalRow],
+    now_ms: i64,
+    failed: &mut usize,
+) -> Result<usize, WalletError> {
+    let mut held = 0;
+    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested) {
+        match hold(asset, store, engine, w.id, w.user, w.amount, w.fee, now_ms).await? {
+            Ok(()) => held += 1,
+            Err(reject) => {
+                let reason = format!("the funds could not be held: {reject:?}");
+                store
+                    .set_withdrawal_status(
+                        w.id,
+                        WithdrawalStatus::Failed,
+                        None,
+                        Some(&reason),
+                        now_ms,
+                    )
+                    .await?;
+                *failed += 1;
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// The withdrawal's transaction is buried deep enough: its amount leaves the books.
+pub(crate) async fn complete(
+    store: &dyn Store,
+    engine: &EngineHandle,
+    on_change: &OnChange,
+    w: &WithdrawalRow,
+    now_ms: i64,
+) -> Result<(), WalletError> {
+    let withdrawal = engine_id(w.id)?;
+    let outcome = engine.execute(Command::WithdrawalComplete { withdrawal }).await?;
+    refused(&outcome.events, "the completion")?;
+    on_change(w.user, outcome.seq);
+    store.set_withdrawal_status(w.id, WithdrawalStatus::Completed, None, None, now_ms).await?;
+    Ok(())
+}
+
+pub(crate) fn engine_id(id: i64) -> Result<WithdrawalId, WalletError> {
     u64::try_from(id)
         .map(WithdrawalId)
         .map_err(|_| WalletError::Limit(format!("withdrawal id {id}")))
 }
 
-fn refused(events: &[Event], what: &str) -> Result<(), WalletError> {
+pub(crate) fn refused(events: &[Event], what: &str) -> Result<(), WalletError> {
     match events.iter().find_map(|e| match e {
         Event::Rejected { reason, .. } => Some(*reason),
         _ => None,
@@ -375,7 +475,7 @@ fn refused(events: &[Event], what: &str) -> Result<(), WalletError> {
     }
 }
 
-async fn mark_sent(
+pub(crate) async fn mark_sent(
     store: &dyn Store,
     engine: &EngineHandle,
     on_change: &OnChange,
@@ -393,7 +493,7 @@ async fn mark_sent(
     Ok(())
 }
 
-async fn fail(
+pub(crate) async fn fail(
     store: &dyn Store,
     engine: &EngineHandle,
     on_change: &OnChange,

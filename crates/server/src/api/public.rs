@@ -83,7 +83,7 @@ pub async fn health_of(state: &Shared) -> Health {
     let projected = *state.projected.borrow();
     let database = state.store.ping().await.is_ok();
     let now_s = crate::now_ms() / 1000;
-    let probes = state.wallets.values().map(|w| w.coin.health(NODE_PROBE_WAIT, now_s));
+    let probes = state.wallets.values().map(|w| w.chain.health(NODE_PROBE_WAIT, now_s));
     let mut nodes: Vec<NodeView> = futures_util::future::join_all(probes)
         .await
         .into_iter()

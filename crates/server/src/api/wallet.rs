@@ -37,20 +37,23 @@ pub fn wallet(state: &Shared, symbol: &str) -> ApiResult<Wallet> {
     })
 }
 
+fn node_unavailable(e: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "coin node unavailable");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "node_unavailable",
+        "the coin's node does not answer; try again shortly",
+    )
+}
+
 impl From<WalletError> for ApiError {
     fn from(e: WalletError) -> ApiError {
         match e {
             WalletError::Limit(message) => {
                 ApiError::new(StatusCode::CONFLICT, "too_many_addresses", message)
             }
-            WalletError::Rpc(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "coin node unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "node_unavailable",
-                    "the coin's node does not answer; try again shortly",
-                )
-            }
+            WalletError::Rpc(e) if e.is_transient() => node_unavailable(&e),
+            WalletError::Eth(e) if e.is_transient() => node_unavailable(&e),
             WalletError::Store(e) => e.into(),
             other => ApiError::internal("wallet", other),
         }
@@ -91,7 +94,7 @@ impl DepositView {
             address: d.address.clone(),
             amount: units(d.amount, scale),
             confirmations: d.confirmations,
-            confirmations_required: wallet.map(|w| w.coin.config.confirmations).unwrap_or(0),
+            confirmations_required: wallet.map(|w| w.chain.confirmations()).unwrap_or(0),
             status: d.status.as_str(),
             first_seen_ms: d.first_seen_ms,
             updated_ms: d.updated_ms,
@@ -132,12 +135,12 @@ pub async fn addresses(
     let w = wallet(&state, &q.asset)?;
     let rows = state
         .store
-        .deposit_addresses(p.user, w.coin.asset, w.coin.config.addresses_per_user_max)
+        .deposit_addresses(p.user, w.chain.asset(), w.chain.addresses_per_user_max())
         .await?;
     Ok(Json(
         rows.into_iter()
             .map(|a| DepositAddressView {
-                asset: w.coin.symbol.clone(),
+                asset: w.chain.symbol().to_string(),
                 address: a.address,
                 created_ms: a.created_ms,
             })
@@ -178,11 +181,9 @@ pub async fn new_address(
     symbol: &str,
 ) -> ApiResult<DepositAddressView> {
     let w = wallet(state, symbol)?;
-    let row =
-        bourse_wallet::deposits::new_address(&w.coin, state.store.as_ref(), user, crate::now_ms())
-            .await?;
+    let row = w.chain.new_address(state.store.as_ref(), user, crate::now_ms()).await?;
     Ok(DepositAddressView {
-        asset: w.coin.symbol.clone(),
+        asset: w.chain.symbol().to_string(),
         address: row.address,
         created_ms: row.created_ms,
     })
@@ -331,36 +332,36 @@ pub async fn request_withdrawal(
 ) -> ApiResult<WithdrawalView> {
     use bourse_wallet::withdrawals::RequestError;
     let w = wallet(state, symbol)?;
-    let units = bourse_core::decimal::parse_units(amount.trim(), bourse_wallet::rpc::SCALE)
-        .map_err(|e| {
-            let code = match e {
-                bourse_core::decimal::DecimalError::TooPrecise { .. } => "too_precise",
-                _ => "bad_amount",
-            };
-            ApiError::bad_request(code, format!("amount: {e}"))
-        })?;
-    let requested = bourse_wallet::withdrawals::request(
-        &w.coin,
-        state.store.as_ref(),
-        &state.engine,
-        user,
-        address,
-        units,
-        crate::now_ms(),
-    )
-    .await;
+    let units = bourse_core::decimal::parse_units(amount.trim(), w.chain.scale()).map_err(|e| {
+        let code = match e {
+            bourse_core::decimal::DecimalError::TooPrecise { .. } => "too_precise",
+            _ => "bad_amount",
+        };
+        ApiError::bad_request(code, format!("amount: {e}"))
+    })?;
+    let requested = w
+        .chain
+        .request_withdrawal(
+            state.store.as_ref(),
+            &state.engine,
+            user,
+            address,
+            units,
+            crate::now_ms(),
+        )
+        .await;
     match requested {
         Ok(row) => {
             state.note_user_seq(user, state.engine.status().seq);
-            Ok(WithdrawalView::new(&row, &w.coin.symbol, bourse_wallet::rpc::SCALE))
+            Ok(WithdrawalView::new(&row, w.chain.symbol(), w.chain.scale()))
         }
         Err(RequestError::BadAddress(a)) => Err(ApiError::bad_request(
             "bad_address",
-            format!("{a:?} is not a {} address of this network", w.coin.symbol),
+            format!("{a:?} is not a {} address of this network", w.chain.symbol()),
         )),
         Err(RequestError::BelowMinimum(min)) => Err(ApiError::bad_request(
             "below_minimum",
-            format!("the smallest {} withdrawal is {min}", w.coin.symbol),
+            format!("the smallest {} withdrawal is {min}", w.chain.symbol()),
         )),
         Err(RequestError::Refused(reason)) => Err(crate::error::reject(reason)),
         Err(RequestError::Wallet(e)) => Err(e.into()),

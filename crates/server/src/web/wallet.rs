@@ -101,13 +101,13 @@ pub async fn page(
         _ => return not_found(State(state), headers).await,
     }
     state.wait_projected(user).await;
-    let coin = &w.coin;
+    let coin = &w.chain;
     let loaded = async {
         let addresses = state
             .store
-            .deposit_addresses(user, coin.asset, coin.config.addresses_per_user_max)
+            .deposit_addresses(user, coin.asset(), coin.addresses_per_user_max())
             .await?;
-        let page = deposits_of(&state, user, Some(&coin.symbol), None, DEPOSITS_SHOWN).await?;
+        let page = deposits_of(&state, user, Some(coin.symbol()), None, DEPOSITS_SHOWN).await?;
         Ok::<_, crate::error::ApiError>((addresses, page))
     };
     let (addresses, page) = match loaded.await {
@@ -129,9 +129,9 @@ pub async fn page(
         &DepositPage {
             qr: addresses.first().map(|a| qr_svg(a)).unwrap_or_default(),
             chrome,
-            asset: coin.symbol.clone(),
-            confirmations: coin.config.confirmations,
-            min_deposit: crate::views::units(coin.min_deposit, 8),
+            asset: coin.symbol().to_string(),
+            confirmations: coin.confirmations(),
+            min_deposit: crate::views::units(coin.min_deposit(), coin.scale()),
             addresses,
             deposits,
         },
@@ -194,11 +194,11 @@ async fn withdraw_page(
     status: StatusCode,
 ) -> Response {
     state.wait_projected(user).await;
-    let coin = &w.coin;
+    let coin = &w.chain;
     let loaded = async {
-        let balance = state.store.balance(user, coin.asset).await?;
+        let balance = state.store.balance(user, coin.asset()).await?;
         let filter =
-            bourse_store::WithdrawalFilter { asset: Some(coin.asset), before: None, limit: 50 };
+            bourse_store::WithdrawalFilter { asset: Some(coin.asset()), before: None, limit: 50 };
         let rows = state.store.withdrawals(user, &filter).await?;
         Ok::<_, crate::error::ApiError>((balance, rows))
     };
@@ -206,20 +206,20 @@ async fn withdraw_page(
         Ok(x) => x,
         Err(e) => return error_page(chrome, e),
     };
-    let scale = bourse_wallet::rpc::SCALE;
+    let scale = coin.scale();
     render(
         status,
         &WithdrawPage {
-            asset: coin.symbol.clone(),
-            fee: crate::views::units(coin.withdrawal_fee, scale),
-            min: crate::views::units(coin.withdrawal_min, scale),
+            asset: coin.symbol().to_string(),
+            fee: crate::views::units(coin.withdrawal_fee(), scale),
+            min: crate::views::units(coin.withdrawal_min(), scale),
             available: crate::views::signed_units(balance.map(|b| b.available).unwrap_or(0), scale),
-            confirmations: coin.config.confirmations,
+            confirmations: coin.confirmations(),
             form,
             withdrawals: rows
                 .iter()
                 .map(|r| WithdrawalLine {
-                    w: WithdrawalView::new(r, &coin.symbol, scale),
+                    w: WithdrawalView::new(r, coin.symbol(), scale),
                     time: utc_seconds(r.created_ms),
                 })
                 .collect(),
