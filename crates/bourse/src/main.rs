@@ -1,5 +1,6 @@
 //! The `bourse` command line: one binary for every role and operator task.
 
+mod audit;
 mod bench;
 mod bench_api;
 mod feed;
@@ -50,6 +51,9 @@ enum Cmd {
     /// Measure performance; prints figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Check the ledger's conservation and each wallet's holdings against what users hold;
+    /// exit non-zero on a mismatch. Read-only: safe while the exchange runs.
+    Audit(serve::ServeArgs),
     /// Rebuild the state from the journal, from scratch and from the newest snapshot.
     Replay {
         /// Compare the state hashes of both replays; exit non-zero if they differ.
@@ -149,6 +153,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bench(BenchCmd::Engine(args)) => bench::run(&args)?,
         Cmd::Bench(BenchCmd::Api(args)) => bench_api::run(&args)?,
+        Cmd::Audit(args) => {
+            if !audit::run(&args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Cmd::Replay { verify, data_dir } => {
             let ok = replay::verify(&data_dir)?;
             if verify && !ok {

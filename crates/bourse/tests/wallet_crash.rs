@@ -23,10 +23,11 @@ fn bourse(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `bourse serve` with the LTC wallet on `rpc_url`; returns the process and its URL.
-fn serve(config: &str, rpc_url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
-        .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
+/// `bourse ARGS` with the LTC wallet on `rpc_url`.
+fn with_wallet(args: &[&str], rpc_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bourse"));
+    command
+        .args(args)
         .env("BOURSE_LOG", "warn")
         .env("BOURSE_WALLETS__LTC__RPC_URL", rpc_url)
         .env("BOURSE_WALLETS__LTC__RPC_USER", "test")
@@ -35,6 +36,14 @@ fn serve(config: &str, rpc_url: &str) -> (Child, String) {
         .env("BOURSE_WALLETS__LTC__CONFIRMATIONS", "1")
         .env("BOURSE_WALLETS__LTC__SCAN_INTERVAL_MS", "200")
         .env("BOURSE_WALLETS__LTC__WITHDRAWAL_INTERVAL_MS", "600000")
+        // Network fees come out of the hot wallet.
+        .env("BOURSE_WALLETS__LTC__RECONCILE_TOLERANCE", "0.001");
+    command
+}
+
+/// `bourse serve` with the LTC wallet on `rpc_url`; returns the process and its URL.
+fn serve(config: &str, rpc_url: &str) -> (Child, String) {
+    let mut child = with_wallet(&["serve", "--config", config, "--listen", "127.0.0.1:0"], rpc_url)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -170,6 +179,29 @@ async fn a_withdrawal_killed_between_broadcast_and_record_is_sent_once() {
     let balances = get(&http, &format!("{url}/api/v1/balances")).await;
     let ltc = balances.as_array().unwrap().iter().find(|b| b["asset"] == "LTC").unwrap().clone();
     assert_eq!((ltc["available"].as_str(), ltc["held"].as_str()), (Some("0.7"), Some("0")));
+
+    // `bourse audit`, beside the running exchange: the ledger balances and the hot wallet
+    // covers what users hold (less the network fee, within the tolerance)...
+    let audit = || {
+        let out = with_wallet(&["audit", "--config", c], &node_url).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (ok, report) = audit();
+    assert!(ok, "{report}");
+    let line = |report: &str, prefix: &str| {
+        report.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>()
+    };
+    let ledger = line(&report, "LTC");
+    assert_eq!(ledger.len(), 2, "{report}");
+    assert!(ledger[0].ends_with("ok") && ledger[0].contains("0.7"), "{report}");
+    assert!(ledger[1].ends_with("ok") && ledger[1].contains("0.7"), "{report}");
+    // ... until coins leave the hot wallet behind bourse's back: exit non-zero, SHORT.
+    hot.send_many(&[(payer.new_address("away", None).await.unwrap(), 50_000_000)], "", 10_000)
+        .await
+        .unwrap();
+    let (ok, report) = audit();
+    assert!(!ok, "{report}");
+    assert!(line(&report, "LTC")[1].ends_with("SHORT"), "{report}");
     server.kill().unwrap();
     server.wait().unwrap();
 }

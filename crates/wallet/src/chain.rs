@@ -138,6 +138,22 @@ impl Chain {
         }
     }
 
+    /// How far holdings may fall short of liabilities (minor units).
+    pub fn reconcile_tolerance(&self) -> u128 {
+        match self {
+            Chain::Bitcoin(c) => c.reconcile_tolerance,
+            Chain::Ethereum(c) => c.reconcile_tolerance,
+        }
+    }
+
+    /// What the wallet holds on its chain (minor units).
+    pub async fn holdings(&self, store: &dyn Store) -> Result<i128, WalletError> {
+        match self {
+            Chain::Bitcoin(c) => Ok(c.holdings().await?),
+            Chain::Ethereum(c) => c.holdings(store).await,
+        }
+    }
+
     /// A new deposit address for `user`, up to the per-user limit.
     pub async fn new_address(
         &self,

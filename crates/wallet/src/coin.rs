@@ -354,6 +354,11 @@ impl Coin {
         })
     }
 
+    /// What the wallet holds: the node wallet's trusted balance (minor units).
+    pub async fn holdings(&self) -> Result<i128, RpcError> {
+        self.rpc.trusted_balance().await
+    }
+
     /// Where this coin's operator alerts come from.
     pub fn alert_source(&self) -> String {
         format!("wallet:{}", self.symbol)

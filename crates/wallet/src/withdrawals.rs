@@ -8,7 +8,9 @@
 use crate::coin::Coin;
 use crate::deposits::{OnChange, WalletError};
 use crate::rpc::RpcError;
-use bourse_core::{AssetId, Command, Event, ExternalKey, Reason, Reject, UserId, WithdrawalId};
+use bourse_core::{
+    AssetId, Command, Event, Exchange, ExternalKey, Reason, Reject, UserId, WithdrawalId,
+};
 use bourse_engine::EngineHandle;
 use bourse_store::{NewWithdrawal, Store, WithdrawalRow, WithdrawalStatus};
 use serde::Deserialize;
@@ -201,31 +203,34 @@ async fn sent_batches(coin: &Coin) -> Result<std::collections::HashMap<i64, Stri
     Ok(found)
 }
 
-/// What users hold in the asset by the engine's totals (deposits − withdrawals + adjustments −
+/// What users hold in the asset by the ledger's totals (deposits − withdrawals + adjustments −
 /// the fee account), less withdrawals already sent (their coins left the wallet); `open` is the
-/// asset's open withdrawals as the store has them now.
-pub(crate) async fn liabilities(
-    engine: &EngineHandle,
-    asset: AssetId,
-    open: &[WithdrawalRow],
-) -> Result<i128, WalletError> {
-    let (_, owed) = engine
-        .read(move |exchange| {
-            exchange.asset(asset).map(|a| {
-                i128::try_from(a.deposited)
-                    .unwrap_or(i128::MAX)
-                    .saturating_sub(i128::try_from(a.withdrawn).unwrap_or(i128::MAX))
-                    .saturating_add(a.adjusted)
-                    .saturating_sub(a.fees)
-            })
-        })
-        .await?;
+/// asset's open withdrawals as the store has them.
+pub fn liabilities_of(exchange: &Exchange, asset: AssetId, open: &[WithdrawalRow]) -> i128 {
+    let owed = exchange.asset(asset).map_or(0, |a| {
+        i128::try_from(a.deposited)
+            .unwrap_or(i128::MAX)
+            .saturating_sub(i128::try_from(a.withdrawn).unwrap_or(i128::MAX))
+            .saturating_add(a.adjusted)
+            .saturating_sub(a.fees)
+    });
     let in_flight: i128 = open
         .iter()
         .filter(|w| w.status == WithdrawalStatus::Sent)
         .map(|w| i128::try_from(w.amount.saturating_add(w.fee)).unwrap_or(i128::MAX))
         .fold(0, i128::saturating_add);
-    Ok(owed.unwrap_or(0).saturating_sub(in_flight))
+    owed.saturating_sub(in_flight)
+}
+
+/// [`liabilities_of`] the engine's current state.
+pub(crate) async fn liabilities(
+    engine: &EngineHandle,
+    asset: AssetId,
+    open: &[WithdrawalRow],
+) -> Result<i128, WalletError> {
+    let open = open.to_vec();
+    let (_, owed) = engine.read(move |exchange| liabilities_of(exchange, asset, &open)).await?;
+    Ok(owed)
 }
 
 /// Judges `holdings` (what the exchange's wallet holds, minor units) against `liabilities`: a
@@ -277,7 +282,7 @@ pub async fn reconcile(
     now_ms: i64,
 ) -> Result<crate::coin::Reconciliation, WalletError> {
     let liabilities = liabilities(engine, coin.asset, open).await?;
-    let hot = coin.rpc.trusted_balance().await?;
+    let hot = coin.holdings().await?;
     let policy = coin.deposit_policy();
     Ok(judge(
         &coin.reconciliation,

@@ -270,6 +270,17 @@ impl EthCoin {
         }
     }
 
+    /// What the wallet holds: the hot wallet and every deposit address (minor units).
+    pub async fn holdings(&self, store: &dyn Store) -> Result<i128, WalletError> {
+        let mut wei =
+            self.rpc.balance(&self.hot_address, BlockTag::Latest).await.map_err(eth_error)?;
+        for address in self.addresses(store).await?.keys() {
+            let balance = self.rpc.balance(address, BlockTag::Latest).await.map_err(eth_error)?;
+            wei = wei.saturating_add(balance);
+        }
+        Ok(i128::try_from(self.units(wei)).unwrap_or(i128::MAX))
+    }
+
     /// Whether the last reconciliation paused withdrawals.
     pub fn withdrawals_paused(&self) -> bool {
         self.reconciliation.lock().map(|r| r.as_ref().is_some_and(|r| r.paused)).unwrap_or(true)

@@ -281,12 +281,7 @@ pub async fn reconcile(
     now_ms: i64,
 ) -> Result<crate::coin::Reconciliation, WalletError> {
     let liabilities = liabilities(engine, coin.asset, open).await?;
-    let mut wei = coin.rpc.balance(&coin.hot_address, BlockTag::Latest).await.map_err(eth_error)?;
-    for address in coin.addresses(store).await?.keys() {
-        let balance = coin.rpc.balance(address, BlockTag::Latest).await.map_err(eth_error)?;
-        wei = wei.saturating_add(balance);
-    }
-    let holdings = i128::try_from(coin.units(wei)).unwrap_or(i128::MAX);
+    let holdings = coin.holdings(store).await?;
     let policy = coin.deposit_policy();
     Ok(judge(
         &coin.reconciliation,
