@@ -51,15 +51,14 @@ pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
         let seen = state.clone();
         let on_change: Arc<bourse_wallet::deposits::OnChange> =
             Arc::new(move |user, seq| seen.note_user_seq(user, seq));
-        tasks.extend(w.chain.spawn(
-            state.store.clone(),
-            state.engine.clone(),
-            w.wake.clone(),
-            w.wake_withdrawals.clone(),
-            on_change,
-            crate::now_ms,
-            state.shutdown.clone(),
-        ));
+        let cx = |wake: &Arc<Notify>| bourse_wallet::task::Context {
+            store: state.store.clone(),
+            engine: state.engine.clone(),
+            wake: wake.clone(),
+            on_change: on_change.clone(),
+            clock: crate::now_ms,
+        };
+        tasks.extend(w.chain.spawn(cx(&w.wake), cx(&w.wake_withdrawals), state.shutdown.clone()));
     }
     tasks
 }

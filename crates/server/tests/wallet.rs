@@ -83,6 +83,76 @@ impl World {
     }
 }
 
+/// A double-spend in the making: the nodes apart, T1 (paying a deposit address) on the
+/// exchange's node only, and T2 (the same coin back to the user) to be mined by the user's node.
+struct DoubleSpend {
+    /// T1's txid.
+    t1: String,
+    t2_hex: String,
+}
+
+impl World {
+    /// A deposit address of `user`'s.
+    async fn deposit_address(&self, user: &common::User) -> String {
+        let r = user
+            .http
+            .post(format!("{}/api/v1/deposit-addresses", self.app.url))
+            .json(&json!({"asset": "LTC"}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string()
+    }
+
+    /// Parts the nodes and sends T1, paying `address` 0.5 from a 50 LTC coin of the user's, to
+    /// the exchange's node only; T2, spending the same coin back to the user, is signed.
+    async fn double_spend(&self, address: &str) -> DoubleSpend {
+        let (payer, hot) = (&self.payer, &self.hot);
+        let _: Value =
+            self.user_node.rpc(None).call(false, "setnetworkactive", json!([false])).await.unwrap();
+        until("the nodes apart", async || {
+            (hot.connection_count().await.unwrap() == 0).then_some(())
+        })
+        .await;
+        let coins: Value = payer.call(true, "listunspent", json!([1])).await.unwrap();
+        // A 50 LTC coinbase (amounts compared in minor units, read from the reply's text).
+        let units = |c: &Value| bourse_wallet::rpc::parse_amount(&c["amount"].to_string()).unwrap();
+        let coin = coins.as_array().unwrap().iter().find(|c| units(c) >= 5_000_000_000).unwrap();
+        let input = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
+        let change = payer.new_address("change", None).await.unwrap();
+        let signed = async |outputs: Value| {
+            let raw: String =
+                payer.call(false, "createrawtransaction", json!([input, outputs])).await.unwrap();
+            let signed: Value =
+                payer.call(true, "signrawtransactionwithwallet", json!([raw])).await.unwrap();
+            assert_eq!(signed["complete"], true, "{signed}");
+            signed["hex"].as_str().unwrap().to_string()
+        };
+        let t1_hex = signed(json!({address: "0.5", change.clone(): "49.4999"})).await;
+        let t1: String = self
+            .exchange_node
+            .rpc(None)
+            .call(false, "sendrawtransaction", json!([t1_hex]))
+            .await
+            .unwrap();
+        let t2_hex = signed(json!({change: "49.9999"})).await;
+        DoubleSpend { t1, t2_hex }
+    }
+
+    /// The user's node mines T2 under `blocks` blocks, then the nodes meet again: the exchange's
+    /// chain reorganises onto the longer one, where T1 conflicts.
+    async fn spend_again(&self, d: &DoubleSpend, blocks: u64) {
+        let _: String =
+            self.payer.call(false, "sendrawtransaction", json!([d.t2_hex])).await.unwrap();
+        self.user_node.mine(blocks, &self.mined).await;
+        let user = self.user_node.rpc(None);
+        let _: Value = user.call(false, "setnetworkactive", json!([true])).await.unwrap();
+        let peer = format!("127.0.0.1:{}", self.exchange_node.p2p_port);
+        let _: Value = user.call(false, "addnode", json!([peer, "onetry"])).await.unwrap();
+        synced(&self.payer, &self.hot).await;
+    }
+}
+
 #[tokio::test]
 async fn a_deposit_is_credited_once_after_its_confirmations() {
     // A minute: within this test the scanner runs at start and when the node's walletnotify
@@ -256,40 +326,14 @@ async fn ltc_available(user: &common::User) -> Option<String> {
 
 #[tokio::test]
 async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
-    let World { user_node, exchange_node, payer, hot, mined, app } = World::start("100").await;
-    let alice = register(&app, "alice@example.com").await;
-    let r = alice
-        .http
-        .post(format!("{}/api/v1/deposit-addresses", app.url))
-        .json(&json!({"asset": "LTC"}))
-        .send()
-        .await
-        .unwrap();
-    let address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+    let world = World::start("100").await;
+    let World { user_node, exchange_node, payer, hot, mined, app } = &world;
+    let alice = register(app, "alice@example.com").await;
+    let address = world.deposit_address(&alice).await;
 
-    // The nodes part. T1 pays Alice from a coin of the user's; only the exchange's node gets
-    // it, and mines it.
-    let _: Value =
-        user_node.rpc(None).call(false, "setnetworkactive", json!([false])).await.unwrap();
-    until("the nodes apart", async || (hot.connection_count().await.unwrap() == 0).then_some(()))
-        .await;
-    let coins: Value = payer.call(true, "listunspent", json!([1])).await.unwrap();
-    // A 50 LTC coinbase (amounts compared in minor units, read from the reply's text).
-    let units = |c: &Value| bourse_wallet::rpc::parse_amount(&c["amount"].to_string()).unwrap();
-    let coin = coins.as_array().unwrap().iter().find(|c| units(c) >= 5_000_000_000).unwrap();
-    let input = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
-    let change = payer.new_address("change", None).await.unwrap();
-    let signed = async |outputs: Value| {
-        let raw: String =
-            payer.call(false, "createrawtransaction", json!([input, outputs])).await.unwrap();
-        let signed: Value =
-            payer.call(true, "signrawtransactionwithwallet", json!([raw])).await.unwrap();
-        assert_eq!(signed["complete"], true, "{signed}");
-        signed["hex"].as_str().unwrap().to_string()
-    };
-    let t1_hex = signed(json!({address.clone(): "0.5", change.clone(): "49.4999"})).await;
-    let t1: String =
-        exchange_node.rpc(None).call(false, "sendrawtransaction", json!([t1_hex])).await.unwrap();
+    // T1 pays Alice; only the exchange's node gets it, and mines it.
+    let spend = world.double_spend(&address).await;
+    let t1 = spend.t1.clone();
     let exchange_mining = hot.new_address("mining", None).await.unwrap();
     exchange_node.mine(1, &exchange_mining).await;
     let seen = until("T1 pending", async || {
@@ -300,15 +344,7 @@ async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
 
     // Meanwhile the user's node spends the same coin back to the user (T2) and mines a longer
     // chain; then the nodes meet again.
-    let t2_hex = signed(json!({change.clone(): "49.9999"})).await;
-    let _: String = payer.call(false, "sendrawtransaction", json!([t2_hex])).await.unwrap();
-    user_node.mine(2, &mined).await;
-    let _: Value =
-        user_node.rpc(None).call(false, "setnetworkactive", json!([true])).await.unwrap();
-    let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
-    let _: Value =
-        user_node.rpc(None).call(false, "addnode", json!([peer, "onetry"])).await.unwrap();
-    synced(&payer, &hot).await;
+    world.spend_again(&spend, 2).await;
 
     // The exchange's chain reorganised: T1 conflicts with the best chain and is dropped; more
     // blocks never credit it.
@@ -317,8 +353,8 @@ async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
     })
     .await;
     assert!(dropped["confirmations"].as_i64().unwrap() < 0, "{dropped}");
-    user_node.mine(3, &mined).await;
-    synced(&payer, &hot).await;
+    user_node.mine(3, mined).await;
+    synced(payer, hot).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(deposit(&alice, &t1).await.unwrap()["status"], "dropped", "still dropped");
     assert_eq!(ltc_available(&alice).await, None, "never credited");
@@ -329,42 +365,19 @@ async fn a_deposit_double_spent_before_its_confirmations_is_never_credited() {
 #[tokio::test]
 async fn a_deposit_double_spent_after_its_credit_is_reversed_and_freezes_withdrawals() {
     // Withdrawals are processed at start and when the hook wakes them, no sooner.
-    let World { user_node, exchange_node, payer, hot, mined, app } = World::start_with(
+    let world = World::start_with(
         "100",
         &[("WITHDRAWAL_INTERVAL_MS", "600000"), ("REORG_WATCH_CONFIRMATIONS", "50")],
     )
     .await;
-    let alice = register(&app, "alice@example.com").await;
-    let r = alice
-        .http
-        .post(format!("{}/api/v1/deposit-addresses", app.url))
-        .json(&json!({"asset": "LTC"}))
-        .send()
-        .await
-        .unwrap();
-    let address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+    let World { user_node, exchange_node, payer, hot, mined, app } = &world;
+    let alice = register(app, "alice@example.com").await;
+    let address = world.deposit_address(&alice).await;
 
-    // The nodes part. T1 pays Alice 0.5 from a coin of the user's; only the exchange's node
-    // gets it, and buries it under its 3 confirmations: credited.
-    let _: Value =
-        user_node.rpc(None).call(false, "setnetworkactive", json!([false])).await.unwrap();
-    until("the nodes apart", async || (hot.connection_count().await.unwrap() == 0).then_some(()))
-        .await;
-    let coins: Value = payer.call(true, "listunspent", json!([1])).await.unwrap();
-    let units = |c: &Value| bourse_wallet::rpc::parse_amount(&c["amount"].to_string()).unwrap();
-    let coin = coins.as_array().unwrap().iter().find(|c| units(c) >= 5_000_000_000).unwrap();
-    let input = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
-    let change = payer.new_address("change", None).await.unwrap();
-    let signed = async |outputs: Value| {
-        let raw: String =
-            payer.call(false, "createrawtransaction", json!([input, outputs])).await.unwrap();
-        let signed: Value =
-            payer.call(true, "signrawtransactionwithwallet", json!([raw])).await.unwrap();
-        signed["hex"].as_str().unwrap().to_string()
-    };
-    let t1_hex = signed(json!({address.clone(): "0.5", change.clone(): "49.4999"})).await;
-    let t1: String =
-        exchange_node.rpc(None).call(false, "sendrawtransaction", json!([t1_hex])).await.unwrap();
+    // T1 pays Alice 0.5; only the exchange's node gets it, and buries it under its 3
+    // confirmations: credited.
+    let spend = world.double_spend(&address).await;
+    let t1 = spend.t1.clone();
     exchange_node.mine(3, &hot.new_address("mining", None).await.unwrap()).await;
     until("T1 credited", async || deposit(&alice, &t1).await.filter(|d| d["status"] == "credited"))
         .await;
@@ -387,15 +400,7 @@ async fn a_deposit_double_spent_after_its_credit_is_reversed_and_freezes_withdra
 
     // Meanwhile the user's node spends the same coin back to the user (T2) and mines a longer
     // chain; the nodes meet again and the exchange's chain reorganises: T1 is double-spent.
-    let t2_hex = signed(json!({change.clone(): "49.9999"})).await;
-    let _: String = payer.call(false, "sendrawtransaction", json!([t2_hex])).await.unwrap();
-    user_node.mine(5, &mined).await;
-    let _: Value =
-        user_node.rpc(None).call(false, "setnetworkactive", json!([true])).await.unwrap();
-    let peer = format!("127.0.0.1:{}", exchange_node.p2p_port);
-    let _: Value =
-        user_node.rpc(None).call(false, "addnode", json!([peer, "onetry"])).await.unwrap();
-    synced(&payer, &hot).await;
+    world.spend_again(&spend, 5).await;
 
     // The credit is taken back: Alice is 0.3 below zero, recorded in her ledger.
     let reversed = until("T1 reversed", async || {
@@ -434,8 +439,8 @@ async fn a_deposit_double_spent_after_its_credit_is_reversed_and_freezes_withdra
     assert_eq!(page["withdrawals"][0]["status"], "held", "{page}");
     assert_eq!(page["withdrawals"][0]["txid"], Value::Null, "{page}");
     // More blocks change nothing: reversed once.
-    user_node.mine(2, &mined).await;
-    synced(&payer, &hot).await;
+    user_node.mine(2, mined).await;
+    synced(payer, hot).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(balance(&alice).await, ("-0.3".to_string(), "0.3".to_string()));
 }

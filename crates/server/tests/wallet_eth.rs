@@ -78,6 +78,19 @@ async fn eth(user: &common::User) -> (String, String) {
     (b["available"].as_str().unwrap().to_string(), b["held"].as_str().unwrap().to_string())
 }
 
+/// A new ETH deposit address of `user`'s, as the API gives it.
+async fn deposit_address(user: &common::User) -> String {
+    let r = user
+        .http
+        .post(format!("{}/api/v1/deposit-addresses", user.base))
+        .json(&json!({"asset": "ETH"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string()
+}
+
 async fn withdraw(user: &common::User, address: &str, amount: &str) -> (u16, Value) {
     let r = user
         .http
@@ -99,15 +112,7 @@ async fn ether_is_deposited_swept_and_withdrawn() {
     let world = World::start().await;
     let World { anvil, app, .. } = &world;
     let alice = register(app, "alice@example.com").await;
-    let r = alice
-        .http
-        .post(format!("{}/api/v1/deposit-addresses", app.url))
-        .json(&json!({"asset": "ETH"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let text = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+    let text = deposit_address(&alice).await;
     let address = Address::parse(&text).unwrap();
     assert_eq!(text, address.checksummed(), "an EIP-55 address");
     assert_ne!(address, world.hot(), "deposit addresses are not the hot wallet");
@@ -264,4 +269,44 @@ async fn a_withdrawal_whose_answer_was_lost_is_sent_once() {
     })
     .await;
     assert_eq!(eth(&alice).await, ("0.699".to_string(), "0".to_string()));
+}
+
+#[tokio::test]
+async fn an_ether_deposit_reorganised_away_is_never_credited() {
+    let World { anvil, app, .. } = World::start().await;
+    let alice = register(&app, "alice@example.com").await;
+    let address = Address::parse(&deposit_address(&alice).await).unwrap();
+    let rpc = anvil.rpc();
+    // The chain as it was; then the deposit is mined and seen with one confirmation.
+    let before: String = rpc.call("evm_snapshot", json!([])).await.unwrap();
+    let tx = anvil.fund(&address, ETHER).await.to_string();
+    let deposit = async || {
+        let (_, page) = alice.get("/api/v1/deposits?asset=ETH").await;
+        page["deposits"].as_array()?.iter().find(|d| d["txid"] == tx.as_str()).cloned()
+    };
+    until("pending", async || deposit().await.filter(|d| d["confirmations"] == 1)).await;
+    // A reorganisation: the block is replaced by a longer chain without the transaction.
+    let reverted: bool = rpc.call("evm_revert", json!([before])).await.unwrap();
+    assert!(reverted);
+    anvil.mine(6).await;
+    assert!(rpc.transaction(&tx.parse().unwrap()).await.unwrap().is_none(), "gone");
+    let dropped =
+        until("dropped", async || deposit().await.filter(|d| d["status"] == "dropped")).await;
+    assert!(dropped["confirmations"].as_i64().unwrap() < 0, "{dropped}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(deposit().await.unwrap()["status"], "dropped", "never credited");
+    assert_eq!(eth(&alice).await.0, "0");
+    // The scan follows the new chain: a deposit after the reorganisation is credited.
+    let again = anvil.fund(&address, ETHER / 2).await.to_string();
+    anvil.mine(2).await;
+    until("the next deposit credited", async || {
+        let (_, page) = alice.get("/api/v1/deposits?asset=ETH").await;
+        page["deposits"]
+            .as_array()?
+            .iter()
+            .find(|d| d["txid"] == again.as_str() && d["status"] == "credited")
+            .cloned()
+    })
+    .await;
+    assert_eq!(eth(&alice).await.0, "0.5");
 }

@@ -3,8 +3,9 @@
 //! and what the server asks of a wallet (addresses, withdrawals, health, its tasks).
 
 use crate::coin::{Coin, CoinConfig, NodeHealth};
-use crate::deposits::{OnChange, WalletError};
+use crate::deposits::WalletError;
 use crate::ethereum::{EthCoin, EthConfig};
+use crate::task::{Context, Worker};
 use crate::withdrawals::RequestError;
 use bourse_core::{AssetId, UserId};
 use bourse_engine::EngineHandle;
@@ -192,60 +193,34 @@ impl Chain {
         }
     }
 
-    /// Starts the deposit scanner and the withdrawal processor; they run until `stop`.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the deposit scanner (with `scan`) and the withdrawal processor (with `process`);
+    /// they run until `stop`.
     pub fn spawn(
         &self,
-        store: Arc<dyn Store>,
-        engine: EngineHandle,
-        wake: Arc<tokio::sync::Notify>,
-        wake_withdrawals: Arc<tokio::sync::Notify>,
-        on_change: Arc<OnChange>,
-        clock: fn() -> i64,
+        scan: Context,
+        process: Context,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         match self {
-            Chain::Bitcoin(coin) => {
-                let scanner = crate::deposits::Scanner {
-                    coin: coin.clone(),
-                    store: store.clone(),
-                    engine: engine.clone(),
-                    wake,
-                    on_change: on_change.clone(),
-                    clock,
-                };
-                vec![
-                    tokio::spawn(crate::deposits::run_scanner(scanner, stop.clone())),
-                    tokio::spawn(crate::withdrawals::run_processor(
-                        coin.clone(),
-                        store,
-                        engine,
-                        wake_withdrawals,
-                        on_change,
-                        clock,
-                        stop,
-                    )),
-                ]
-            }
+            Chain::Bitcoin(coin) => vec![
+                tokio::spawn(crate::deposits::run_scanner(
+                    Worker { coin: coin.clone(), cx: scan },
+                    stop.clone(),
+                )),
+                tokio::spawn(crate::withdrawals::run_processor(
+                    Worker { coin: coin.clone(), cx: process },
+                    stop,
+                )),
+            ],
             Chain::Ethereum(coin) => {
                 tracing::info!(coin = %coin.symbol, hot_wallet = %coin.hot_address, "ethereum wallet");
                 vec![
                     tokio::spawn(crate::ethereum::scan::run_scanner(
-                        coin.clone(),
-                        store.clone(),
-                        engine.clone(),
-                        wake,
-                        on_change.clone(),
-                        clock,
+                        Worker { coin: coin.clone(), cx: scan },
                         stop.clone(),
                     )),
                     tokio::spawn(crate::ethereum::send::run_processor(
-                        coin.clone(),
-                        store,
-                        engine,
-                        wake_withdrawals,
-                        on_change,
-                        clock,
+                        Worker { coin: coin.clone(), cx: process },
                         stop,
                     )),
                 ]

@@ -6,12 +6,12 @@
 
 use crate::coin::Coin;
 use crate::rpc::{RpcError, WalletEntry};
+use crate::task::Worker;
 use bourse_core::{Command, Event, ExternalKey, Reason, Reject, UserId};
 use bourse_engine::{EngineError, EngineHandle};
 use bourse_store::{
     DepositAddressRow, DepositRow, DepositStatus, NewDepositAddress, Store, StoreError,
 };
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -326,45 +326,8 @@ async fn reverse(
     }
 }
 
-/// What a scanner is given: the coin, where it writes, and whom it tells.
-#[derive(Clone)]
-pub struct Scanner {
-    pub coin: Arc<Coin>,
-    pub store: Arc<dyn Store>,
-    pub engine: EngineHandle,
-    /// Notified to scan now (a node's walletnotify).
-    pub wake: Arc<tokio::sync::Notify>,
-    /// Told of every balance change a scan made (user, engine seq): a user reads their own
-    /// credit at once.
-    pub on_change: Arc<OnChange>,
-    pub clock: fn() -> i64,
-}
-
-impl std::fmt::Debug for Scanner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scanner").field("coin", &self.coin.symbol).finish_non_exhaustive()
-    }
-}
-
-/// Scans every `scan_interval_ms`, or sooner when woken, until `stop` turns true. A failed pass
-/// is logged and tried again at the next one.
-pub async fn run_scanner(scanner: Scanner, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let Scanner { coin, store, engine, wake, on_change, clock } = scanner;
-    let interval = Duration::from_millis(coin.config.scan_interval_ms.max(100));
-    loop {
-        match scan(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
-            Ok(r) if r != ScanReport::default() => {
-                tracing::info!(coin = %coin.symbol, seen = r.seen, credited = r.credited, dropped = r.dropped, reversed = r.reversed, "deposit scan");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(coin = %coin.symbol, error = %e, "deposit scan failed; trying again")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = wake.notified() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
+/// Scans every `scan_interval_ms`, or sooner when woken, until `stop` turns true.
+pub async fn run_scanner(w: Worker<Coin>, stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = Duration::from_millis(w.coin.config.scan_interval_ms);
+    w.every("deposit scan", &w.coin.symbol, interval, stop, scan).await
 }

@@ -21,6 +21,7 @@ pub mod coin;
 pub mod deposits;
 pub mod ethereum;
 pub mod rpc;
+pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod withdrawals;

@@ -109,17 +109,8 @@ pub async fn synced(a: &BitcoinRpc, b: &BitcoinRpc) {
     }
 }
 
-/// Polls `check` every 100 ms until it gives a value; panics after 20 s naming `what`.
-pub async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// Polls a check every 100 ms until it gives a value; panics after 20 s naming what it waited for.
+pub use bourse_eth::testing::until;
 
 /// Reads one HTTP/1.1 message (headers and a `Content-Length` body); `None` at end of stream.
 async fn read_message(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<Vec<u8>> {

@@ -8,6 +8,7 @@
 use crate::coin::Coin;
 use crate::deposits::{OnChange, WalletError};
 use crate::rpc::RpcError;
+use crate::task::Worker;
 use bourse_core::{
     AssetId, Command, Event, Exchange, ExternalKey, Reason, Reject, UserId, WithdrawalId,
 };
@@ -15,7 +16,6 @@ use bourse_engine::EngineHandle;
 use bourse_store::{NewWithdrawal, Store, WithdrawalRow, WithdrawalStatus};
 use serde::Deserialize;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The comment a batch's transaction carries: `bourse:w:<id>,<id>,...`.
@@ -518,32 +518,9 @@ pub(crate) async fn fail(
 }
 
 /// Runs [`process`] every `withdrawal_interval_ms` (sooner when woken) until `stop`.
-pub async fn run_processor(
-    coin: Arc<Coin>,
-    store: Arc<dyn Store>,
-    engine: EngineHandle,
-    wake: Arc<tokio::sync::Notify>,
-    on_change: Arc<OnChange>,
-    clock: fn() -> i64,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let interval = Duration::from_millis(coin.config.withdrawal_interval_ms.max(100));
-    loop {
-        match process(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
-            Ok(r) if r != ProcessReport::default() => {
-                tracing::info!(coin = %coin.symbol, sent = r.sent, recovered = r.recovered, completed = r.completed, failed = r.failed, "withdrawals");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(coin = %coin.symbol, error = %e, "withdrawal pass failed; trying again")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = wake.notified() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
+pub async fn run_processor(w: Worker<Coin>, stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = Duration::from_millis(w.coin.config.withdrawal_interval_ms);
+    w.every("withdrawals", &w.coin.symbol, interval, stop, process).await
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 
 use super::{EthCoin, eth_error};
 use crate::deposits::{Ctx, OnChange, Payment, ScanReport, WalletError, observe};
+use crate::task::Worker;
 use bourse_engine::EngineHandle;
 use bourse_eth::{ReceiptStatus, TxHash};
 use bourse_store::{DepositStatus, Store};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The cursor as stored: the last block read, by height and hash.
@@ -118,32 +118,9 @@ pub async fn scan(
 }
 
 /// Scans every `scan_interval_ms`, or sooner when woken, until `stop` turns true.
-pub async fn run_scanner(
-    coin: Arc<EthCoin>,
-    store: Arc<dyn Store>,
-    engine: EngineHandle,
-    wake: Arc<tokio::sync::Notify>,
-    on_change: Arc<OnChange>,
-    clock: fn() -> i64,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let interval = Duration::from_millis(coin.config.scan_interval_ms.max(100));
-    loop {
-        match scan(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
-            Ok(r) if r != ScanReport::default() => {
-                tracing::info!(coin = %coin.symbol, seen = r.seen, credited = r.credited, dropped = r.dropped, reversed = r.reversed, "deposit scan");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(coin = %coin.symbol, error = %e, "deposit scan failed; trying again")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = wake.notified() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
+pub async fn run_scanner(w: Worker<EthCoin>, stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = Duration::from_millis(w.coin.config.scan_interval_ms);
+    w.every("deposit scan", &w.coin.symbol, interval, stop, scan).await
 }
 
 #[cfg(test)]

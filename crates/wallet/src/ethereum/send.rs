@@ -10,6 +10,7 @@
 
 use super::{EthCoin, TRANSFER_GAS, eth_error};
 use crate::deposits::{OnChange, WalletError};
+use crate::task::Worker;
 use crate::withdrawals::{
     ProcessReport, complete, fail, frozen_users, judge, liabilities, mark_sent,
 };
@@ -19,7 +20,6 @@ use bourse_store::{
     ChainSendKind, ChainSendRow, ChainSendStatus, NewChainSend, Store, WithdrawalRow,
     WithdrawalStatus,
 };
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Deposit addresses looked at per pass for sweeping, at most.
@@ -410,30 +410,7 @@ pub async fn process(
 }
 
 /// Runs [`process`] every `withdrawal_interval_ms` (sooner when woken) until `stop`.
-pub async fn run_processor(
-    coin: Arc<EthCoin>,
-    store: Arc<dyn Store>,
-    engine: EngineHandle,
-    wake: Arc<tokio::sync::Notify>,
-    on_change: Arc<OnChange>,
-    clock: fn() -> i64,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let interval = Duration::from_millis(coin.config.withdrawal_interval_ms.max(100));
-    loop {
-        match process(&coin, store.as_ref(), &engine, on_change.as_ref(), clock()).await {
-            Ok(r) if r != ProcessReport::default() => {
-                tracing::info!(coin = %coin.symbol, sent = r.sent, recovered = r.recovered, completed = r.completed, failed = r.failed, "withdrawals");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(coin = %coin.symbol, error = %e, "withdrawal pass failed; trying again")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = wake.notified() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
+pub async fn run_processor(w: Worker<EthCoin>, stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = Duration::from_millis(w.coin.config.withdrawal_interval_ms);
+    w.every("withdrawals and sweeps", &w.coin.symbol, interval, stop, process).await
 }
