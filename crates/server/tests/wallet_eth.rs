@@ -155,6 +155,12 @@ async fn ether_is_deposited_swept_and_withdrawn() {
     assert!(left < 21_000 * 1_000_000_000_000, "only dust left behind: {left}");
     assert_eq!(eth(&alice).await.0, "1.5", "sweeping changes no balance");
 
+    // The pages: the address with its QR code and the deposit; the fee and minimum to withdraw.
+    let page = common::text(&alice.http, &format!("{}/account/funds/ETH/deposit", app.url)).await;
+    assert!(page.contains(&text) && page.contains("<svg") && page.contains(&tx), "{page}");
+    let page = common::text(&alice.http, &format!("{}/account/funds/ETH/withdraw", app.url)).await;
+    assert!(page.contains("0.001") && page.contains("0.01"), "{page}");
+
     // Refused, nothing held: a bad checksum, the wallet's own address, off precision, too much.
     let recipient = Address([0xab; 20]);
     let mut bad_checksum = recipient.checksummed();

@@ -310,7 +310,7 @@ pub struct WithdrawRequest {
         (status = 400, description = "`bad_json`, `bad_address`, `below_minimum`, `bad_amount`, `too_precise`, `insufficient_funds`; signature errors", body = ErrorBody),
         (status = 404, description = "`unknown_asset`, `no_wallet`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
-        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`, `withdrawals_frozen` (a balance of the caller's is below zero)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`node_unavailable`, `unavailable`", body = ErrorBody)))]
 pub async fn withdraw(
