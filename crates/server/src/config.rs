@@ -37,6 +37,9 @@ pub struct Config {
     /// withdrawals go through. An asset without one has no deposits or withdrawals.
     #[serde(default)]
     pub wallets: std::collections::BTreeMap<String, bourse_wallet::chain::WalletConfig>,
+    /// Outgoing mail (`[mail]`): SMTP, or the local mailbox without it.
+    #[serde(default)]
+    pub mail: crate::mail::MailConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -123,6 +123,10 @@ impl Server {
             let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
             wallets::open(&config.wallets, &mirror)?
         };
+        let transport =
+            mail::Transport::new(&config.mail, &config.data_dir).map_err(anyhow::Error::msg)?;
+        let mail_config = config.mail.clone();
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             config,
@@ -138,11 +142,19 @@ impl Server {
             dummy_hash,
             shutdown: shutdown_rx.clone(),
             wallets,
+            mail_wake: mail_wake.clone(),
         });
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
         tasks.extend(wallets::spawn(&state));
+        tasks.push(tokio::spawn(mail::run_worker(
+            state.store.clone(),
+            transport,
+            mail_config,
+            mail_wake,
+            shutdown_rx.clone(),
+        )));
         tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
 
         let app = router(&state);

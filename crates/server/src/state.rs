@@ -42,6 +42,19 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The coin wallets, by asset.
     pub wallets: HashMap<bourse_core::AssetId, crate::wallets::Wallet>,
+    /// Wakes the mail worker (a mail was queued).
+    pub mail_wake: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    /// Queues a mail to `to`; a failure to queue is logged (the caller's action stands).
+    pub async fn mail(&self, to: &str, subject: &str, text: &str) {
+        if let Err(e) =
+            crate::mail::queue(self.store.as_ref(), &self.mail_wake, to, subject, text).await
+        {
+            tracing::error!(error = %e, subject, "cannot queue a mail");
+        }
+    }
 }
 
 pub type Shared = Arc<AppState>;

@@ -6,9 +6,9 @@
 
 use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
-    DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, NewLedgerEntry,
-    OrderKind, OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError, TokenPurpose,
-    TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
+    DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, MailRow,
+    NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError,
+    TokenPurpose, TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -533,6 +533,21 @@ pub(crate) fn alert_row(r: &impl Get) -> Result<AlertRow> {
         at_ms: r.i64("at_ms")?,
         source: r.string("source")?,
         message: r.string("message")?,
+    })
+}
+
+pub(crate) fn mail_row(r: &impl Get) -> Result<MailRow> {
+    Ok(MailRow {
+        id: r.i64("id")?,
+        to: r.string("to_address")?,
+        subject: r.string("subject")?,
+        text: r.string("text_body")?,
+        html: r.string("html_body")?,
+        created_ms: r.i64("created_ms")?,
+        attempts: r.u32("attempts")?,
+        next_attempt_ms: r.i64("next_attempt_ms")?,
+        sent_ms: r.opt_i64("sent_ms")?,
+        last_error: r.opt_string("last_error")?,
     })
 }
 

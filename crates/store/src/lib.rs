@@ -203,6 +203,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest `limit` operator alerts, newest first.
     async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>>;
 
+    /// Queues a mail, due at once; returns its id.
+    async fn enqueue_mail(&self, mail: &NewMail) -> Result<i64>;
+    /// Up to `limit` queued mails due at `now_ms` (next_attempt_ms <= now_ms, not sent), oldest
+    /// first: by `next_attempt_ms`, then id (for mails not yet tried, the order they were queued
+    /// in). At most [`LIST_LIMIT_MAX`].
+    async fn due_mails(&self, now_ms: i64, limit: u32) -> Result<Vec<MailRow>>;
+    /// The mail server took it.
+    async fn mail_sent(&self, id: i64, now_ms: i64) -> Result<()>;
+    /// An attempt failed: attempts + 1, the error (truncated to 500 chars by the caller), tried
+    /// again at `next_attempt_ms`.
+    async fn mail_failed(&self, id: i64, error: &str, next_attempt_ms: i64) -> Result<()>;
+    /// Mails still queued (not sent), for health and metrics.
+    async fn mail_queue_len(&self) -> Result<u64>;
+
     // ---- projection (written by the projector only) ------------------------------------------
     /// The last engine seq whose events are in the read models (0: none).
     async fn projected_seq(&self) -> Result<u64>;

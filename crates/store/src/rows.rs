@@ -551,3 +551,32 @@ pub struct AlertRow {
     pub source: String,
     pub message: String,
 }
+
+/// A mail to send; see [`crate::Store::enqueue_mail`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMail {
+    pub to: String,
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailRow {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub created_ms: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not tried again before this time.
+    pub next_attempt_ms: i64,
+    /// When the mail server took it; None while queued.
+    pub sent_ms: Option<i64>,
+    pub last_error: Option<String>,
+}

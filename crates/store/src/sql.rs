@@ -168,6 +168,24 @@ pub(crate) const INSERT_ALERT: &str =
 pub(crate) const ALERTS: &str =
     "SELECT id, at_ms, source, message FROM operator_alerts ORDER BY id DESC LIMIT $1";
 
+// ---- mail outbox ------------------------------------------------------------------------------
+
+pub(crate) const ENQUEUE_MAIL: &str = "INSERT INTO mail_outbox (to_address, subject, text_body, \
+     html_body, created_ms, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+/// `$1` now, `$2` limit. Served by the partial index `mail_outbox_due` (same predicate, same
+/// order), so it stops after `$2` index entries whatever the backlog.
+pub(crate) const DUE_MAILS: &str = "SELECT id, to_address, subject, text_body, html_body, \
+     created_ms, attempts, next_attempt_ms, sent_ms, last_error FROM mail_outbox \
+     WHERE sent_ms IS NULL AND next_attempt_ms <= $1 ORDER BY next_attempt_ms, id LIMIT $2";
+/// Keeps the first time if told twice.
+pub(crate) const MAIL_SENT: &str =
+    "UPDATE mail_outbox SET sent_ms = COALESCE(sent_ms, $2) WHERE id = $1";
+/// A mail already sent is left alone.
+pub(crate) const MAIL_FAILED: &str = "UPDATE mail_outbox SET attempts = attempts + 1, \
+     last_error = $2, next_attempt_ms = $3 WHERE id = $1 AND sent_ms IS NULL";
+pub(crate) const MAIL_QUEUE_LEN: &str =
+    "SELECT COUNT(*) AS n FROM mail_outbox WHERE sent_ms IS NULL";
+
 pub(crate) const INSERT_WITHDRAWAL: &str = "INSERT INTO withdrawals (user_id, asset_id, address, \
      amount, fee, status, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6) \
      RETURNING id";

@@ -10,9 +10,10 @@ use crate::sql;
 use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
     DepositFilter, DepositRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow,
-    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewSession, NewToken,
-    NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow, Store, StoreError,
-    TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
+    NewSession, NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow,
+    Store, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -726,6 +727,47 @@ impl Store for SqliteStore {
     async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>> {
         let rows = sqlx::query(sql::ALERTS).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         codec::all(&rows, codec::alert_row)
+    }
+
+    async fn enqueue_mail(&self, mail: &NewMail) -> Result<i64> {
+        let row = sqlx::query(sql::ENQUEUE_MAIL)
+            .bind(mail.to.as_str())
+            .bind(mail.subject.as_str())
+            .bind(mail.text.as_str())
+            .bind(mail.html.as_str())
+            .bind(mail.created_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn due_mails(&self, now_ms: i64, limit: u32) -> Result<Vec<MailRow>> {
+        let rows = sqlx::query(sql::DUE_MAILS)
+            .bind(now_ms)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::mail_row)
+    }
+
+    async fn mail_sent(&self, id: i64, now_ms: i64) -> Result<()> {
+        sqlx::query(sql::MAIL_SENT).bind(id).bind(now_ms).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn mail_failed(&self, id: i64, error: &str, next_attempt_ms: i64) -> Result<()> {
+        sqlx::query(sql::MAIL_FAILED)
+            .bind(id)
+            .bind(error)
+            .bind(next_attempt_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mail_queue_len(&self) -> Result<u64> {
+        let row = sqlx::query(sql::MAIL_QUEUE_LEN).fetch_one(&self.pool).await?;
+        codec::Get::u64(&row, "n")
     }
 
     async fn projected_seq(&self) -> Result<u64> {

@@ -12,10 +12,10 @@ use bourse_core::{
 use bourse_store::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
     DepositFilter, DepositRow, DepositStatus, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
-    LedgerKind, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewSession,
-    NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow, OrderStatus, Projection, Scopes,
-    SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalFilter,
-    WithdrawalStatus, connect,
+    LedgerKind, MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry,
+    NewMail, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow, OrderStatus,
+    Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
+    WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 5, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 6, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -103,6 +103,7 @@ conformance!(
     withdrawals_round_trip,
     operator_alerts_newest_first,
     chain_sends_round_trip,
+    mail_outbox_round_trip,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1493,4 +1494,128 @@ async fn chain_sends_round_trip(db: &Db) {
     // The rows that are sound still read.
     assert_eq!(s.chain_send_of_withdrawal(w1).await.unwrap().map(|r| r.raw.len()), Some(512));
     assert_eq!(ids(s.open_chain_sends(other).await.unwrap()), vec![id5]);
+}
+
+async fn mail_outbox_round_trip(db: &Db) {
+    let s = &*db.store;
+    assert!(s.due_mails(i64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(s.mail_queue_len().await.unwrap(), 0);
+
+    let long_html = format!(
+        "<!doctype html><html><body>{}</body></html>",
+        "<p style=\"color:#333\">Grüße, 你好 — «bourse» &amp; ✉</p>\n".repeat(4000)
+    );
+    assert!(long_html.len() > 150_000);
+    let mail = |to: &str, subject: &str, created_ms| NewMail {
+        to: to.into(),
+        subject: subject.into(),
+        text: format!(
+            "Hello {to},\r\n\r\nYour code: 123 456 — ¡olé! 👋\n'quotes' \"and\" \\ backslash"
+        ),
+        html: long_html.clone(),
+        created_ms,
+    };
+    let queued = |id, m: &NewMail| MailRow {
+        id,
+        to: m.to.clone(),
+        subject: m.subject.clone(),
+        text: m.text.clone(),
+        html: m.html.clone(),
+        created_ms: m.created_ms,
+        attempts: 0,
+        next_attempt_ms: m.created_ms,
+        sent_ms: None,
+        last_error: None,
+    };
+    let m1 = mail("a@example.com", "Bestätigen Sie Ihre E-Mail ✉ — 確認してください", 100);
+    let m2 = mail("b@example.com", "Passwort zurücksetzen 🔑", 200);
+    let m3 = mail("c@example.com", "Neue Anmeldung", 300);
+    let id1 = s.enqueue_mail(&m1).await.unwrap();
+    let id2 = s.enqueue_mail(&m2).await.unwrap();
+    let id3 = s.enqueue_mail(&m3).await.unwrap();
+    assert!(id1 < id2 && id2 < id3);
+    assert_eq!(s.mail_queue_len().await.unwrap(), 3);
+
+    // Due at once (at its created_ms), not before; every field reads back exactly.
+    assert!(s.due_mails(99, 10).await.unwrap().is_empty());
+    assert_eq!(s.due_mails(100, 10).await.unwrap(), vec![queued(id1, &m1)]);
+    let all = vec![queued(id1, &m1), queued(id2, &m2), queued(id3, &m3)];
+    assert_eq!(s.due_mails(300, 10).await.unwrap(), all, "oldest first");
+    assert_eq!(s.due_mails(i64::MAX, 2).await.unwrap(), all[..2], "limited");
+    assert!(s.due_mails(i64::MAX, 0).await.unwrap().is_empty());
+
+    // A failed attempt: counted, its error kept, not due again before next_attempt_ms.
+    let error: String = "é".repeat(500);
+    s.mail_failed(id1, &error, 1_000).await.unwrap();
+    assert_eq!(
+        s.due_mails(999, 10).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![id2, id3]
+    );
+    let failed = MailRow {
+        attempts: 1,
+        next_attempt_ms: 1_000,
+        last_error: Some(error.clone()),
+        ..queued(id1, &m1)
+    };
+    assert_eq!(
+        s.due_mails(1_000, 10).await.unwrap(),
+        vec![queued(id2, &m2), queued(id3, &m3), failed.clone()],
+        "a retried mail queues behind those due earlier"
+    );
+    s.mail_failed(id1, "421 4.3.2 service not available", 2_000).await.unwrap();
+    assert!(s.due_mails(1_999, 10).await.unwrap().iter().all(|m| m.id != id1));
+    assert_eq!(
+        s.due_mails(2_000, 10).await.unwrap().last(),
+        Some(&MailRow {
+            attempts: 2,
+            next_attempt_ms: 2_000,
+            last_error: Some("421 4.3.2 service not available".into()),
+            ..queued(id1, &m1)
+        }),
+        "the latest error replaces the previous one"
+    );
+    assert_eq!(s.mail_queue_len().await.unwrap(), 3, "a failed mail stays queued");
+
+    // A sent mail is never due again, even after a late failure report, and is not counted.
+    s.mail_sent(id2, 400).await.unwrap();
+    assert_eq!(s.mail_queue_len().await.unwrap(), 2);
+    s.mail_failed(id2, "late", 0).await.unwrap();
+    s.mail_sent(id2, 500).await.unwrap();
+    assert_eq!(s.mail_queue_len().await.unwrap(), 2);
+    assert_eq!(
+        s.due_mails(i64::MAX, LIST_LIMIT_MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![id3, id1]
+    );
+    // A mail that failed before it was sent is sent the same way.
+    s.mail_sent(id1, 2_100).await.unwrap();
+    assert_eq!(s.mail_queue_len().await.unwrap(), 1);
+    assert_eq!(s.due_mails(i64::MAX, 10).await.unwrap(), vec![queued(id3, &m3)]);
+
+    // Mails due at the same time go in the order they were queued.
+    let m4 = mail("d@example.com", "d", 50);
+    let m5 = mail("e@example.com", "e", 50);
+    let id4 = s.enqueue_mail(&m4).await.unwrap();
+    let id5 = s.enqueue_mail(&m5).await.unwrap();
+    assert_eq!(s.mail_queue_len().await.unwrap(), 3);
+    assert_eq!(
+        s.due_mails(i64::MAX, 10).await.unwrap(),
+        vec![queued(id4, &m4), queued(id5, &m5), queued(id3, &m3)]
+    );
+    assert_eq!(s.due_mails(50, 1).await.unwrap(), vec![queued(id4, &m4)]);
+
+    // An attempts count that is not a u32 is corrupt, not wrapped.
+    raw(&db.url, "UPDATE mail_outbox SET attempts = -1 WHERE created_ms = 300").await;
+    match s.due_mails(i64::MAX, 10).await {
+        Err(StoreError::Corrupt { column, .. }) => assert_eq!(column, "attempts"),
+        other => panic!("expected Corrupt(attempts), got {other:?}"),
+    }
+    raw(&db.url, "UPDATE mail_outbox SET attempts = 4294967296 WHERE created_ms = 300").await;
+    assert!(matches!(s.due_mails(i64::MAX, 10).await, Err(StoreError::Corrupt { .. })));
+    raw(&db.url, "UPDATE mail_outbox SET attempts = 4294967295 WHERE created_ms = 300").await;
+    assert_eq!(s.due_mails(300, 10).await.unwrap()[2].attempts, u32::MAX);
 }

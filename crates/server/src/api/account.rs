@@ -127,14 +127,7 @@ pub async fn register(state: &Shared, email: &str, password: String) -> ApiResul
             let body = format!(
                 "Welcome to bourse. Confirm your e-mail address by opening this link within 48 hours:\n\n{link}\n\nIf you did not sign up, ignore this message."
             );
-            if let Err(e) = crate::mail::deliver(
-                &state.config.data_dir,
-                &email,
-                "Confirm your e-mail address",
-                &body,
-            ) {
-                tracing::error!(error = %e, "cannot write the verification mail");
-            }
+            state.mail(&email, "Confirm your e-mail address", &body).await;
         }
         Err(StoreError::Conflict(_)) => {
             tracing::info!("signup for an address that is already registered");
@@ -224,11 +217,7 @@ pub async fn request_reset(state: &Shared, email: &str) -> ApiResult<()> {
     let body = format!(
         "Someone asked to reset the password of your bourse account. To choose a new password, open this link within an hour:\n\n{link}\n\nIf it was not you, ignore this message: your password stays as it is."
     );
-    if let Err(e) =
-        crate::mail::deliver(&state.config.data_dir, &email, "Reset your password", &body)
-    {
-        tracing::error!(error = %e, "cannot write the password-reset mail");
-    }
+    state.mail(&email, "Reset your password", &body).await;
     Ok(())
 }
 
@@ -254,11 +243,7 @@ pub async fn reset_password(state: &Shared, token: &str, password: String) -> Ap
     let ended = state.store.revoke_sessions(user, None).await?;
     tracing::info!(user = user.0, sessions_ended = ended, "password reset");
     let body = "The password of your bourse account was just changed through a reset link, and every session was signed out.\n\nIf it was not you, reset it again at once and contact the exchange.";
-    if let Err(e) =
-        crate::mail::deliver(&state.config.data_dir, &row.email, "Your password was changed", body)
-    {
-        tracing::error!(error = %e, "cannot write the password-changed mail");
-    }
+    state.mail(&row.email, "Your password was changed", body).await;
     Ok(())
 }
 

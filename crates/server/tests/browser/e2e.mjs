@@ -6,7 +6,7 @@
 //   BOURSE_SHOTS      where to save screenshots
 // Any browser console error or uncaught page error fails the test.
 import { chromium } from "playwright-core";
-import { readdirSync, readFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const url = process.env.BOURSE_URL;
@@ -67,9 +67,16 @@ async function assertLabelled(page) {
   if (unlabelled.length) throw new Error(`unlabelled controls on ${page.url()}: ${unlabelled.join(", ")}`);
 }
 
-function lastMail(to) {
-  return readdirSync(mailbox).sort().reverse().map((f) => readFileSync(join(mailbox, f), "utf8"))
-    .find((m) => m.startsWith(`To: ${to}\n`));
+// The newest mail to `to`, once it contains `needle` (mail goes out through the outbox, a
+// moment after the request that queued it).
+async function mailWith(to, needle) {
+  for (let i = 0; i < 200; i++) {
+    const files = existsSync(mailbox) ? readdirSync(mailbox).sort().reverse() : [];
+    const newest = files.map((f) => readFileSync(join(mailbox, f), "utf8")).find((m) => m.startsWith(`To: ${to}\n`));
+    if (newest && newest.includes(needle)) return newest;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no mail to ${to} with ${needle}`);
 }
 
 // Nothing makes the page wider than the screen (wide tables scroll inside their box).
@@ -98,7 +105,7 @@ try {
   await page.getByLabel(/^Password/).fill(carol.password);
   await page.getByRole("button", { name: "Create account" }).click();
   await page.getByRole("heading", { name: "Check your e-mail" }).waitFor();
-  const link = lastMail(carol.email).split("\n").find((l) => l.includes("/verify?token=")).trim();
+  const link = (await mailWith(carol.email, "/verify?token=")).split("\n").find((l) => l.includes("/verify?token=")).trim();
   await page.goto(link);
   await page.getByRole("button", { name: "Confirm my address" }).click();
   await page.getByRole("heading", { name: "Address confirmed" }).waitFor();
@@ -112,7 +119,7 @@ try {
   await page.getByLabel("E-mail").fill(carol.email);
   await page.getByRole("button", { name: "Mail me a link" }).click();
   await page.getByRole("heading", { name: "Check your e-mail" }).waitFor();
-  const resetLink = lastMail(carol.email).split("\n").find((l) => l.includes("/reset?token=")).trim();
+  const resetLink = (await mailWith(carol.email, "/reset?token=")).split("\n").find((l) => l.includes("/reset?token=")).trim();
   await page.goto(resetLink);
   carol.password = "carol's new passphrase";
   await page.getByLabel(/^New password/).fill(carol.password);

@@ -74,18 +74,26 @@ impl App {
         self.url.replace("http://", "ws://") + "/ws"
     }
 
-    /// The newest mail to `to` in the server's mailbox.
-    pub fn last_mail(&self, to: &str) -> String {
+    /// The newest mail to `to` in the server's mailbox, once it contains `needle` (mail goes
+    /// out through the outbox: it lands a moment after the request that queued it).
+    pub async fn mail_with(&self, to: &str, needle: &str) -> String {
         let dir: PathBuf = self.data_dir.path().join("mailbox");
-        let mut files: Vec<_> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
-        files
-            .iter()
-            .rev()
-            .map(|f| std::fs::read_to_string(f).unwrap())
-            .find(|text| text.starts_with(&format!("To: {to}\n")))
-            .unwrap_or_else(|| panic!("no mail to {to}"))
+        for _ in 0..200 {
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .map(|d| d.map(|e| e.unwrap().path()).collect())
+                .unwrap_or_default();
+            files.sort();
+            let newest = files
+                .iter()
+                .rev()
+                .map(|f| std::fs::read_to_string(f).unwrap())
+                .find(|text| text.starts_with(&format!("To: {to}\n")));
+            if let Some(mail) = newest.filter(|m| m.contains(needle)) {
+                return mail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no mail to {to} with {needle:?}")
     }
 }
 
@@ -150,7 +158,7 @@ pub async fn register(app: &App, email: &str) -> User {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let mail = app.last_mail(email);
+    let mail = app.mail_with(email, "/verify?token=").await;
     let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let r = http
         .post(format!("{}/api/v1/auth/verify", app.url))
