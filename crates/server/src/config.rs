@@ -40,6 +40,9 @@ pub struct Config {
     /// Outgoing mail (`[mail]`): SMTP, or the local mailbox without it.
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
+    /// Operator alerts to a webhook (`[alerts]`), off by default.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

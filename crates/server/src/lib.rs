@@ -6,6 +6,7 @@
 //! commands and reads the mirror (`mirror.rs`, fed by `feed.rs`) and the read models; the
 //! projector (`projector.rs`) is the only writer of read models.
 
+pub mod alerts;
 pub(crate) mod api;
 pub mod auth;
 pub mod config;
@@ -64,6 +65,12 @@ impl Server {
     /// Opens the data directory and database (migrating it), recovers the engine, starts the
     /// projector and the feed, and listens.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        // Outbound TLS (SMTP, the alert webhook) uses rustls with the ring provider; installing
+        // it twice (a second server in one process) is harmless. rustls marks ring's provider
+        // deprecated for lacking post-quantum key exchange; aws-lc-rs would bring it at the cost
+        // of a C and assembly build this project does not otherwise need.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())
         })?;
@@ -148,6 +155,11 @@ impl Server {
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
         tasks.extend(wallets::spawn(&state));
+        tasks.push(tokio::spawn(alerts::run_webhook(
+            state.store.clone(),
+            state.config.alerts.clone(),
+            shutdown_rx.clone(),
+        )));
         tasks.push(tokio::spawn(mail::run_worker(
             state.store.clone(),
             transport,

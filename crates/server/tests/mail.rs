@@ -1,4 +1,4 @@
-//! Mail through a real SMTP server: aiosmtpd (from PyPI; `scripts/test` installs it — these
+//! Mail through a real SMTP server, and operator alerts through a webhook. aiosmtpd (from PyPI; `scripts/test` installs it — these
 //! tests fail, never skip, without it) writing a Maildir. Mails go through the outbox: a server
 //! that is down delays them, and once it is up each arrives exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -127,5 +127,101 @@ async fn mail_waits_for_a_server_that_is_down_and_arrives_once() {
         assert_eq!(mails_to(&dir, who).len(), 1, "{who}");
     }
     assert_eq!(maildir(&dir).len(), 3);
+    store.close().await;
+}
+
+/// A webhook that records each JSON body it is posted; answers 503 while `down` is set.
+struct Webhook {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Webhook {
+    async fn start() -> Webhook {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, d) = (bodies.clone(), down.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then a Content-Length body.
+                let body = loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break Some(body.to_string());
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                let status = if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    "503 Service Unavailable"
+                } else {
+                    b.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                    "200 OK"
+                };
+                let answer =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        Webhook { url, bodies, down }
+    }
+}
+
+#[tokio::test]
+async fn operator_alerts_reach_the_webhook_in_order_after_it_was_down() {
+    let hook = Webhook::start().await;
+    hook.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = App::spawn_with(
+        Backend::Sqlite,
+        &[("BOURSE_ALERTS__WEBHOOK_URL", hook.url.as_str()), ("BOURSE_ALERTS__INTERVAL_MS", "100")],
+    )
+    .await;
+    // Alerts as the wallet raises them (recorded in the store).
+    let store = bourse_store::connect(&app.database_url).await.unwrap();
+    for message in
+        ["the hot wallet holds 1 LTC less than users are owed", "a deposit left the chain"]
+    {
+        bourse_wallet::alert::raise(store.as_ref(), "wallet:LTC", message.to_string(), 1).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(hook.bodies.lock().unwrap().is_empty(), "the webhook is down");
+    hook.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let got = until("delivered", async || {
+        let bodies = hook.bodies.lock().unwrap().clone();
+        (bodies.len() >= 2).then_some(bodies)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(hook.bodies.lock().unwrap().len(), 2, "each once");
+    assert_eq!(
+        got[0]["text"],
+        "bourse alert from wallet:LTC: the hot wallet holds 1 LTC less than users are owed"
+    );
+    assert_eq!(got[1]["text"], "bourse alert from wallet:LTC: a deposit left the chain");
+    assert_eq!(
+        store.alert_sink_cursor("webhook").await.unwrap(),
+        store.alerts(1).await.unwrap()[0].id
+    );
     store.close().await;
 }

@@ -202,6 +202,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_alert(&self, alert: &NewAlert) -> Result<i64>;
     /// The newest `limit` operator alerts, newest first.
     async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>>;
+    /// Up to `limit` alerts with an id above `after_id`, oldest first.
+    async fn alerts_after(&self, after_id: i64, limit: u32) -> Result<Vec<AlertRow>>;
+    /// The last alert id `sink` delivered (0: none).
+    async fn alert_sink_cursor(&self, sink: &str) -> Result<i64>;
+    async fn set_alert_sink_cursor(&self, sink: &str, last_id: i64) -> Result<()>;
 
     /// Queues a mail, due at once; returns its id.
     async fn enqueue_mail(&self, mail: &NewMail) -> Result<i64>;

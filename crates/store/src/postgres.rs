@@ -800,6 +800,25 @@ impl Store for PgStore {
         codec::all(&rows, codec::alert_row)
     }
 
+    async fn alerts_after(&self, after_id: i64, limit: u32) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(sql::ALERTS_AFTER)
+            .bind(after_id)
+            .bind(i64::from(limit.min(LIST_LIMIT_MAX)))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::alert_row)
+    }
+
+    async fn alert_sink_cursor(&self, sink: &str) -> Result<i64> {
+        let row = sqlx::query(sql::ALERT_SINK).bind(sink).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("last_id")).transpose()?.unwrap_or(0))
+    }
+
+    async fn set_alert_sink_cursor(&self, sink: &str, last_id: i64) -> Result<()> {
+        sqlx::query(sql::SET_ALERT_SINK).bind(sink).bind(last_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn enqueue_mail(&self, mail: &NewMail) -> Result<i64> {
         let row = sqlx::query(sql::ENQUEUE_MAIL)
             .bind(mail.to.as_str())

@@ -167,6 +167,11 @@ pub(crate) const INSERT_ALERT: &str =
     "INSERT INTO operator_alerts (at_ms, source, message) VALUES ($1, $2, $3) RETURNING id";
 pub(crate) const ALERTS: &str =
     "SELECT id, at_ms, source, message FROM operator_alerts ORDER BY id DESC LIMIT $1";
+pub(crate) const ALERTS_AFTER: &str = "SELECT id, at_ms, source, message FROM operator_alerts \
+     WHERE id > $1 ORDER BY id LIMIT $2";
+pub(crate) const ALERT_SINK: &str = "SELECT last_id FROM alert_sinks WHERE sink = $1";
+pub(crate) const SET_ALERT_SINK: &str = "INSERT INTO alert_sinks (sink, last_id) VALUES ($1, $2) \
+     ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id";
 
 // ---- mail outbox ------------------------------------------------------------------------------
 

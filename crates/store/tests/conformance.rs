@@ -29,7 +29,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 6, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 7, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -1230,6 +1230,18 @@ async fn operator_alerts_newest_first(db: &Db) {
         ]
     );
     assert_eq!(s.alerts(1).await.unwrap().len(), 1, "limited");
+
+    // A sink reads on from its cursor, oldest first.
+    let after: Vec<i64> = s.alerts_after(0, 10).await.unwrap().iter().map(|a| a.id).collect();
+    assert_eq!(after, vec![first, second]);
+    assert_eq!(s.alerts_after(first, 10).await.unwrap()[0].id, second);
+    assert!(s.alerts_after(second, 10).await.unwrap().is_empty());
+    assert_eq!(s.alerts_after(0, 1).await.unwrap().len(), 1, "limited");
+    assert_eq!(s.alert_sink_cursor("webhook").await.unwrap(), 0, "nothing delivered yet");
+    s.set_alert_sink_cursor("webhook", first).await.unwrap();
+    s.set_alert_sink_cursor("webhook", second).await.unwrap();
+    assert_eq!(s.alert_sink_cursor("webhook").await.unwrap(), second);
+    assert_eq!(s.alert_sink_cursor("other").await.unwrap(), 0, "per sink");
 }
 
 async fn withdrawals_round_trip(db: &Db) {
