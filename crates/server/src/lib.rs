@@ -19,6 +19,7 @@ pub mod mail;
 pub mod mirror;
 pub mod orders;
 pub mod projector;
+pub mod security;
 pub mod state;
 pub mod ticker;
 pub mod views;
@@ -234,6 +235,7 @@ pub fn router(state: &Shared) -> Router {
                 "method not allowed",
             )
         })
+        .layer(axum::middleware::from_fn(security::client))
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -566,6 +566,13 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     let r = send(&carol, get.clone(), url("/sessions"), None).await;
     assert_eq!(r.1.as_array().unwrap().len(), 2, "{}", r.1);
     c.check(&get, "/sessions", &r);
+    let r = send(&carol, get.clone(), url("/security-events?limit=5"), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert!(!r.1["events"].as_array().unwrap().is_empty(), "{}", r.1);
+    c.check(&get, "/security-events", &r);
+    let r = send(&carol, get.clone(), url("/security-events?limit=x"), None).await;
+    assert_eq!(r.0, 400, "{}", r.1);
+    c.check(&get, "/security-events", &r);
     for (path, status) in [
         (format!("/sessions/{second_session}"), 200),
         (format!("/sessions/{second_session}"), 404),

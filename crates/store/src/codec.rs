@@ -7,8 +7,9 @@
 use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
     DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, MailRow,
-    NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SessionRow, StoreError,
-    TokenPurpose, TradeRow, UserRow, WithdrawalRow, WithdrawalStatus,
+    NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SecurityEventKind,
+    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -235,6 +236,23 @@ impl Code for TokenPurpose {
         self.as_str()
     }
 }
+
+// The only list of these codes: `SecurityEventKind::as_str` reads it, and the `match` this
+// expands to fails to compile if a kind is missing.
+codes!(SecurityEventKind {
+    SecurityEventKind::LoginSucceeded => "login_succeeded",
+    SecurityEventKind::LoginFailed => "login_failed",
+    SecurityEventKind::Logout => "logout",
+    SecurityEventKind::SessionRevoked => "session_revoked",
+    SecurityEventKind::PasswordChanged => "password_changed",
+    SecurityEventKind::PasswordResetRequested => "password_reset_requested",
+    SecurityEventKind::EmailVerified => "email_verified",
+    SecurityEventKind::ApiKeyCreated => "api_key_created",
+    SecurityEventKind::ApiKeyRevoked => "api_key_revoked",
+    SecurityEventKind::WithdrawalRequested => "withdrawal_requested",
+    SecurityEventKind::TwoFactorEnabled => "two_factor_enabled",
+    SecurityEventKind::TwoFactorDisabled => "two_factor_disabled",
+});
 
 /// The optional code of an optional enum.
 pub(crate) fn opt_code<T: Code>(v: Option<T>) -> Option<&'static str> {
@@ -527,6 +545,18 @@ pub(crate) fn next_nonce(r: &impl Get) -> Result<Option<u64>> {
     }
 }
 
+pub(crate) fn security_event_row(r: &impl Get) -> Result<SecurityEventRow> {
+    Ok(SecurityEventRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        at_ms: r.i64("at_ms")?,
+        kind: r.code("kind")?,
+        ip: r.string("ip")?,
+        user_agent: r.string("user_agent")?,
+        detail: r.string("detail")?,
+    })
+}
+
 pub(crate) fn alert_row(r: &impl Get) -> Result<AlertRow> {
     Ok(AlertRow {
         id: r.i64("id")?,
@@ -605,6 +635,20 @@ mod tests {
         check::<WithdrawalStatus>();
         check::<ChainSendKind>();
         check::<ChainSendStatus>();
+        check::<SecurityEventKind>();
+    }
+
+    #[test]
+    fn security_event_kinds_are_distinct_codes() {
+        let all = SecurityEventKind::ALL;
+        assert_eq!(all.len(), 12);
+        let codes: std::collections::HashSet<_> = all.iter().map(|k| k.as_str()).collect();
+        assert_eq!(codes.len(), all.len(), "two kinds share a code");
+        assert_eq!(SecurityEventKind::PasswordResetRequested.as_str(), "password_reset_requested");
+        assert_eq!(
+            SecurityEventKind::from_code("login_failed"),
+            Some(SecurityEventKind::LoginFailed)
+        );
     }
 
     #[test]

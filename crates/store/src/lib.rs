@@ -1,6 +1,6 @@
 //! Storage for everything that is not the engine's state: accounts (users, e-mail tokens,
-//! sessions, API keys) and the read models the projector derives from engine events (orders,
-//! trades, ledger entries, balances, candles).
+//! sessions, API keys, the security audit log) and the read models the projector derives from
+//! engine events (orders, trades, ledger entries, balances, candles).
 //!
 //! One trait, [`Store`], with two implementations chosen by the database URL: SQLite (the
 //! embedded default, `sqlite://path`) and PostgreSQL (`postgres://...`). Each backend has its own
@@ -122,6 +122,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Keys of a user that are not revoked, newest first.
     async fn api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRow>>;
     async fn revoke_api_key(&self, user: UserId, id: i64) -> Result<bool>;
+
+    // ---- security events (the user's audit log) ---------------------------------------------
+    /// Appends a security event; returns its id. The log is append-only: nothing updates or
+    /// deletes it.
+    async fn record_security_event(&self, event: &NewSecurityEvent) -> Result<i64>;
+    /// The user's security events, newest first.
+    async fn security_events(
+        &self,
+        user: UserId,
+        filter: &SecurityEventFilter,
+    ) -> Result<Vec<SecurityEventRow>>;
 
     // ---- wallet (written by the wallet role only) ------------------------------------------
     /// Conflict if the address exists for the asset.

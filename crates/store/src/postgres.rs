@@ -8,9 +8,10 @@ use crate::sql;
 use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
     DepositFilter, DepositRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow,
-    MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSession, NewToken,
-    NewWithdrawal, OrderFilter, OrderRow, Projection, Result, SessionRow, Store, StoreError,
-    TokenPurpose, TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSecurityEvent,
+    NewSession, NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection, Result,
+    SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -527,6 +528,36 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_security_event(&self, event: &NewSecurityEvent) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_SECURITY_EVENT)
+            .bind(db_u64("user id", event.user.0)?)
+            .bind(event.at_ms)
+            .bind(event.kind.code())
+            .bind(event.ip.as_str())
+            .bind(event.user_agent.as_str())
+            .bind(event.detail.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn security_events(
+        &self,
+        user: UserId,
+        filter: &SecurityEventFilter,
+    ) -> Result<Vec<SecurityEventRow>> {
+        let Some(bound) = codec::upper_bound_i64(filter.before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::SECURITY_EVENTS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(bound)
+            .bind(codec::limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::security_event_row)
     }
 
     // ---- projection ----------------------------------------------------------------------

@@ -104,6 +104,63 @@ pub struct ApiKeyRow {
     pub created_ms: i64,
 }
 
+/// What happened to an account's security; see [`crate::Store::record_security_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityEventKind {
+    LoginSucceeded,
+    LoginFailed,
+    Logout,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordResetRequested,
+    EmailVerified,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    WithdrawalRequested,
+    TwoFactorEnabled,
+    TwoFactorDisabled,
+}
+
+impl SecurityEventKind {
+    /// Its code, e.g. `login_failed`: the text the store keeps in `security_events.kind` (the
+    /// one list of codes is in `codec.rs`, checked there to name every kind).
+    pub fn as_str(self) -> &'static str {
+        crate::codec::Code::code(self)
+    }
+}
+
+/// A security event to append to a user's audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSecurityEvent {
+    pub user: UserId,
+    pub at_ms: i64,
+    pub kind: SecurityEventKind,
+    /// The client's IP address as the server saw it.
+    pub ip: String,
+    /// The client's User-Agent (the caller truncates it to 256 chars).
+    pub user_agent: String,
+    /// What it was about: a session id, an API key label, a withdrawal id … (may be empty).
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityEventRow {
+    pub id: i64,
+    pub user: UserId,
+    pub at_ms: i64,
+    pub kind: SecurityEventKind,
+    pub ip: String,
+    pub user_agent: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecurityEventFilter {
+    /// Only events with `id < before`.
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderKind {
     Limit,

@@ -52,6 +52,14 @@ pub(crate) const API_KEYS: &str = "SELECT id, user_id, key_id, secret_sealed, la
 pub(crate) const REVOKE_API_KEY: &str =
     "UPDATE api_keys SET revoked = TRUE WHERE id = $1 AND user_id = $2 AND revoked = FALSE";
 
+// ---- security events --------------------------------------------------------------------------
+
+pub(crate) const INSERT_SECURITY_EVENT: &str = "INSERT INTO security_events \
+     (user_id, at_ms, kind, ip, user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+/// `$1` user, `$2` inclusive upper bound on id, `$3` limit. Served by `security_events_user`.
+pub(crate) const SECURITY_EVENTS: &str = "SELECT id, user_id, at_ms, kind, ip, user_agent, detail \
+     FROM security_events WHERE user_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
+
 // ---- projection -------------------------------------------------------------------------------
 
 pub(crate) const SET_CURSOR: &str = "UPDATE projector_cursor SET seq = $1 WHERE id = 1";

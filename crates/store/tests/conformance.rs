@@ -13,8 +13,9 @@ use bourse_store::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
     DepositFilter, DepositRow, DepositStatus, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
     LedgerKind, MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry,
-    NewMail, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind, OrderRow, OrderStatus,
-    Projection, Scopes, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
+    NewMail, NewSecurityEvent, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind,
+    OrderRow, OrderStatus, Projection, Scopes, SecurityEventFilter, SecurityEventKind,
+    SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
     WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
@@ -29,7 +30,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 7, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 8, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -104,6 +105,7 @@ conformance!(
     operator_alerts_newest_first,
     chain_sends_round_trip,
     mail_outbox_round_trip,
+    security_events_newest_first,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -1630,4 +1632,166 @@ async fn mail_outbox_round_trip(db: &Db) {
     assert!(matches!(s.due_mails(i64::MAX, 10).await, Err(StoreError::Corrupt { .. })));
     raw(&db.url, "UPDATE mail_outbox SET attempts = 4294967295 WHERE created_ms = 300").await;
     assert_eq!(s.due_mails(300, 10).await.unwrap()[2].attempts, u32::MAX);
+}
+
+async fn security_events_newest_first(db: &Db) {
+    use SecurityEventKind as K;
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let page = |before, limit| SecurityEventFilter { before, limit };
+    let ids = |rows: &[SecurityEventRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert!(s.security_events(a, &page(None, 10)).await.unwrap().is_empty());
+
+    // One event of every kind for a, with b's in between; every field differs from the last.
+    let kinds = [
+        K::LoginSucceeded,
+        K::LoginFailed,
+        K::Logout,
+        K::SessionRevoked,
+        K::PasswordChanged,
+        K::PasswordResetRequested,
+        K::EmailVerified,
+        K::ApiKeyCreated,
+        K::ApiKeyRevoked,
+        K::WithdrawalRequested,
+        K::TwoFactorEnabled,
+        K::TwoFactorDisabled,
+    ];
+    let long_agent: String = "ü".repeat(256);
+    let event = |user, i: usize, kind| NewSecurityEvent {
+        user,
+        // Not in id order (a clock that steps back): the log is ordered by id.
+        at_ms: match i {
+            0 => 0,
+            1 => i64::MAX,
+            _ => 1_700_000_000_000 - i64::try_from(i).unwrap(),
+        },
+        kind,
+        ip: ["203.0.113.7", "2001:db8::1", "::ffff:192.0.2.1"][i % 3].into(),
+        user_agent: match i % 3 {
+            0 => "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
+            1 => long_agent.clone(),
+            _ => String::new(),
+        },
+        detail: match i % 4 {
+            0 => String::new(),
+            1 => format!("session {i}"),
+            2 => format!("label «bot {i}» ✓ 'q' \"qq\" \\"),
+            _ => format!("{i}"),
+        },
+    };
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    let mut last = 0;
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let new = event(a, i, kind);
+        let id = s.record_security_event(&new).await.unwrap();
+        assert!(id > last, "ids grow");
+        last = id;
+        mine.push(SecurityEventRow {
+            id,
+            user: a,
+            at_ms: new.at_ms,
+            kind,
+            ip: new.ip,
+            user_agent: new.user_agent,
+            detail: new.detail,
+        });
+        if i % 3 == 2 {
+            let new = event(b, i + 100, K::Logout);
+            let id = s.record_security_event(&new).await.unwrap();
+            last = id;
+            theirs.push(id);
+        }
+    }
+    mine.reverse();
+    theirs.reverse();
+
+    // Every field and every kind reads back as written, newest first; only the user's own.
+    let got = s.security_events(a, &page(None, LIST_LIMIT_MAX)).await.unwrap();
+    assert_eq!(got, mine);
+    assert_eq!(got.iter().map(|r| r.kind.as_str()).collect::<HashSet<_>>().len(), kinds.len());
+    assert_eq!(got.iter().find(|r| r.at_ms == i64::MAX).unwrap().user_agent, long_agent);
+    let got_b = s.security_events(b, &page(None, LIST_LIMIT_MAX)).await.unwrap();
+    assert_eq!(ids(&got_b), theirs);
+    assert!(got_b.iter().all(|r| r.user == b && r.kind == K::Logout));
+    let c = user(s, "c@example.com").await;
+    assert!(s.security_events(c, &page(None, 10)).await.unwrap().is_empty());
+
+    // Pages: `before` is exclusive, and the pages are the whole log, in order.
+    let first = s.security_events(a, &page(None, 5)).await.unwrap();
+    assert_eq!(first, mine[..5]);
+    let second = s.security_events(a, &page(Some(first[4].id), 5)).await.unwrap();
+    assert_eq!(second, mine[5..10]);
+    let third = s.security_events(a, &page(Some(second[4].id), 5)).await.unwrap();
+    assert_eq!(third, mine[10..]);
+    assert!(s.security_events(a, &page(Some(third[1].id), 5)).await.unwrap().is_empty());
+    // A cursor that is another user's event or no event at all works the same.
+    let below = |id: i64| mine.iter().filter(|r| r.id < id).cloned().collect::<Vec<_>>();
+    assert_eq!(s.security_events(a, &page(Some(theirs[1]), 50)).await.unwrap(), below(theirs[1]));
+    assert_eq!(s.security_events(a, &page(Some(i64::MAX), 50)).await.unwrap(), mine);
+    assert!(s.security_events(a, &page(Some(0), 50)).await.unwrap().is_empty());
+    assert!(s.security_events(a, &page(Some(i64::MIN), 50)).await.unwrap().is_empty());
+    assert!(s.security_events(a, &page(None, 0)).await.unwrap().is_empty(), "limit 0");
+    assert_eq!(s.security_events(a, &page(None, 1)).await.unwrap(), mine[..1]);
+
+    // A user id that does not fit the column is refused; an unknown user has no log.
+    assert!(matches!(
+        s.security_events(UserId(u64::MAX), &page(None, 10)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.record_security_event(&event(UserId(u64::MAX), 0, K::Logout)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.record_security_event(&event(UserId(c.0 + 1_000), 0, K::Logout)).await,
+        Err(StoreError::Database(_))
+    ));
+
+    // The limit is clamped to LIST_LIMIT_MAX.
+    raw(
+        &db.url,
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
+         INSERT INTO security_events (user_id, at_ms, kind, ip, user_agent, detail) \
+         SELECT (SELECT id FROM users WHERE email = 'c@example.com'), i, 'logout', '', '', '' \
+         FROM n",
+    )
+    .await;
+    let many = s.security_events(c, &page(None, u32::MAX)).await.unwrap();
+    assert_eq!(many.len(), usize::try_from(LIST_LIMIT_MAX).unwrap());
+    assert_eq!(many[0].at_ms, 1001, "newest first");
+    assert!(many.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(s.security_events(a, &page(None, LIST_LIMIT_MAX)).await.unwrap(), mine);
+
+    // What is stored is each kind's code.
+    raw(
+        &db.url,
+        "UPDATE security_events SET detail = kind \
+         WHERE user_id = (SELECT id FROM users WHERE email = 'a@example.com')",
+    )
+    .await;
+    let coded = s.security_events(a, &page(None, 50)).await.unwrap();
+    assert_eq!(coded.len(), kinds.len());
+    for r in &coded {
+        assert_eq!(r.detail, r.kind.as_str());
+    }
+
+    // A kind that is not a code is corrupt; the other users' events still read.
+    let corrupt = |r: Result<Vec<SecurityEventRow>, StoreError>| match r {
+        Err(StoreError::Corrupt { column, value }) => (column, value),
+        other => panic!("expected Corrupt(kind), got {other:?}"),
+    };
+    raw(&db.url, "UPDATE security_events SET kind = 'Login_Failed' WHERE kind = 'login_failed'")
+        .await;
+    assert_eq!(
+        corrupt(s.security_events(a, &page(None, 50)).await),
+        ("kind", "Login_Failed".to_string())
+    );
+    raw(&db.url, "UPDATE security_events SET kind = '' WHERE kind = 'Login_Failed'").await;
+    assert_eq!(corrupt(s.security_events(a, &page(None, 50)).await), ("kind", String::new()));
+    assert_eq!(ids(&s.security_events(b, &page(None, 50)).await.unwrap()), theirs);
+    // A page that stops before the corrupt row (a's second event) still reads.
+    assert_eq!(ids(&s.security_events(a, &page(None, 5)).await.unwrap()), ids(&mine[..5]));
 }

@@ -6,6 +6,7 @@ use super::{ApiJson, ApiPath};
 use crate::auth::{Principal, SESSION_COOKIE, Via, parse_cidr};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::security::{self, Client};
 use crate::state::Shared;
 use axum::Extension;
 use axum::Json;
@@ -13,7 +14,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bourse_core::UserId;
-use bourse_store::{NewApiKey, NewSession, NewToken, Scopes, StoreError, TokenPurpose};
+use bourse_store::{
+    NewApiKey, NewSession, NewToken, Scopes, SecurityEventKind, StoreError, TokenPurpose,
+};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -174,14 +177,15 @@ pub struct VerifyRequest {
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn verify_email(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     ApiJson(v): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<Message>> {
-    verify_address(&state, &v.token).await?;
+    verify_address(&state, &v.token, &client).await?;
     Ok(Json(Message { message: "e-mail verified; you can log in" }))
 }
 
 /// Uses a verification token (single use, expiring). The REST and web verifications.
-pub async fn verify_address(state: &Shared, token: &str) -> ApiResult<()> {
+pub async fn verify_address(state: &Shared, token: &str, client: &Client) -> ApiResult<()> {
     let user = state
         .store
         .use_token(&crypto::token_hash(token), TokenPurpose::VerifyEmail, crate::now_ms())
@@ -190,12 +194,13 @@ pub async fn verify_address(state: &Shared, token: &str) -> ApiResult<()> {
             ApiError::bad_request("bad_token", "the link is invalid, used or expired")
         })?;
     state.store.set_email_verified(user).await?;
+    security::record(state, user, SecurityEventKind::EmailVerified, client, "").await;
     Ok(())
 }
 
 /// Mails a password-reset link (single use, valid for an hour) if the address has an account;
 /// answers the same way if it has none (no account enumeration). The REST and web requests.
-pub async fn request_reset(state: &Shared, email: &str) -> ApiResult<()> {
+pub async fn request_reset(state: &Shared, email: &str, client: &Client) -> ApiResult<()> {
     let email = normalize_email(email)?;
     let Some(user) = state.store.user_by_email(&email).await? else {
         tracing::info!("password reset asked for an address with no account");
@@ -213,6 +218,7 @@ pub async fn request_reset(state: &Shared, email: &str) -> ApiResult<()> {
             expires_ms: now + RESET_TOKEN_TTL_MS,
         })
         .await?;
+    security::record(state, user.id, SecurityEventKind::PasswordResetRequested, client, "").await;
     let link = format!("{}/reset?token={token}", state.config.public_url().trim_end_matches('/'));
     let body = format!(
         "Someone asked to reset the password of your bourse account. To choose a new password, open this link within an hour:\n\n{link}\n\nIf it was not you, ignore this message: your password stays as it is."
@@ -223,7 +229,12 @@ pub async fn request_reset(state: &Shared, email: &str) -> ApiResult<()> {
 
 /// Uses a reset token: sets the new password, signs out every session (whoever had the old
 /// password is out) and confirms the address (the link proved it). The REST and web resets.
-pub async fn reset_password(state: &Shared, token: &str, password: String) -> ApiResult<()> {
+pub async fn reset_password(
+    state: &Shared,
+    token: &str,
+    password: String,
+    client: &Client,
+) -> ApiResult<()> {
     // The policy before the token is spent; the e-mail part of it once the user is known.
     check_password_policy(&password, "")?;
     let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
@@ -242,6 +253,8 @@ pub async fn reset_password(state: &Shared, token: &str, password: String) -> Ap
     state.store.set_email_verified(user).await?;
     let ended = state.store.revoke_sessions(user, None).await?;
     tracing::info!(user = user.0, sessions_ended = ended, "password reset");
+    let detail = format!("through a reset link; {ended} session(s) signed out");
+    security::record(state, user, SecurityEventKind::PasswordChanged, client, detail).await;
     let body = "The password of your bourse account was just changed through a reset link, and every session was signed out.\n\nIf it was not you, reset it again at once and contact the exchange.";
     state.mail(&row.email, "Your password was changed", body).await;
     Ok(())
@@ -264,9 +277,10 @@ pub struct ResetRequest {
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn password_reset(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     ApiJson(r): ApiJson<ResetRequest>,
 ) -> ApiResult<Response> {
-    request_reset(&state, &r.email).await?;
+    request_reset(&state, &r.email, &client).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Message { message: "if the address has an account, a reset link was mailed to it" }),
@@ -294,21 +308,11 @@ pub struct ResetConfirm {
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn password_reset_confirm(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     ApiJson(r): ApiJson<ResetConfirm>,
 ) -> ApiResult<Json<Message>> {
-    reset_password(&state, &r.token, r.password).await?;
+    reset_password(&state, &r.token, r.password, &client).await?;
     Ok(Json(Message { message: "password changed; log in with the new password" }))
-}
-
-fn client_meta(headers: &HeaderMap, peer: SocketAddr) -> (String, String) {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(256)
-        .collect();
-    (peer.ip().to_string(), agent)
 }
 
 pub fn session_cookie(state: &Shared, token: &str, max_age_s: i64) -> String {
@@ -360,9 +364,21 @@ pub async fn open_session(
     let hash_to_check =
         user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
     let ok = verify(state, password, hash_to_check).await?;
+    let client = Client::of(headers, peer);
     let user = match user {
         Some(u) if ok => u,
-        _ => return Err(invalid()),
+        Some(u) => {
+            security::record(
+                state,
+                u.id,
+                SecurityEventKind::LoginFailed,
+                &client,
+                "wrong password",
+            )
+            .await;
+            return Err(invalid());
+        }
+        None => return Err(invalid()),
     };
     if !user.email_verified {
         return Err(ApiError::forbidden("email_not_verified", "verify your e-mail address first"));
@@ -372,7 +388,6 @@ pub async fn open_session(
     let idle_ms = i64::try_from(state.config.limits.session_idle_hours)
         .unwrap_or(24)
         .saturating_mul(3_600_000);
-    let (ip, user_agent) = client_meta(headers, peer);
     let id = state
         .store
         .insert_session(&NewSession {
@@ -380,11 +395,13 @@ pub async fn open_session(
             user: user.id,
             created_ms: now,
             expires_ms: now + idle_ms,
-            ip,
-            user_agent,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
         })
         .await?;
     let cookie = session_cookie(state, &token, idle_ms / 1000);
+    let detail = format!("session {id}");
+    security::record(state, user.id, SecurityEventKind::LoginSucceeded, &client, detail).await;
     Ok((cookie, LoginResponse { user_id: user.id.0, session_id: id }))
 }
 
@@ -398,10 +415,13 @@ pub async fn open_session(
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn logout(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
     if let Via::Session { id } = p.via {
         state.store.revoke_session(p.user, id).await?;
+        let detail = format!("session {id}");
+        security::record(&state, p.user, SecurityEventKind::Logout, &client, detail).await;
     }
     let cookie = session_cookie(&state, "", 0);
     Ok(([(header::SET_COOKIE, cookie)], Json(Message { message: "logged out" })).into_response())
@@ -501,19 +521,86 @@ pub struct Revoked {
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn revoke_session(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Revoked>> {
-    end_session(&state, p.user, id).await?;
+    end_session(&state, p.user, id, &client).await?;
     Ok(Json(Revoked { revoked: id }))
 }
 
 /// Ends one of `user`'s sessions. The REST and web sign-outs.
-pub async fn end_session(state: &Shared, user: UserId, id: i64) -> ApiResult<()> {
+pub async fn end_session(state: &Shared, user: UserId, id: i64, client: &Client) -> ApiResult<()> {
     if !state.store.revoke_session(user, id).await? {
         return Err(ApiError::not_found("unknown_session", "no such session"));
     }
+    let detail = format!("session {id}");
+    security::record(state, user, SecurityEventKind::SessionRevoked, client, detail).await;
     Ok(())
+}
+
+/// One entry of the caller's security log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventView {
+    pub id: i64,
+    pub time_ms: i64,
+    /// `login_succeeded`, `login_failed`, `logout`, `session_revoked`, `password_changed`,
+    /// `password_reset_requested`, `email_verified`, `api_key_created`, `api_key_revoked`,
+    /// `withdrawal_requested`, `two_factor_enabled`, `two_factor_disabled`.
+    pub kind: &'static str,
+    pub ip: String,
+    pub user_agent: String,
+    pub detail: String,
+}
+
+/// A page of security events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventsPage {
+    pub events: Vec<SecurityEventView>,
+    /// The `before` cursor of the next page; null at the end.
+    pub next: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The `next` cursor of the previous page.
+    before: Option<i64>,
+    /// 1 to the list maximum (default 100).
+    limit: Option<u32>,
+}
+
+/// The caller's security log: logins and failed logins, sign-outs, password changes, API keys,
+/// withdrawals — with the IP address and browser of each.
+#[utoipa::path(get, path = "/security-events", tag = "account", security(("session" = [])), params(EventsQuery),
+    responses(
+        (status = 200, description = "A page of the caller's security events, newest first", body = SecurityEventsPage),
+        (status = 400, description = "`bad_query`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used)", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
+pub async fn security_events(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    super::ApiQuery(q): super::ApiQuery<EventsQuery>,
+) -> ApiResult<Json<SecurityEventsPage>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, bourse_store::LIST_LIMIT_MAX);
+    let filter = bourse_store::SecurityEventFilter { before: q.before, limit };
+    let rows = state.store.security_events(p.user, &filter).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|e| e.id)).flatten();
+    let events = rows
+        .into_iter()
+        .map(|e| SecurityEventView {
+            id: e.id,
+            time_ms: e.at_ms,
+            kind: e.kind.as_str(),
+            ip: e.ip,
+            user_agent: e.user_agent,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(Json(SecurityEventsPage { events, next }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -597,10 +684,12 @@ pub fn scope_names(scopes: Scopes) -> Vec<&'static str> {
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn create_api_key(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     Extension(p): Extension<Principal>,
     ApiJson(r): ApiJson<NewKeyRequest>,
 ) -> ApiResult<Response> {
-    let (key, secret) = new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist).await?;
+    let (key, secret) =
+        new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -622,6 +711,7 @@ pub async fn new_api_key(
     label: &str,
     scopes: &[String],
     ip_allowlist: &[String],
+    client: &Client,
 ) -> ApiResult<((i64, String), String)> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > LABEL_LEN_MAX {
@@ -663,6 +753,8 @@ pub async fn new_api_key(
             created_ms: crate::now_ms(),
         })
         .await?;
+    let detail = format!("key {id} {label:?} ({})", scope_names(scopes).join(", "));
+    security::record(state, user, SecurityEventKind::ApiKeyCreated, client, detail).await;
     Ok(((id, key), secret))
 }
 
@@ -704,21 +796,24 @@ pub async fn api_keys(
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Revoked>> {
-    revoke_key(&state, p.user, id).await?;
+    revoke_key(&state, p.user, id, &client).await?;
     Ok(Json(Revoked { revoked: id }))
 }
 
 /// Revokes one of `user`'s keys, in the database and in this process's key cache at once. The
 /// REST and web revocations.
-pub async fn revoke_key(state: &Shared, user: UserId, id: i64) -> ApiResult<()> {
+pub async fn revoke_key(state: &Shared, user: UserId, id: i64, client: &Client) -> ApiResult<()> {
     if !state.store.revoke_api_key(user, id).await? {
         return Err(ApiError::not_found("unknown_api_key", "no such API key"));
     }
     if let Ok(mut cache) = state.api_keys.lock() {
         cache.retain(|_, k| k.id != id);
     }
+    let detail = format!("key {id}");
+    security::record(state, user, SecurityEventKind::ApiKeyRevoked, client, detail).await;
     Ok(())
 }

@@ -51,6 +51,7 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/auth/logout", post(account::logout))
         .route("/sessions", get(account::sessions))
         .route("/sessions/{id}", delete(account::revoke_session))
+        .route("/security-events", get(account::security_events))
         .route("/api-keys", get(account::api_keys).post(account::create_api_key))
         .route("/api-keys/{id}", delete(account::revoke_api_key))
         .route_layer(guard(Requirement::Session));

@@ -315,10 +315,11 @@ pub struct WithdrawRequest {
         (status = 503, description = "`node_unavailable`, `unavailable`", body = ErrorBody)))]
 pub async fn withdraw(
     State(state): State<Shared>,
+    Extension(client): Extension<crate::security::Client>,
     Extension(p): Extension<Principal>,
     ApiJson(r): ApiJson<WithdrawRequest>,
 ) -> ApiResult<Response> {
-    let view = request_withdrawal(&state, p.user, &r.asset, &r.address, &r.amount).await?;
+    let view = request_withdrawal(&state, p.user, &r.asset, &r.address, &r.amount, &client).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -329,6 +330,7 @@ pub async fn request_withdrawal(
     symbol: &str,
     address: &str,
     amount: &str,
+    client: &crate::security::Client,
 ) -> ApiResult<WithdrawalView> {
     use bourse_wallet::withdrawals::RequestError;
     let w = wallet(state, symbol)?;
@@ -353,6 +355,10 @@ pub async fn request_withdrawal(
     match requested {
         Ok(row) => {
             state.note_user_seq(user, state.engine.status().seq);
+            let detail =
+                format!("withdrawal {}: {amount} {} to {}", row.id, w.chain.symbol(), row.address);
+            let kind = bourse_store::SecurityEventKind::WithdrawalRequested;
+            crate::security::record(state, user, kind, client, detail).await;
             Ok(WithdrawalView::new(&row, w.chain.symbol(), w.chain.scale()))
         }
         Err(RequestError::BadAddress(a)) => Err(ApiError::bad_request(

@@ -46,6 +46,7 @@ pub struct CreatedKey {
 #[template(path = "security.html")]
 struct SecurityPage {
     chrome: Chrome,
+    events: Vec<EventLine>,
     sessions: Vec<SessionLine>,
     keys: Vec<KeyLine>,
     created: Option<CreatedKey>,
@@ -60,8 +61,20 @@ impl SecurityPage {
             |e: bourse_store::StoreError| crate::error::ApiError::from(e).into_response();
         let sessions = state.store.sessions(user, crate::now_ms()).await.map_err(internal)?;
         let keys = state.store.api_keys(user).await.map_err(internal)?;
+        let filter = bourse_store::SecurityEventFilter { before: None, limit: EVENTS_SHOWN };
+        let events = state.store.security_events(user, &filter).await.map_err(internal)?;
         let current = chrome.session_id;
         Ok(SecurityPage {
+            events: events
+                .into_iter()
+                .map(|e| EventLine {
+                    time: utc(e.at_ms),
+                    kind: e.kind.as_str().replace('_', " "),
+                    ip: e.ip,
+                    user_agent: e.user_agent,
+                    detail: e.detail,
+                })
+                .collect(),
             sessions: sessions
                 .into_iter()
                 .map(|s| SessionLine {
@@ -99,6 +112,17 @@ impl SecurityPage {
 
 const PATH: &str = "/account/security";
 
+/// Security events the page lists (the newest).
+const EVENTS_SHOWN: u32 = 50;
+
+struct EventLine {
+    time: String,
+    kind: String,
+    ip: String,
+    user_agent: String,
+    detail: String,
+}
+
 pub async fn security(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
     let Some(user) = chrome.user_id else { return login_first(PATH) };
@@ -120,6 +144,7 @@ pub struct NewKeyForm {
 
 pub async fn create_key(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<NewKeyForm>,
 ) -> Result<Response, Response> {
@@ -135,7 +160,7 @@ pub async fn create_key(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    let result = new_api_key(&state, user, &f.label, &scopes, &ips).await;
+    let result = new_api_key(&state, user, &f.label, &scopes, &ips, &client).await;
     let mut page = SecurityPage::load(&state, chrome, user).await?;
     Ok(match result {
         Ok(((_, key), secret)) => {
@@ -154,13 +179,14 @@ pub async fn create_key(
 /// What a revoke form posts to: `/account/{sessions|api-keys}/{id}/revoke`.
 pub async fn revoke(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Path((kind, id)): Path<(String, i64)>,
 ) -> Result<Response, Response> {
     let (chrome, user) = user_post(&state, &headers, PATH).await?;
     let done = match kind.as_str() {
-        "sessions" => end_session(&state, user, id).await,
-        "api-keys" => revoke_key(&state, user, id).await,
+        "sessions" => end_session(&state, user, id, &client).await,
+        "api-keys" => revoke_key(&state, user, id, &client).await,
         _ => Err(crate::error::ApiError::not_found("not_found", "no such page")),
     };
     Ok(match done {

@@ -484,11 +484,12 @@ pub async fn verify_page(
 
 pub async fn verify(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
-    Ok(match verify_address(&state, f.token.as_deref().unwrap_or("")).await {
+    Ok(match verify_address(&state, f.token.as_deref().unwrap_or(""), &client).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -567,11 +568,12 @@ pub struct EmailForm {
 
 pub async fn reset_request(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
-    Ok(match request_reset(&state, &f.email).await {
+    Ok(match request_reset(&state, &f.email, &client).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -595,11 +597,12 @@ pub struct ResetForm {
 
 pub async fn reset_confirm(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<ResetForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
-    Ok(match reset_password(&state, &f.token, f.password).await {
+    Ok(match reset_password(&state, &f.token, f.password, &client).await {
         Ok(()) => {
             // This browser's session ended with the others.
             let clear = [(header::SET_COOKIE, session_cookie(&state, "", 0))];

@@ -241,6 +241,7 @@ pub async fn withdraw_form(
 /// shows the form again with the error next to its field.
 pub async fn withdraw(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Path(asset): Path<String>,
     axum::Form(mut f): axum::Form<WithdrawForm>,
@@ -248,7 +249,7 @@ pub async fn withdraw(
     let back = format!("/account/funds/{asset}/withdraw");
     let (chrome, user) = user_post(&state, &headers, &back).await?;
     let w = wallet(&state, &asset).map_err(|e| error_page(chrome.clone(), e))?;
-    Ok(match request_withdrawal(&state, user, &asset, &f.address, &f.amount).await {
+    Ok(match request_withdrawal(&state, user, &asset, &f.address, &f.amount, &client).await {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => {
             let status = e.status;

@@ -1,0 +1,80 @@
+//! The security audit log through the real server: what happened to an account, with the IP
+//! address and browser, newest first, for its owner only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use common::{App, Backend, register};
+use serde_json::{Value, json};
+
+fn kinds(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_security_log_records_what_happened_to_an_account() {
+    let app = App::spawn(Backend::Sqlite).await;
+    let mut alice = register(&app, "alice@example.com").await;
+    let bob = register(&app, "bob@example.com").await;
+
+    // A wrong password from another browser, then an API key and a withdrawal-less sign-out.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .header("user-agent", "curious-bot/1.0")
+        .json(&json!({"email": "alice@example.com", "password": "not her password at all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    alice.create_key(&["read"]).await;
+    let (_, sessions) = alice.get("/api/v1/sessions").await;
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+
+    let (status, page) = alice.get("/api/v1/security-events").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        kinds(&page),
+        ["api_key_created", "login_failed", "login_succeeded", "email_verified"],
+        "newest first: {page}"
+    );
+    let failed = &page["events"][1];
+    assert_eq!(
+        (failed["ip"].as_str(), failed["user_agent"].as_str()),
+        (Some("127.0.0.1"), Some("curious-bot/1.0"))
+    );
+    assert!(page["events"][0]["detail"].as_str().unwrap().contains("\"test\""), "{page}");
+
+    // Paging with the cursor.
+    let (_, first) = alice.get("/api/v1/security-events?limit=2").await;
+    assert_eq!(kinds(&first), ["api_key_created", "login_failed"]);
+    let next = first["next"].as_i64().unwrap();
+    let (_, rest) = alice.get(&format!("/api/v1/security-events?before={next}")).await;
+    assert_eq!(kinds(&rest), ["login_succeeded", "email_verified"]);
+    assert_eq!(rest["next"], Value::Null);
+
+    // Only the owner's: Bob sees his own; an API key cannot read the log.
+    let (_, theirs) = bob.get("/api/v1/security-events").await;
+    assert_eq!(kinds(&theirs), ["login_succeeded", "email_verified"]);
+    let (status, refused) =
+        alice.signed(reqwest::Method::GET, "/api/v1/security-events", "", None).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("session_required")), "{refused}");
+
+    // On the security page too.
+    let html = common::text(&alice.http, &format!("{}/account/security", app.url)).await;
+    assert!(html.contains("Security activity") && html.contains("login failed"), "{html}");
+    assert!(html.contains("curious-bot/1.0"), "{html}");
+
+    // Signing out is recorded (and the log survives it).
+    let r = alice.http.post(format!("{}/api/v1/auth/logout", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let store = bourse_store::connect(&app.database_url).await.unwrap();
+    let filter = bourse_store::SecurityEventFilter { before: None, limit: 10 };
+    let events = store.security_events(bourse_core::UserId(alice.id), &filter).await.unwrap();
+    assert_eq!(events[0].kind, bourse_store::SecurityEventKind::Logout);
+    store.close().await;
+}
