@@ -90,8 +90,12 @@ async fn a_withdrawal_killed_between_broadcast_and_record_is_sent_once() {
     let (email, password) = ("carol@example.com", "a long enough passphrase");
     let signup = json!({"email": email, "password": password});
     http.post(format!("{url}/api/v1/auth/signup")).json(&signup).send().await.unwrap();
-    let mail = std::fs::read_dir(data.join("mailbox")).unwrap().next().unwrap().unwrap().path();
-    let mail = std::fs::read_to_string(mail).unwrap();
+    // Mail goes out through the outbox: the verification mail lands a moment later.
+    let mail = until("the verification mail", async || {
+        let path = std::fs::read_dir(data.join("mailbox")).ok()?.next()?.ok()?.path();
+        std::fs::read_to_string(path).ok()
+    })
+    .await;
     let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
     http.post(format!("{url}/api/v1/auth/verify"))
         .json(&json!({"token": token}))

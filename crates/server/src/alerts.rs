@@ -47,21 +47,29 @@ pub const SINK: &str = "webhook";
 /// Alerts posted per pass at most.
 const BATCH: u32 = 100;
 
+/// Posts one alert (blocking: run on the blocking pool).
+fn post(agent: &ureq::Agent, url: &str, text: String) -> Result<(), String> {
+    let answer = agent
+        .post(url)
+        .send_json(serde_json::json!({ "text": text }))
+        .map_err(|e| format!("the webhook does not take it: {e}"))?;
+    if answer.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the webhook answered {}", answer.status()))
+    }
+}
+
 /// Posts every alert after the sink's cursor, oldest first; returns how many went out.
-async fn deliver(store: &dyn Store, http: &reqwest::Client, url: &str) -> Result<usize, String> {
+async fn deliver(store: &dyn Store, agent: &ureq::Agent, url: &str) -> Result<usize, String> {
     let cursor = store.alert_sink_cursor(SINK).await.map_err(|e| e.to_string())?;
     let mut sent = 0;
     for alert in store.alerts_after(cursor, BATCH).await.map_err(|e| e.to_string())? {
         let text = format!("bourse alert from {}: {}", alert.source, alert.message);
-        let answer = http
-            .post(url)
-            .json(&serde_json::json!({ "text": text }))
-            .send()
+        let (agent, url) = (agent.clone(), url.to_string());
+        tokio::task::spawn_blocking(move || post(&agent, &url, text))
             .await
-            .map_err(|e| format!("the webhook does not answer: {e}"))?;
-        if !answer.status().is_success() {
-            return Err(format!("the webhook answered {}", answer.status()));
-        }
+            .map_err(|e| e.to_string())??;
         store.set_alert_sink_cursor(SINK, alert.id).await.map_err(|e| e.to_string())?;
         sent += 1;
     }
@@ -75,19 +83,14 @@ pub async fn run_webhook(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Some(url) = config.webhook_url else { return };
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(config.timeout_ms.max(1)))
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(config.timeout_ms.max(1))))
+        .http_status_as_error(false)
         .build()
-    {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the alert webhook's client; alerts are only logged");
-            return;
-        }
-    };
+        .into();
     let interval = Duration::from_millis(config.interval_ms.max(10));
     loop {
-        match deliver(store.as_ref(), &http, url.expose()).await {
+        match deliver(store.as_ref(), &agent, url.expose()).await {
             Ok(0) => {}
             Ok(sent) => tracing::info!(sent, "operator alerts posted to the webhook"),
             Err(e) => tracing::warn!(error = %e, "operator alerts wait for the webhook"),

@@ -66,12 +66,6 @@ impl Server {
     /// Opens the data directory and database (migrating it), recovers the engine, starts the
     /// projector and the feed, and listens.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        // Outbound TLS (SMTP, the alert webhook) uses rustls with the ring provider; installing
-        // it twice (a second server in one process) is harmless. rustls marks ring's provider
-        // deprecated for lacking post-quantum key exchange; aws-lc-rs would bring it at the cost
-        // of a C and assembly build this project does not otherwise need.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create the data directory {}", config.data_dir.display())
         })?;
