@@ -573,6 +573,15 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     let r = send(&carol, get.clone(), url("/security-events?limit=x"), None).await;
     assert_eq!(r.0, 400, "{}", r.1);
     c.check(&get, "/security-events", &r);
+    let r = send(
+        &anonymous,
+        post.clone(),
+        url("/auth/sign-out-everywhere"),
+        Some(json!({"token": "nope"})),
+    )
+    .await;
+    assert_eq!(r.0, 400, "{}", r.1);
+    c.check(&post, "/auth/sign-out-everywhere", &r);
     for (path, status) in [
         (format!("/sessions/{second_session}"), 200),
         (format!("/sessions/{second_session}"), 404),
@@ -770,6 +779,17 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     let r = send(&carol.http, post.clone(), url("/auth/logout"), None).await;
     assert_eq!(r.0, 401, "{}", r.1);
     c.check(&post, "/auth/logout", &r);
+
+    // A login from a browser the account has not seen mails a link that signs out everywhere.
+    let stranger = reqwest::Client::builder().user_agent("stranger/1").build().unwrap();
+    let r = send(&stranger, post.clone(), url("/auth/login"), Some(creds.clone())).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let mail = app.mail_with("carol@example.com", "/sign-out-everywhere?token=").await;
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let signout = url("/auth/sign-out-everywhere");
+    let r = send(&anonymous, post.clone(), signout, Some(json!({"token": token}))).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    c.check(&post, "/auth/sign-out-everywhere", &r);
 
     // Every documented operation answered with a success that matched its schema.
     let unexercised: Vec<_> = in_doc.difference(&c.succeeded).collect();

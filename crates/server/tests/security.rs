@@ -78,3 +78,65 @@ async fn the_security_log_records_what_happened_to_an_account() {
     assert_eq!(events[0].kind, bourse_store::SecurityEventKind::Logout);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_login_from_a_new_device_is_mailed_with_a_link_that_signs_out_everywhere() {
+    let app = App::spawn(Backend::Sqlite).await;
+    let mut alice = register(&app, "alice@example.com").await;
+    // The welcome mail after the address was confirmed; the API key mail.
+    app.mail_with(&alice.email, "Subject: Welcome to bourse").await;
+    alice.create_key(&["read"]).await;
+    let mail = app.mail_with(&alice.email, "Subject: API key created").await;
+    assert!(mail.contains("Label: test") && mail.contains("Scopes: read"), "{mail}");
+
+    // The same browser again: no mail. Another browser: a mail with its IP, browser and link.
+    let login = async |agent: &str| {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .header("user-agent", agent)
+            .json(&json!({"email": alice.email, "password": common::PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    login("").await;
+    login("stranger-browser/9").await;
+    let mail = app.mail_with(&alice.email, "Subject: New login to your account").await;
+    assert!(
+        mail.contains("IP address: 127.0.0.1") && mail.contains("stranger-browser/9"),
+        "{mail}"
+    );
+    let new_logins = std::fs::read_dir(app.data_dir.path().join("mailbox"))
+        .unwrap()
+        .filter(|f| {
+            std::fs::read_to_string(f.as_ref().unwrap().path()).unwrap().contains("New login")
+        })
+        .count();
+    assert_eq!(new_logins, 1, "only the unknown browser is mailed about");
+
+    // The link opens a page whose button signs out every session.
+    let link = mail.lines().find(|l| l.contains("/sign-out-everywhere?token=")).unwrap().trim();
+    let token = link.split("token=").nth(1).unwrap();
+    let page = common::text(&reqwest::Client::new(), link).await;
+    assert!(page.contains("Sign out everywhere"), "{page}");
+    assert_eq!(alice.get("/api/v1/me").await.0, 200);
+    let r = reqwest::Client::new()
+        .post(format!("{}/sign-out-everywhere", app.url))
+        .header("origin", &app.url)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Signed out everywhere"));
+    assert_eq!(alice.get("/api/v1/me").await.0, 401, "the session ended");
+    // Once only.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/sign-out-everywhere", app.url))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -231,7 +231,8 @@ codes!(ChainSendStatus {
 });
 
 impl Code for TokenPurpose {
-    const ALL: &'static [Self] = &[TokenPurpose::VerifyEmail, TokenPurpose::ResetPassword];
+    const ALL: &'static [Self] =
+        &[TokenPurpose::VerifyEmail, TokenPurpose::ResetPassword, TokenPurpose::SignOutEverywhere];
     fn code(self) -> &'static str {
         self.as_str()
     }

@@ -18,6 +18,8 @@ pub struct UserRow {
 pub enum TokenPurpose {
     VerifyEmail,
     ResetPassword,
+    /// The link in a "new login" mail that signs out every session.
+    SignOutEverywhere,
 }
 
 impl TokenPurpose {
@@ -25,6 +27,7 @@ impl TokenPurpose {
         match self {
             TokenPurpose::VerifyEmail => "verify_email",
             TokenPurpose::ResetPassword => "reset_password",
+            TokenPurpose::SignOutEverywhere => "sign_out_everywhere",
         }
     }
 }

@@ -195,6 +195,13 @@ pub async fn verify_address(state: &Shared, token: &str, client: &Client) -> Api
         })?;
     state.store.set_email_verified(user).await?;
     security::record(state, user, SecurityEventKind::EmailVerified, client, "").await;
+    if let Some(row) = state.store.user(user).await? {
+        let site = state.config.public_url();
+        let body = format!(
+            "Welcome to bourse: your address is confirmed and your account is ready.\n\nLog in at {site}/login to deposit and trade. Your account's security page lists every login and change: {site}/account/security"
+        );
+        state.mail(&row.email, "Welcome to bourse", &body).await;
+    }
     Ok(())
 }
 
@@ -400,9 +407,108 @@ pub async fn open_session(
         })
         .await?;
     let cookie = session_cookie(state, &token, idle_ms / 1000);
+    new_device_mail(state, &user, &client).await?;
     let detail = format!("session {id}");
     security::record(state, user.id, SecurityEventKind::LoginSucceeded, &client, detail).await;
     Ok((cookie, LoginResponse { user_id: user.id.0, session_id: id }))
+}
+
+/// How long the sign-out link of a "new login" mail works.
+const SIGN_OUT_TOKEN_TTL_MS: i64 = 7 * 24 * 3_600_000;
+
+/// Mails the user about a login from an IP address and browser that never logged in to the
+/// account before (not about the account's first login), with a link that signs out every
+/// session.
+async fn new_device_mail(
+    state: &Shared,
+    user: &bourse_store::UserRow,
+    client: &Client,
+) -> ApiResult<()> {
+    let filter = bourse_store::SecurityEventFilter { before: None, limit: 500 };
+    let logins: Vec<_> = state
+        .store
+        .security_events(user.id, &filter)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == SecurityEventKind::LoginSucceeded)
+        .collect();
+    if logins.is_empty()
+        || logins.iter().any(|e| e.ip == client.ip && e.user_agent == client.user_agent)
+    {
+        return Ok(());
+    }
+    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let now = crate::now_ms();
+    state
+        .store
+        .insert_token(&NewToken {
+            token_hash: crypto::token_hash(&token),
+            user: user.id,
+            purpose: TokenPurpose::SignOutEverywhere,
+            created_ms: now,
+            expires_ms: now + SIGN_OUT_TOKEN_TTL_MS,
+        })
+        .await?;
+    let link = format!(
+        "{}/sign-out-everywhere?token={token}",
+        state.config.public_url().trim_end_matches('/')
+    );
+    let agent = if client.user_agent.is_empty() { "unknown" } else { &client.user_agent };
+    let body = format!(
+        "Your bourse account was just logged in to from a device it had not seen before.\n\nIP address: {}\nBrowser: {agent}\nTime: {} UTC\n\nIf it was you, nothing needs doing. If it was not, open this link to sign out every session (it works for 7 days), then reset your password:\n\n{link}",
+        client.ip,
+        crate::web::format::utc_seconds(now),
+    );
+    state.mail(&user.email, "New login to your account", &body).await;
+    Ok(())
+}
+
+/// Uses the link of a "new login" mail: every session of the account ends. The REST and web
+/// sign-outs.
+pub async fn sign_out_everywhere(state: &Shared, token: &str, client: &Client) -> ApiResult<u64> {
+    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
+    if token.is_empty() || token.len() > 128 {
+        return Err(bad_token());
+    }
+    let user = state
+        .store
+        .use_token(&crypto::token_hash(token), TokenPurpose::SignOutEverywhere, crate::now_ms())
+        .await?
+        .ok_or_else(bad_token)?;
+    let ended = state.store.revoke_sessions(user, None).await?;
+    let detail = format!("every session ({ended}), from the new-login mail");
+    security::record(state, user, SecurityEventKind::SessionRevoked, client, detail).await;
+    Ok(ended)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignOutRequest {
+    /// The `token` of the link in the "new login" mail.
+    token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    /// How many sessions ended.
+    pub sessions_ended: u64,
+}
+
+/// Signs out every session of the account the link was mailed to.
+#[utoipa::path(post, path = "/auth/sign-out-everywhere", tag = "account", request_body = SignOutRequest,
+    responses(
+        (status = 200, description = "Every session of the account ended", body = SignedOut),
+        (status = 400, description = "`bad_json`, `bad_token`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
+pub async fn sign_out_everywhere_api(
+    State(state): State<Shared>,
+    Extension(client): Extension<Client>,
+    ApiJson(r): ApiJson<SignOutRequest>,
+) -> ApiResult<Json<SignedOut>> {
+    let sessions_ended = sign_out_everywhere(&state, &r.token, &client).await?;
+    Ok(Json(SignedOut { sessions_ended }))
 }
 
 /// Ends the current session and clears the cookie.
@@ -755,6 +861,16 @@ pub async fn new_api_key(
         .await?;
     let detail = format!("key {id} {label:?} ({})", scope_names(scopes).join(", "));
     security::record(state, user, SecurityEventKind::ApiKeyCreated, client, detail).await;
+    if let Some(row) = state.store.user(user).await? {
+        let ips = if ip_allowlist.is_empty() { "any".to_string() } else { ip_allowlist.join(", ") };
+        let body = format!(
+            "An API key was created for your bourse account.\n\nLabel: {label}\nScopes: {}\nIP allowlist: {ips}\nFrom: {}\n\nIf it was not you, revoke it at once on your security page, sign out every session and reset your password: {}/account/security",
+            scope_names(scopes).join(", "),
+            client.ip,
+            state.config.public_url().trim_end_matches('/'),
+        );
+        state.mail(&row.email, "API key created", &body).await;
+    }
     Ok(((id, key), secret))
 }
 

@@ -46,7 +46,8 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/auth/verify", post(account::verify_email))
         .route("/auth/login", post(account::login))
         .route("/auth/password-reset", post(account::password_reset))
-        .route("/auth/password-reset/confirm", post(account::password_reset_confirm));
+        .route("/auth/password-reset/confirm", post(account::password_reset_confirm))
+        .route("/auth/sign-out-everywhere", post(account::sign_out_everywhere_api));
     let session_only = Router::new()
         .route("/auth/logout", post(account::logout))
         .route("/sessions", get(account::sessions))

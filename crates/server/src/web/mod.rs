@@ -9,7 +9,7 @@
 
 mod account;
 mod assets;
-mod format;
+pub(crate) mod format;
 mod history;
 mod info;
 mod pages;
@@ -41,6 +41,10 @@ pub fn routes() -> Router<Shared> {
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/signup", get(pages::signup_page).post(pages::signup))
         .route("/verify", get(pages::verify_page).post(pages::verify))
+        .route(
+            "/sign-out-everywhere",
+            get(pages::sign_out_everywhere_page).post(pages::sign_out_everywhere),
+        )
         .route("/reset", get(pages::reset_page).post(pages::reset_request))
         .route("/reset/confirm", post(pages::reset_confirm))
         .route("/logout", post(pages::logout))

@@ -507,6 +507,52 @@ pub async fn verify(
     })
 }
 
+/// The link of a "new login" mail opens a page that signs out with a POST (a link prefetcher
+/// signs out nothing).
+pub async fn sign_out_everywhere_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let form = FormSpec {
+        title: "Sign out every session",
+        notice: "Press the button to end every session of the account this link was sent to. Then reset your password.".into(),
+        error: String::new(),
+        action: "/sign-out-everywhere".into(),
+        submit: "Sign out everywhere",
+        fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
+        footer: Vec::new(),
+    };
+    render(StatusCode::OK, &FormPage { chrome, form })
+}
+
+pub async fn sign_out_everywhere(
+    State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    let token = f.token.as_deref().unwrap_or("");
+    Ok(match crate::api::account::sign_out_everywhere(&state, token, &client).await {
+        Ok(_) => {
+            let clear = [(header::SET_COOKIE, session_cookie(&state, "", 0))];
+            let page = message(
+                chrome,
+                StatusCode::OK,
+                "Signed out everywhere",
+                "Every session of the account has ended. Choose a new password now.",
+                ("/reset", "Reset the password"),
+            );
+            (clear, page).into_response()
+        }
+        Err(e) => {
+            message(chrome, e.status, "This link does not work", &e.message, ("/login", "Log in"))
+        }
+    })
+}
+
 pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
     // The session `Chrome::of` already found, not a second lookup.
