@@ -105,6 +105,29 @@ async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<boo
         .map_err(|e| ApiError::internal("password check task", e))
 }
 
+/// A single-use link to `path` for `user`, valid for `ttl_ms`: a fresh token, stored hashed.
+async fn mailed_link(
+    state: &Shared,
+    user: UserId,
+    purpose: TokenPurpose,
+    ttl_ms: i64,
+    path: &str,
+) -> ApiResult<String> {
+    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let now = crate::now_ms();
+    state
+        .store
+        .insert_token(&NewToken {
+            token_hash: crypto::token_hash(&token),
+            user,
+            purpose,
+            created_ms: now,
+            expires_ms: now + ttl_ms,
+        })
+        .await?;
+    Ok(format!("{}{path}?token={token}", state.config.public_url().trim_end_matches('/')))
+}
+
 /// Creates the account and mails the verification link; succeeds the same way whether or not
 /// the address is already registered (no account enumeration). The REST and web signups.
 pub async fn register(state: &Shared, email: &str, password: String) -> ApiResult<()> {
@@ -114,19 +137,8 @@ pub async fn register(state: &Shared, email: &str, password: String) -> ApiResul
     let now = crate::now_ms();
     match state.store.create_user(&email, &password_hash, now).await {
         Ok(user) => {
-            let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
-            state
-                .store
-                .insert_token(&NewToken {
-                    token_hash: crypto::token_hash(&token),
-                    user,
-                    purpose: TokenPurpose::VerifyEmail,
-                    created_ms: now,
-                    expires_ms: now + VERIFY_TOKEN_TTL_MS,
-                })
-                .await?;
-            let link =
-                format!("{}/verify?token={token}", state.config.public_url().trim_end_matches('/'));
+            let purpose = TokenPurpose::VerifyEmail;
+            let link = mailed_link(state, user, purpose, VERIFY_TOKEN_TTL_MS, "/verify").await?;
             let body = format!(
                 "Welcome to bourse. Confirm your e-mail address by opening this link within 48 hours:\n\n{link}\n\nIf you did not sign up, ignore this message."
             );
@@ -213,20 +225,9 @@ pub async fn request_reset(state: &Shared, email: &str, client: &Client) -> ApiR
         tracing::info!("password reset asked for an address with no account");
         return Ok(());
     };
-    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
-    let now = crate::now_ms();
-    state
-        .store
-        .insert_token(&NewToken {
-            token_hash: crypto::token_hash(&token),
-            user: user.id,
-            purpose: TokenPurpose::ResetPassword,
-            created_ms: now,
-            expires_ms: now + RESET_TOKEN_TTL_MS,
-        })
-        .await?;
+    let purpose = TokenPurpose::ResetPassword;
+    let link = mailed_link(state, user.id, purpose, RESET_TOKEN_TTL_MS, "/reset").await?;
     security::record(state, user.id, SecurityEventKind::PasswordResetRequested, client, "").await;
-    let link = format!("{}/reset?token={token}", state.config.public_url().trim_end_matches('/'));
     let body = format!(
         "Someone asked to reset the password of your bourse account. To choose a new password, open this link within an hour:\n\n{link}\n\nIf it was not you, ignore this message: your password stays as it is."
     );
@@ -437,22 +438,10 @@ async fn new_device_mail(
     {
         return Ok(());
     }
-    let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
+    let purpose = TokenPurpose::SignOutEverywhere;
+    let path = "/sign-out-everywhere";
+    let link = mailed_link(state, user.id, purpose, SIGN_OUT_TOKEN_TTL_MS, path).await?;
     let now = crate::now_ms();
-    state
-        .store
-        .insert_token(&NewToken {
-            token_hash: crypto::token_hash(&token),
-            user: user.id,
-            purpose: TokenPurpose::SignOutEverywhere,
-            created_ms: now,
-            expires_ms: now + SIGN_OUT_TOKEN_TTL_MS,
-        })
-        .await?;
-    let link = format!(
-        "{}/sign-out-everywhere?token={token}",
-        state.config.public_url().trim_end_matches('/')
-    );
     let agent = if client.user_agent.is_empty() { "unknown" } else { &client.user_agent };
     let body = format!(
         "Your bourse account was just logged in to from a device it had not seen before.\n\nIP address: {}\nBrowser: {agent}\nTime: {} UTC\n\nIf it was you, nothing needs doing. If it was not, open this link to sign out every session (it works for 7 days), then reset your password:\n\n{link}",

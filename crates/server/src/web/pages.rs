@@ -464,22 +464,36 @@ pub struct TokenForm {
     token: Option<String>,
 }
 
+/// The page a mailed link opens: one button that posts the link's token to `action` (a link
+/// prefetcher changes nothing).
+fn token_page(
+    chrome: Chrome,
+    title: &'static str,
+    notice: &str,
+    action: &str,
+    submit: &'static str,
+    q: TokenForm,
+) -> Response {
+    let form = FormSpec {
+        title,
+        notice: notice.into(),
+        error: String::new(),
+        action: action.into(),
+        submit,
+        fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
+        footer: Vec::new(),
+    };
+    render(StatusCode::OK, &FormPage { chrome, form })
+}
+
 pub async fn verify_page(
     State(state): State<Shared>,
     headers: HeaderMap,
     Query(q): Query<TokenForm>,
 ) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
-    let form = FormSpec {
-        title: "Confirm your e-mail address",
-        notice: "Press the button to confirm the address this link was sent to.".into(),
-        error: String::new(),
-        action: "/verify".into(),
-        submit: "Confirm my address",
-        fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
-        footer: Vec::new(),
-    };
-    render(StatusCode::OK, &FormPage { chrome, form })
+    let notice = "Press the button to confirm the address this link was sent to.";
+    token_page(chrome, "Confirm your e-mail address", notice, "/verify", "Confirm my address", q)
 }
 
 pub async fn verify(
@@ -515,16 +529,9 @@ pub async fn sign_out_everywhere_page(
     Query(q): Query<TokenForm>,
 ) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
-    let form = FormSpec {
-        title: "Sign out every session",
-        notice: "Press the button to end every session of the account this link was sent to. Then reset your password.".into(),
-        error: String::new(),
-        action: "/sign-out-everywhere".into(),
-        submit: "Sign out everywhere",
-        fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
-        footer: Vec::new(),
-    };
-    render(StatusCode::OK, &FormPage { chrome, form })
+    let notice = "Press the button to end every session of the account this link was sent to. Then reset your password.";
+    let (title, submit) = ("Sign out every session", "Sign out everywhere");
+    token_page(chrome, title, notice, "/sign-out-everywhere", submit, q)
 }
 
 pub async fn sign_out_everywhere(
