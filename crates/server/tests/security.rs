@@ -68,6 +68,20 @@ async fn the_security_log_records_what_happened_to_an_account() {
     let html = common::text(&alice.http, &format!("{}/account/security", app.url)).await;
     assert!(html.contains("Security activity") && html.contains("login failed"), "{html}");
     assert!(html.contains("curious-bot/1.0"), "{html}");
+    // Signing out from the page is recorded too (a second browser session of Alice's).
+    let web = common::cookie_client();
+    let r = web
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&json!({"email": "alice@example.com", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r =
+        web.post(format!("{}/logout", app.url)).header("origin", &app.url).send().await.unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    let (_, page) = alice.get("/api/v1/security-events?limit=2").await;
+    assert_eq!(kinds(&page), ["logout", "login_succeeded"], "{page}");
 
     // Signing out is recorded (and the log survives it).
     let r = alice.http.post(format!("{}/api/v1/auth/logout", app.url)).send().await.unwrap();

@@ -755,7 +755,10 @@ impl Store for SqliteStore {
     }
 
     async fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>> {
-        let rows = sqlx::query(sql::ALERTS).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql::ALERTS)
+            .bind(i64::from(limit.min(LIST_LIMIT_MAX)))
+            .fetch_all(&self.pool)
+            .await?;
         codec::all(&rows, codec::alert_row)
     }
 

@@ -560,13 +560,21 @@ pub async fn sign_out_everywhere(
     })
 }
 
-pub async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, Response> {
+pub async fn logout(
+    State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
     // The session `Chrome::of` already found, not a second lookup.
-    if let (Some(user), Some(id)) = (chrome.user_id, chrome.session_id)
-        && let Err(e) = state.store.revoke_session(user, id).await
-    {
-        tracing::error!(error = %e, "cannot end a session");
+    if let (Some(user), Some(id)) = (chrome.user_id, chrome.session_id) {
+        match state.store.revoke_session(user, id).await {
+            Ok(_) => {
+                let kind = bourse_store::SecurityEventKind::Logout;
+                crate::security::record(&state, user, kind, &client, format!("session {id}")).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot end a session"),
+        }
     }
     Ok(([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/")).into_response())
 }
