@@ -186,7 +186,7 @@ async fn sweep(coin: &EthCoin, store: &dyn Store, now_ms: i64) -> Result<usize, 
             }
             Broadcast::Refused(why) => {
                 store.set_chain_send_status(send.id, ChainSendStatus::Failed, None, now_ms).await?;
-                tracing::warn!(coin = %coin.symbol, from = %from, why, "sweep refused; tried again later");
+                tracing::warn!(coin = %coin.symbol, from = %from, why, "sweep refused; tried again after the address's next credited deposit or a restart");
             }
         }
         done(coin);
