@@ -29,6 +29,7 @@ fn with_wallet(args: &[&str], rpc_url: &str) -> Command {
     command
         .args(args)
         .env("BOURSE_LOG", "warn")
+        .env("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION", "false")
         .env("BOURSE_WALLETS__LTC__RPC_URL", rpc_url)
         .env("BOURSE_WALLETS__LTC__RPC_USER", "test")
         .env("BOURSE_WALLETS__LTC__RPC_PASSWORD", "test")

@@ -43,6 +43,15 @@ pub struct Config {
     /// Operator alerts to a webhook (`[alerts]`), off by default.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// A CAPTCHA on signup, login and password reset (`[captcha]`: `provider` = `hcaptcha`,
+    /// `recaptcha` or `turnstile`, `site_key`, `secret`, optional `verify_url`, `timeout_ms`
+    /// 5000), verified server-side with the provider; off by default.
+    #[serde(default)]
+    pub captcha: crate::captcha::CaptchaConfig,
+    /// Withdrawal safety (`[withdrawals]`): e-mail confirmation, whitelist delay, daily limits,
+    /// operator review.
+    #[serde(default)]
+    pub withdrawals: crate::withdrawal_safety::WithdrawalSafety,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,6 +71,19 @@ pub struct Limits {
     pub ws_message_bytes_max: usize,
     /// Concurrent password hashes (argon2id uses ~19 MiB each).
     pub password_hashes_parallel: usize,
+    /// Wrong passwords or codes for one account (whoever tries) before it is locked out for
+    /// `lockout_s`, twice as long at each further failure, up to `lockout_max_s`.
+    pub login_failures_per_account: u32,
+    /// The same, per client IP address (whatever accounts it tries).
+    pub login_failures_per_ip: u32,
+    pub lockout_s: u64,
+    pub lockout_max_s: u64,
+    /// Signups and password-reset requests per client IP address per hour.
+    pub signups_per_ip_hour: u64,
+    /// API requests per client IP address per second, and the burst allowed at once; over it
+    /// the answer is `429 too_many_requests` with `Retry-After`.
+    pub api_requests_per_s: u64,
+    pub api_burst: u64,
 }
 
 impl Default for Limits {
@@ -77,6 +99,13 @@ impl Default for Limits {
             ws_queue_messages: 1_024,
             ws_message_bytes_max: 16 * 1024,
             password_hashes_parallel: 2,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 20,
+            lockout_s: 60,
+            lockout_max_s: 3_600,
+            signups_per_ip_hour: 20,
+            api_requests_per_s: 50,
+            api_burst: 200,
         }
     }
 }
@@ -154,6 +183,7 @@ impl Config {
         {
             return Err("public_url must start with http:// or https://".into());
         }
+        self.captcha.validate()?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! Small cryptographic helpers: random tokens, token hashes, the sealing of API-key secrets
-//! (ChaCha20-Poly1305 under a key derived from the configured secret), request signatures
-//! (HMAC-SHA256, hex) and password hashing (argon2id).
+//! Small cryptographic helpers: random tokens, token hashes, the sealing of API-key secrets and
+//! TOTP secrets (ChaCha20-Poly1305, each under its own key derived from the configured secret),
+//! request signatures (HMAC-SHA256, hex) and password hashing (argon2id).
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -59,6 +59,7 @@ pub fn hmac_verify(key: &[u8], payload: &[u8], signature_hex: &str) -> bool {
 #[derive(Clone)]
 pub struct Keys {
     seal: ChaCha20Poly1305,
+    totp: ChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for Keys {
@@ -72,24 +73,42 @@ impl Keys {
         let seal_key = derive(secret, b"bourse/api-key-seal/v1");
         // A 32-byte key is always the right length.
         let seal = ChaCha20Poly1305::new(&seal_key.into());
-        Keys { seal }
+        let totp = ChaCha20Poly1305::new(&derive(secret, b"bourse/totp-seal/v1").into());
+        Keys { seal, totp }
     }
 
-    /// Encrypts and authenticates `plain`: nonce (12 bytes) || ciphertext || tag.
+    /// Encrypts and authenticates an API secret: nonce (12 bytes) || ciphertext || tag.
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let nonce = random_bytes::<12>()?;
-        let sealed = self.seal.encrypt(&nonce.into(), plain).map_err(|_| CryptoError::Open)?;
-        let mut out = Vec::with_capacity(12 + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        seal_with(&self.seal, plain)
     }
 
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let (nonce, body) = sealed.split_at_checked(12).ok_or(CryptoError::Open)?;
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Open)?;
-        self.seal.decrypt(&nonce.into(), body).map_err(|_| CryptoError::Open)
+        open_with(&self.seal, sealed)
     }
+
+    /// [`Keys::seal`] for a TOTP secret, under its own key.
+    pub fn seal_totp(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal_with(&self.totp, plain)
+    }
+
+    pub fn open_totp(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open_with(&self.totp, sealed)
+    }
+}
+
+fn seal_with(cipher: &ChaCha20Poly1305, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let nonce = random_bytes::<12>()?;
+    let sealed = cipher.encrypt(&nonce.into(), plain).map_err(|_| CryptoError::Open)?;
+    let mut out = Vec::with_capacity(12 + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+fn open_with(cipher: &ChaCha20Poly1305, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let (nonce, body) = sealed.split_at_checked(12).ok_or(CryptoError::Open)?;
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Open)?;
+    cipher.decrypt(&nonce.into(), body).map_err(|_| CryptoError::Open)
 }
 
 fn derive(secret: &[u8], purpose: &[u8]) -> [u8; 32] {
@@ -143,6 +162,9 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(keys.open(&tampered).is_err());
         assert!(keys.open(&[1, 2, 3]).is_err());
+        // Each purpose has its own key.
+        assert!(keys.open_totp(&sealed).is_err());
+        assert_eq!(keys.open_totp(&keys.seal_totp(b"totp").unwrap()).unwrap(), b"totp");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! right status. Client mistakes are 4xx with a stable `code`; internal failures are logged here
 //! and leave as a bare 500/503 without details.
 
+use crate::throttle::RetryAfter;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (a rate limit or lockout).
+    pub retry_after_s: Option<i64>,
 }
 
 /// The body of every error response.
@@ -30,7 +33,14 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after_s: None }
+    }
+    /// `429` with `Retry-After`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, wait: RetryAfter) -> ApiError {
+        ApiError {
+            retry_after_s: Some(wait.seconds()),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -53,7 +63,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { code: self.code.to_string(), message: self.message };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod alerts;
 pub(crate) mod api;
 pub mod auth;
+pub mod captcha;
 pub mod config;
 pub mod crypto;
 pub mod demo;
@@ -21,10 +22,13 @@ pub mod orders;
 pub mod projector;
 pub mod security;
 pub mod state;
+pub mod throttle;
 pub mod ticker;
+pub mod totp;
 pub mod views;
 pub mod wallets;
 pub mod web;
+pub mod withdrawal_safety;
 pub mod ws;
 
 use crate::config::Config;
@@ -96,7 +100,7 @@ impl Server {
         let tickers = Arc::new(Mutex::new(Tickers::default()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (projected_tx, projected_rx) = watch::channel(0);
-        let projector = projector::Projector::new(
+        let mut projector = projector::Projector::new(
             store.clone(),
             handle.clone(),
             config.data_dir.clone(),
@@ -125,12 +129,17 @@ impl Server {
             let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
             wallets::open(&config.wallets, &mirror)?
         };
+        let wallet_assets: Vec<(String, u8)> =
+            wallets.values().map(|w| (w.chain.symbol().to_string(), w.chain.scale())).collect();
+        config.withdrawals.validate(&wallet_assets).map_err(anyhow::Error::msg)?;
         let transport =
             mail::Transport::new(&config.mail, &config.data_dir).map_err(anyhow::Error::msg)?;
         let mail_config = config.mail.clone();
         let mail_wake = Arc::new(tokio::sync::Notify::new());
+        projector.mail_users(config.public_url(), mail_wake.clone());
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
+            throttles: throttle::Throttles::new(&config.limits),
             config,
             engine: handle.clone(),
             store,
@@ -162,6 +171,8 @@ impl Server {
             mail_wake,
             shutdown_rx.clone(),
         )));
+        tasks
+            .push(tokio::spawn(withdrawal_safety::run_sweeper(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
 
         let app = router(&state);
@@ -217,7 +228,11 @@ impl Server {
 pub fn router(state: &Shared) -> Router {
     let limits = &state.config.limits;
     Router::new()
-        .nest("/api/v1", api::routes(state))
+        .nest(
+            "/api/v1",
+            api::routes(state)
+                .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::api_limit)),
+        )
         .route("/ws", get(ws::upgrade))
         .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())

@@ -110,16 +110,20 @@ pub async fn queue(
     subject: &str,
     text: &str,
 ) -> Result<(), StoreError> {
-    let mail = NewMail {
+    store.enqueue_mail(&compose(to, subject, text)).await?;
+    wake.notify_one();
+    Ok(())
+}
+
+/// A mail with its plain-text part and the HTML part rendered from it.
+pub fn compose(to: &str, subject: &str, text: &str) -> NewMail {
+    NewMail {
         to: to.to_string(),
         subject: subject.to_string(),
         text: text.to_string(),
         html: html(subject, text),
         created_ms: crate::now_ms(),
-    };
-    store.enqueue_mail(&mail).await?;
-    wake.notify_one();
-    Ok(())
+    }
 }
 
 /// Where mail goes.

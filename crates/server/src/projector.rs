@@ -37,7 +37,23 @@ pub struct Projector {
     tickers: Arc<Mutex<Tickers>>,
     projected: watch::Sender<u64>,
     work: WorkingSet,
+    /// Mails users about their credited deposits and sent withdrawals, when set.
+    notices: Option<Notices>,
 }
+
+/// What the mails about engine events need: links to the site, the mail worker to wake, and
+/// the addresses of the users they go to.
+struct Notices {
+    public_url: String,
+    wake: Arc<tokio::sync::Notify>,
+    emails: HashMap<UserId, String>,
+}
+
+/// Events older than this are not mailed about (a read model rebuilt from the journal does not
+/// mail its history again).
+const NOTICE_AGE_MAX_MS: i64 = 3_600_000;
+/// Addresses kept in memory at most (the cache starts again when full).
+const EMAILS_CACHED_MAX: usize = 10_000;
 
 /// What the projector keeps in memory to compute a batch's rows without reading them back.
 #[derive(Default)]
@@ -75,9 +91,83 @@ impl Projector {
             tickers,
             projected,
             work: WorkingSet::default(),
+            notices: None,
         };
         p.load().await?;
         Ok(p)
+    }
+
+    /// Mails each user about their credited deposits and sent withdrawals (with the txid), queued
+    /// in the same transaction as the events' read models: exactly once.
+    pub fn mail_users(&mut self, public_url: String, wake: Arc<tokio::sync::Notify>) {
+        self.notices = Some(Notices { public_url, wake, emails: HashMap::new() });
+    }
+
+    /// The users a batch mails, whose addresses are not cached yet.
+    async fn prefetch_emails(&mut self, commands: &Commands) -> Result<(), StoreError> {
+        let Some(notices) = &mut self.notices else { return Ok(()) };
+        let oldest = crate::now_ms() - NOTICE_AGE_MAX_MS;
+        for (_, time_ns, events) in commands {
+            if orders::ms(*time_ns) < oldest {
+                continue;
+            }
+            for event in events {
+                let Some(user) = notice_user(event) else { continue };
+                if notices.emails.contains_key(&user) {
+                    continue;
+                }
+                if notices.emails.len() >= EMAILS_CACHED_MAX {
+                    notices.emails.clear();
+                }
+                if let Some(row) = self.store.user(user).await? {
+                    notices.emails.insert(user, row.email);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The mail about `event`, if it is one users hear about.
+    fn notice(&self, event: &Event, time_ms: i64) -> Option<bourse_store::NewMail> {
+        let notices = self.notices.as_ref()?;
+        if time_ms < crate::now_ms() - NOTICE_AGE_MAX_MS {
+            return None;
+        }
+        let to = notices.emails.get(&notice_user(event)?)?;
+        let mirror = self.mirror.read().ok()?;
+        let site = notices.public_url.trim_end_matches('/');
+        let (subject, text) = match event {
+            Event::DepositCredited { asset, amount, key, .. } => {
+                let a = mirror.assets.get(asset)?;
+                let amount = bourse_core::decimal::format_units_trimmed(*amount, a.scale);
+                (
+                    format!("Deposit credited: {amount} {}", a.symbol),
+                    format!(
+                        "Your deposit of {amount} {} is confirmed and credited to your bourse account.\n\nTransaction: {key}\n\nYour funds: {site}/account/funds",
+                        a.symbol
+                    ),
+                )
+            }
+            Event::WithdrawalChanged {
+                withdrawal,
+                asset,
+                amount,
+                state: bourse_core::WithdrawalState::Sent { txid },
+                ..
+            } => {
+                let a = mirror.assets.get(asset)?;
+                let amount = bourse_core::decimal::format_units_trimmed(*amount, a.scale);
+                (
+                    format!("Withdrawal sent: {amount} {}", a.symbol),
+                    format!(
+                        "Your withdrawal {withdrawal} of {amount} {} was sent.\n\nTransaction: {txid}\n\nIt completes once the transaction is confirmed: {site}/account/funds/{}/withdraw\n\nIf you did not ask for it, sign out every session and reset your password at once: {site}/account/security",
+                        a.symbol, a.symbol
+                    ),
+                )
+            }
+            _ => return None,
+        };
+        Some(crate::mail::compose(to, &subject, &text))
     }
 
     /// (Re)loads the working set from the database.
@@ -216,8 +306,14 @@ impl Projector {
         let (Some(first), Some(last)) = (commands.first(), commands.last()) else { return Ok(()) };
         let (from_seq, to_seq) = (first.0, last.0);
         self.prefetch_balances(&commands).await?;
+        self.prefetch_emails(&commands).await?;
         let projection = self.project(from_seq, to_seq, &commands);
         self.store.apply_projection(&projection).await?;
+        if !projection.mails.is_empty()
+            && let Some(notices) = &self.notices
+        {
+            notices.wake.notify_one();
+        }
         self.work.seq = to_seq;
         let _ = self.projected.send(to_seq);
         self.publish(&projection);
@@ -260,6 +356,7 @@ impl Projector {
                         }
                     }
                 }
+                p.mails.extend(self.notice(event, time_ms));
                 match event {
                     Event::OrderAccepted { order, .. } | Event::OrderEnded { order, .. }
                         if kind == LedgerKind::Order =>
@@ -394,6 +491,17 @@ impl Projector {
                 self.hub.publish(topic, &Message::from(message.to_string()));
             }
         }
+    }
+}
+
+/// The user an event is mailed to, if it is one users hear about.
+fn notice_user(event: &Event) -> Option<UserId> {
+    match event {
+        Event::DepositCredited { user, .. } => Some(*user),
+        Event::WithdrawalChanged {
+            user, state: bourse_core::WithdrawalState::Sent { .. }, ..
+        } => Some(*user),
+        _ => None,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub wallets: HashMap<bourse_core::AssetId, crate::wallets::Wallet>,
     /// Wakes the mail worker (a mail was queued).
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Rate limits and login lockouts.
+    pub throttles: crate::throttle::Throttles,
 }
 
 impl AppState {

@@ -78,6 +78,8 @@ impl World {
         {
             app.extra_env.push((format!("BOURSE_WALLETS__LTC__{key}"), value.to_string()));
         }
+        // Withdrawals go out without the mailed link, except where a test turns it on.
+        app.extra_env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "false".into()));
         app.start().await;
         World { user_node, exchange_node, payer, hot, mined, app }
     }
@@ -233,6 +235,8 @@ async fn a_deposit_is_credited_once_after_its_confirmations() {
     .await;
     assert_eq!(credited["confirmations"], 3);
     assert_eq!(ltc(alice.get("/api/v1/balances").await.1).as_deref(), Some("0.5"));
+    let mail = app.mail_with(&alice.email, "Deposit credited: 0.5 LTC").await;
+    assert!(mail.contains(&txid), "the mail names the transaction: {mail}");
     let dusty = deposit(&alice, &dust).await.unwrap();
     assert_eq!(dusty["status"], "below_minimum");
 
@@ -456,6 +460,9 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
         ],
     )
     .await;
+    app.stop().await;
+    app.extra_env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "true".into()));
+    app.start().await;
     let mut alice = register(&app, "alice@example.com").await;
     common::deposit(&app, alice.id, "LTC", "2").await;
     // The hot wallet has coins to send.
@@ -464,7 +471,7 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
     user_node.mine(1, &mined).await;
     synced(&payer, &hot).await;
 
-    let withdraw = |body: Value| {
+    let withdraw = |alice: &common::User, body: Value| {
         let request =
             alice.http.post(format!("{}/api/v1/withdrawals", alice.base)).json(&body).send();
         async move {
@@ -487,7 +494,7 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
         (json!({"asset": "LTC", "address": a1, "amount": "2"}), "insufficient_funds"),
         (json!({"asset": "BTC", "address": a1, "amount": "0.1"}), "no_wallet"),
     ] {
-        let (status, answer) = withdraw(body).await;
+        let (status, answer) = withdraw(&alice, body).await;
         assert_eq!(answer["code"], code, "{answer}");
         assert!(status == 400 || status == 404);
     }
@@ -495,17 +502,60 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
     let (_, none) = alice.get("/api/v1/withdrawals").await;
     assert_eq!(none["withdrawals"], json!([]), "and nothing recorded");
 
-    // Two withdrawals: held with their fee, then sent together in one transaction.
-    let (status, w1) = withdraw(json!({"asset": "LTC", "address": a1, "amount": "0.3"})).await;
+    // Two withdrawals: held with their fee; each waits for the link mailed for it.
+    let (status, w1) =
+        withdraw(&alice, json!({"asset": "LTC", "address": a1, "amount": "0.3"})).await;
     assert_eq!(
         (status, w1["status"].as_str(), w1["fee"].as_str()),
-        (201, Some("held"), Some("0.001")),
+        (201, Some("unconfirmed"), Some("0.001")),
         "{w1}"
     );
-    let (status, _) = withdraw(json!({"asset": "LTC", "address": a2, "amount": "0.2"})).await;
+    let (status, _) =
+        withdraw(&alice, json!({"asset": "LTC", "address": a2, "amount": "0.2"})).await;
     assert_eq!(status, 201);
     assert_eq!(balance(&alice).await, ("1.498".to_string(), "0.502".to_string()));
     let hook = reqwest::Client::new();
+    // Unconfirmed, they are not sent, however often the processor runs.
+    hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+    assert!(
+        page["withdrawals"].as_array().unwrap().iter().all(|w| w["status"] == "unconfirmed"),
+        "{page}"
+    );
+    let token_in = |mail: &str| {
+        let at = mail.find("/confirm-withdrawal?token=").expect("a confirmation link");
+        mail[at + "/confirm-withdrawal?token=".len()..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect::<String>()
+    };
+    let mail1 = app.mail_with(&alice.email, "withdrawal of 0.3 LTC").await;
+    assert!(mail1.contains(&a1), "{mail1}");
+    let mail2 = app.mail_with(&alice.email, "withdrawal of 0.2 LTC").await;
+    let (t1, t2) = (token_in(&mail1), token_in(&mail2));
+    // One through the REST endpoint, once; the other through the page the link opens.
+    let confirm = |url: &str, token: String| {
+        hook.post(format!("{url}/api/v1/withdrawals/confirm"))
+            .json(&json!({ "token": token }))
+            .send()
+    };
+    let r = confirm(&app.url, t1.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "held");
+    let again = confirm(&app.url, t1).await.unwrap();
+    assert_eq!(again.status(), 400, "a link works once");
+    let page = common::text(&hook, &format!("{}/confirm-withdrawal?token={t2}", app.url)).await;
+    assert!(page.contains("Confirm the withdrawal"), "{page}");
+    let r = hook
+        .post(format!("{}/confirm-withdrawal", app.url))
+        .header("Origin", &app.url)
+        .form(&[("token", t2.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Withdrawal confirmed"));
     let r = hook.post(format!("{}/internal/wallets/LTC/notify", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 202);
     let sent = until("the batch sent", async || {
@@ -543,6 +593,34 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
     })
     .await;
     assert_eq!(balance(&alice).await, ("1.498".to_string(), "0".to_string()));
+    let sent_mail = app.mail_with(&alice.email, "Withdrawal sent").await;
+    assert!(sent_mail.contains(&txid), "the mail names the transaction: {sent_mail}");
+
+    // A link not used in time: the withdrawal is cancelled and its funds are released.
+    app.stop().await;
+    app.extra_env.push(("BOURSE_WITHDRAWALS__CONFIRMATION_TTL_S".into(), "2".into()));
+    app.extra_env.push(("BOURSE_WITHDRAWALS__SWEEP_INTERVAL_MS".into(), "200".into()));
+    app.start().await;
+    alice.base = app.url.clone();
+    let (status, late) =
+        withdraw(&alice, json!({"asset": "LTC", "address": a1, "amount": "0.1"})).await;
+    assert_eq!((status, late["status"].as_str()), (201, Some("unconfirmed")), "{late}");
+    assert_eq!(balance(&alice).await, ("1.397".to_string(), "0.101".to_string()));
+    let late_mail = app.mail_with(&alice.email, "withdrawal of 0.1 LTC").await;
+    let expired = until("the unconfirmed withdrawal cancelled", async || {
+        let (_, page) = alice.get("/api/v1/withdrawals?asset=LTC").await;
+        let w = page["withdrawals"][0].clone();
+        (w["status"] == "failed").then_some(w)
+    })
+    .await;
+    assert_eq!(expired["reason"], "not confirmed in time");
+    assert_eq!(balance(&alice).await, ("1.498".to_string(), "0".to_string()), "released");
+    let r = confirm(&app.url, token_in(&late_mail)).await.unwrap();
+    assert_eq!(r.status(), 400, "the expired link does nothing");
+    app.stop().await;
+    app.extra_env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "false".into()));
+    app.start().await;
+    alice.base = app.url.clone();
 
     // The withdraw page: balance, fee, the history with txids; the form without JavaScript.
     let page_url = format!("{}/account/funds/LTC/withdraw", app.url);
@@ -587,7 +665,8 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
 
     // A crash after the broadcast and before the record: the batch is `sending` and its
     // transaction is in the node's wallet. After a restart it is recorded, never sent again.
-    let (status, w3) = withdraw(json!({"asset": "LTC", "address": a1, "amount": "0.05"})).await;
+    let (status, w3) =
+        withdraw(&alice, json!({"asset": "LTC", "address": a1, "amount": "0.05"})).await;
     assert_eq!(status, 201);
     let id = w3["id"].as_i64().unwrap();
     app.stop().await;

@@ -51,6 +51,8 @@ impl World {
         ] {
             app.extra_env.push((format!("BOURSE_WALLETS__ETH__{key}"), value.to_string()));
         }
+        // Withdrawals go out without the mailed link (tests/wallet.rs follows one).
+        app.extra_env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "false".into()));
         app.start().await;
         World { anvil, phrase, app }
     }

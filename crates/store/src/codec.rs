@@ -8,8 +8,8 @@ use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
     DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, MailRow,
     NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SecurityEventKind,
-    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UserRow, WithdrawalRow,
-    WithdrawalStatus,
+    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
+    WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -208,9 +208,15 @@ codes!(DepositStatus {
     DepositStatus::BelowMinimum => "below_minimum",
 });
 
+// `requested`, `held`, `unconfirmed`, `review`, `cancelling`, `sending` and `sent` are also
+// spelled out in the SQL of open-withdrawal queries and indexes, `requested` and `held` in
+// inserts and defaults.
 codes!(WithdrawalStatus {
     WithdrawalStatus::Requested => "requested",
     WithdrawalStatus::Held => "held",
+    WithdrawalStatus::Unconfirmed => "unconfirmed",
+    WithdrawalStatus::Review => "review",
+    WithdrawalStatus::Cancelling => "cancelling",
     WithdrawalStatus::Sending => "sending",
     WithdrawalStatus::Sent => "sent",
     WithdrawalStatus::Completed => "completed",
@@ -231,8 +237,13 @@ codes!(ChainSendStatus {
 });
 
 impl Code for TokenPurpose {
-    const ALL: &'static [Self] =
-        &[TokenPurpose::VerifyEmail, TokenPurpose::ResetPassword, TokenPurpose::SignOutEverywhere];
+    const ALL: &'static [Self] = &[
+        TokenPurpose::VerifyEmail,
+        TokenPurpose::ResetPassword,
+        TokenPurpose::SignOutEverywhere,
+        TokenPurpose::ConfirmWithdrawal,
+        TokenPurpose::ConfirmAddress,
+    ];
     fn code(self) -> &'static str {
         self.as_str()
     }
@@ -254,6 +265,17 @@ codes!(SecurityEventKind {
     SecurityEventKind::TwoFactorEnabled => "two_factor_enabled",
     SecurityEventKind::TwoFactorDisabled => "two_factor_disabled",
 });
+
+/// The code of a withdrawal's `after_hold`: only `held`, `unconfirmed` or `review` (anything
+/// else is `Invalid`).
+pub(crate) fn after_hold(status: WithdrawalStatus) -> Result<&'static str> {
+    match status {
+        WithdrawalStatus::Held | WithdrawalStatus::Unconfirmed | WithdrawalStatus::Review => {
+            Ok(status.code())
+        }
+        other => Err(StoreError::Invalid(format!("after_hold {}", other.code()))),
+    }
+}
 
 /// The optional code of an optional enum.
 pub(crate) fn opt_code<T: Code>(v: Option<T>) -> Option<&'static str> {
@@ -286,6 +308,7 @@ pub(crate) trait Get {
     fn opt_text(&self, column: &'static str) -> Result<Option<&str>>;
     fn boolean(&self, column: &'static str) -> Result<bool>;
     fn bytes(&self, column: &'static str) -> Result<Vec<u8>>;
+    fn opt_bytes(&self, column: &'static str) -> Result<Option<Vec<u8>>>;
 
     fn string(&self, column: &'static str) -> Result<String> {
         self.text(column).map(str::to_string)
@@ -344,6 +367,9 @@ macro_rules! impl_get {
             fn bytes(&self, column: &'static str) -> crate::Result<Vec<u8>> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
+            fn opt_bytes(&self, column: &'static str) -> crate::Result<Option<Vec<u8>>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
         }
     };
 }
@@ -356,7 +382,16 @@ pub(crate) fn user_row(r: &impl Get) -> Result<UserRow> {
         password_hash: r.string("password_hash")?,
         email_verified: r.boolean("email_verified")?,
         created_ms: r.i64("created_ms")?,
+        totp_sealed: r.opt_bytes("totp_sealed")?,
+        totp_pending_sealed: r.opt_bytes("totp_pending_sealed")?,
+        totp_last_step: r.i64("totp_last_step")?,
+        address_whitelist: r.boolean("address_whitelist")?,
     })
+}
+
+/// The row `USE_TOKEN` returns.
+pub(crate) fn used_token(r: &impl Get) -> Result<UsedToken> {
+    Ok(UsedToken { user: UserId(r.u64("user_id")?), subject: r.opt_i64("subject")? })
 }
 
 pub(crate) fn session_row(r: &impl Get) -> Result<SessionRow> {
@@ -511,10 +546,24 @@ pub(crate) fn withdrawal_row(r: &impl Get) -> Result<WithdrawalRow> {
         amount: r.u128("amount")?,
         fee: r.u128("fee")?,
         status: r.code("status")?,
+        after_hold: r.code("after_hold")?,
         txid: r.opt_string("txid")?,
         reason: r.opt_string("reason")?,
         created_ms: r.i64("created_ms")?,
         updated_ms: r.i64("updated_ms")?,
+    })
+}
+
+pub(crate) fn withdrawal_address_row(r: &impl Get) -> Result<WithdrawalAddressRow> {
+    Ok(WithdrawalAddressRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        asset: AssetId(r.u32("asset_id")?),
+        address: r.string("address")?,
+        label: r.string("label")?,
+        created_ms: r.i64("created_ms")?,
+        confirmed_ms: r.opt_i64("confirmed_ms")?,
+        usable_from_ms: r.opt_i64("usable_from_ms")?,
     })
 }
 
@@ -650,6 +699,28 @@ mod tests {
             SecurityEventKind::from_code("login_failed"),
             Some(SecurityEventKind::LoginFailed)
         );
+    }
+
+    #[test]
+    fn withdrawal_codes_match_as_str_and_after_hold_is_checked() {
+        for s in WithdrawalStatus::ALL {
+            assert_eq!(s.as_str(), s.code());
+        }
+        assert_eq!(WithdrawalStatus::ALL.len(), 9);
+        assert_eq!(TokenPurpose::ALL.len(), 5);
+        assert_eq!(after_hold(WithdrawalStatus::Held).unwrap(), "held");
+        assert_eq!(after_hold(WithdrawalStatus::Unconfirmed).unwrap(), "unconfirmed");
+        assert_eq!(after_hold(WithdrawalStatus::Review).unwrap(), "review");
+        for bad in [
+            WithdrawalStatus::Requested,
+            WithdrawalStatus::Cancelling,
+            WithdrawalStatus::Sending,
+            WithdrawalStatus::Sent,
+            WithdrawalStatus::Completed,
+            WithdrawalStatus::Failed,
+        ] {
+            assert!(matches!(after_hold(bad), Err(StoreError::Invalid(_))), "{bad:?}");
+        }
     }
 
     #[test]

@@ -90,16 +90,58 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
     async fn count_users(&self) -> Result<u64>;
 
-    // ---- single-use tokens (e-mail verification, password reset) --------------------------
+    // ---- two-factor authentication -----------------------------------------------------------
+    /// Stores (or, with `None`, clears) the secret of a TOTP setup not yet confirmed, sealed by
+    /// the caller.
+    async fn set_totp_pending(&self, user: UserId, sealed: Option<&[u8]>) -> Result<()>;
+    /// In one transaction: turns TOTP on with `sealed` (the confirmed secret), clears the
+    /// pending one, sets the last step accepted to `step` (the code that confirmed it), and
+    /// replaces the user's recovery codes (every old one deleted) by `recovery_code_hashes`,
+    /// unused. The same hash twice is `Conflict("recovery code")` (nothing written); an unknown
+    /// user: nothing.
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> Result<()>;
+    /// In one transaction: turns TOTP off (clears the secret and any pending one) and deletes
+    /// the user's recovery codes. The last step accepted is kept.
+    async fn disable_totp(&self, user: UserId) -> Result<()>;
+    /// Accepts a TOTP time step once: sets the last step accepted to `step` and returns true
+    /// only if `step` is after it. Atomic: of two concurrent calls with the same step, one
+    /// succeeds.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool>;
+    /// Marks the user's unused recovery code with this hash used; false if there is none (used,
+    /// unknown, or another user's). Atomic: two concurrent calls never both succeed.
+    async fn use_recovery_code(&self, user: UserId, code_hash: &str, now_ms: i64) -> Result<bool>;
+    /// How many of the user's recovery codes are unused.
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64>;
+    /// Turns the user's withdrawal-address whitelist on or off (withdrawals go only to its
+    /// confirmed addresses).
+    async fn set_address_whitelist(&self, user: UserId, on: bool) -> Result<()>;
+
+    // ---- single-use tokens (e-mail links) ----------------------------------------------------
     async fn insert_token(&self, token: &NewToken) -> Result<()>;
-    /// Marks the token used and returns its user, if it exists with this purpose, is unused and
-    /// `now_ms < expires_ms`; `None` otherwise. Atomic: two concurrent calls never both succeed.
+    /// Marks the token used and returns its user and subject, if it exists with this purpose,
+    /// is unused and `now_ms < expires_ms`; `None` otherwise. Atomic: two concurrent calls
+    /// never both succeed.
     async fn use_token(
         &self,
         token_hash: &str,
         purpose: TokenPurpose,
         now_ms: i64,
-    ) -> Result<Option<UserId>>;
+    ) -> Result<Option<UsedToken>>;
+    /// Marks every unused token of `user` with this purpose and subject used (the link of a
+    /// cancelled withdrawal stops working); returns how many.
+    async fn expire_tokens(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        subject: i64,
+        now_ms: i64,
+    ) -> Result<u64>;
 
     // ---- sessions ----------------------------------------------------------------------------
     async fn insert_session(&self, session: &NewSession) -> Result<i64>;
@@ -163,18 +205,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn wallet_cursor(&self, asset: AssetId) -> Result<Option<String>>;
     async fn set_wallet_cursor(&self, asset: AssetId, block_hash: &str, now_ms: i64) -> Result<()>;
 
-    /// A new withdrawal in status `requested`; returns its id (the engine's withdrawal id).
+    /// A new withdrawal in status `requested`; returns its id (the engine's withdrawal id). An
+    /// `after_hold` other than `Held`, `Unconfirmed` or `Review` is `Invalid`.
     async fn insert_withdrawal(&self, w: &NewWithdrawal) -> Result<i64>;
     /// The withdrawal if it belongs to `user`.
     async fn withdrawal(&self, user: UserId, id: i64) -> Result<Option<WithdrawalRow>>;
+    /// The withdrawal, whoever it belongs to (for operators).
+    async fn withdrawal_by_id(&self, id: i64) -> Result<Option<WithdrawalRow>>;
     /// Withdrawals of `user`, newest first.
     async fn withdrawals(
         &self,
         user: UserId,
         filter: &WithdrawalFilter,
     ) -> Result<Vec<WithdrawalRow>>;
-    /// Withdrawals of the asset still requested, held, sending or sent, oldest first.
+    /// Withdrawals of the asset still requested, held, unconfirmed, in review, cancelling,
+    /// sending or sent, oldest first.
     async fn open_withdrawals(&self, asset: AssetId) -> Result<Vec<WithdrawalRow>>;
+    /// Withdrawals in `status` of any user and asset, oldest (lowest id) first.
+    async fn withdrawals_in_status(
+        &self,
+        status: WithdrawalStatus,
+        limit: u32,
+    ) -> Result<Vec<WithdrawalRow>>;
     /// Deletes a withdrawal still `requested` (the engine refused to hold it: it never was).
     async fn discard_withdrawal(&self, id: i64) -> Result<()>;
     /// Moves a withdrawal to `status`, with its txid or failure reason when given.
@@ -186,6 +238,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         reason: Option<&str>,
         now_ms: i64,
     ) -> Result<()>;
+    /// Moves a withdrawal from `from` to `to` (with the reason when given) in one statement,
+    /// only if its status is `from`; returns whether it moved. Of two concurrent transitions
+    /// from the same status, one succeeds.
+    async fn transition_withdrawal(
+        &self,
+        id: i64,
+        from: WithdrawalStatus,
+        to: WithdrawalStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool>;
+
+    /// Adds an address to the user's whitelist, unconfirmed; returns its id. A live (not
+    /// removed) one with the same user, asset and address is
+    /// `StoreError::Conflict("withdrawal address")`.
+    async fn insert_withdrawal_address(&self, address: &NewWithdrawalAddress) -> Result<i64>;
+    /// Confirms an address: sets `confirmed_ms` and `usable_from_ms`, only if it is the user's,
+    /// unconfirmed and not removed; returns whether it did.
+    async fn confirm_withdrawal_address(
+        &self,
+        user: UserId,
+        id: i64,
+        now_ms: i64,
+        usable_from_ms: i64,
+    ) -> Result<bool>;
+    /// The user's whitelist (addresses not removed), newest first.
+    async fn withdrawal_addresses(&self, user: UserId) -> Result<Vec<WithdrawalAddressRow>>;
+    /// Removes an address from the user's whitelist; false if it is not theirs or already
+    /// removed.
+    async fn remove_withdrawal_address(&self, user: UserId, id: i64, now_ms: i64) -> Result<bool>;
 
     /// Records a signed transaction in status `signed`; returns its id. A second send from the
     /// same address with the same nonce for the asset is
@@ -238,7 +320,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn projected_seq(&self) -> Result<u64>;
     /// In one transaction: checks that the cursor is `projection.from_seq - 1`
     /// (`CursorMismatch` otherwise, nothing written), upserts orders, balances and candles by
-    /// their keys, inserts trades and ledger entries, and sets the cursor to `projection.to_seq`.
+    /// their keys, inserts trades and ledger entries, queues the mails (due at once, as
+    /// [`Store::enqueue_mail`] does), and sets the cursor to `projection.to_seq`.
     async fn apply_projection(&self, projection: &Projection) -> Result<()>;
     /// Orders with status open or partially filled (the projector's working set at start).
     async fn open_orders_all(&self) -> Result<Vec<OrderRow>>;

@@ -12,6 +12,15 @@ pub struct UserRow {
     pub password_hash: String,
     pub email_verified: bool,
     pub created_ms: i64,
+    /// The enabled TOTP secret, sealed (encrypted and authenticated) by the server; opaque here.
+    /// None: two-factor authentication is off.
+    pub totp_sealed: Option<Vec<u8>>,
+    /// A TOTP setup not yet confirmed (sealed like `totp_sealed`).
+    pub totp_pending_sealed: Option<Vec<u8>>,
+    /// The last TOTP time step accepted (0: none): a code is accepted once.
+    pub totp_last_step: i64,
+    /// Withdrawals go only to confirmed addresses of the user's whitelist.
+    pub address_whitelist: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +29,10 @@ pub enum TokenPurpose {
     ResetPassword,
     /// The link in a "new login" mail that signs out every session.
     SignOutEverywhere,
+    /// The link that releases a withdrawal (subject: the withdrawal id).
+    ConfirmWithdrawal,
+    /// The link that confirms a withdrawal address for the whitelist (subject: the address id).
+    ConfirmAddress,
 }
 
 impl TokenPurpose {
@@ -28,6 +41,8 @@ impl TokenPurpose {
             TokenPurpose::VerifyEmail => "verify_email",
             TokenPurpose::ResetPassword => "reset_password",
             TokenPurpose::SignOutEverywhere => "sign_out_everywhere",
+            TokenPurpose::ConfirmWithdrawal => "confirm_withdrawal",
+            TokenPurpose::ConfirmAddress => "confirm_address",
         }
     }
 }
@@ -40,6 +55,15 @@ pub struct NewToken {
     pub purpose: TokenPurpose,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// What the token is about: a withdrawal id, a withdrawal-address id … (None: the user).
+    pub subject: Option<i64>,
+}
+
+/// A token [`crate::Store::use_token`] accepted: whose it was and what it was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsedToken {
+    pub user: UserId,
+    pub subject: Option<i64>,
 }
 
 /// A login session; only the hash of its cookie value is stored (hex of SHA-256).
@@ -362,6 +386,8 @@ pub struct Projection {
     pub balances: Vec<BalanceRow>,
     /// Upserted by (market, interval, open_ms).
     pub candles: Vec<CandleRow>,
+    /// Mails about these events, queued (due at once) with them, so each is queued once.
+    pub mails: Vec<NewMail>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -478,6 +504,12 @@ pub enum WithdrawalStatus {
     Requested,
     /// The funds are held; waiting for the next batch.
     Held,
+    /// The funds are held; waiting for the user to open the link mailed to them (then `Held`).
+    Unconfirmed,
+    /// The funds are held; waiting for an operator's approval (then `Held`).
+    Review,
+    /// Being cancelled: its hold is released, then it becomes `Failed`.
+    Cancelling,
     /// In a batch being sent: after a crash the node's wallet is searched for it before
     /// anything is sent again.
     Sending,
@@ -493,6 +525,9 @@ impl WithdrawalStatus {
         match self {
             WithdrawalStatus::Requested => "requested",
             WithdrawalStatus::Held => "held",
+            WithdrawalStatus::Unconfirmed => "unconfirmed",
+            WithdrawalStatus::Review => "review",
+            WithdrawalStatus::Cancelling => "cancelling",
             WithdrawalStatus::Sending => "sending",
             WithdrawalStatus::Sent => "sent",
             WithdrawalStatus::Completed => "completed",
@@ -508,6 +543,8 @@ pub struct NewWithdrawal {
     pub address: String,
     pub amount: u128,
     pub fee: u128,
+    /// The status it takes once its funds are held: `Held`, `Unconfirmed` or `Review`.
+    pub after_hold: WithdrawalStatus,
     pub created_ms: i64,
 }
 
@@ -521,6 +558,8 @@ pub struct WithdrawalRow {
     pub amount: u128,
     pub fee: u128,
     pub status: WithdrawalStatus,
+    /// The status it takes once its funds are held: `Held`, `Unconfirmed` or `Review`.
+    pub after_hold: WithdrawalStatus,
     pub txid: Option<String>,
     pub reason: Option<String>,
     pub created_ms: i64,
@@ -533,6 +572,32 @@ pub struct WithdrawalFilter {
     /// Only withdrawals with `id < before`.
     pub before: Option<i64>,
     pub limit: u32,
+}
+
+/// An address a user may withdraw to when the whitelist is on; see
+/// [`crate::Store::insert_withdrawal_address`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWithdrawalAddress {
+    pub user: UserId,
+    pub asset: AssetId,
+    pub address: String,
+    /// The user's name for it.
+    pub label: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawalAddressRow {
+    pub id: i64,
+    pub user: UserId,
+    pub asset: AssetId,
+    pub address: String,
+    pub label: String,
+    pub created_ms: i64,
+    /// When the user confirmed it (the mailed link); None: not yet.
+    pub confirmed_ms: Option<i64>,
+    /// Withdrawals may go to it from this time on (set with `confirmed_ms`).
+    pub usable_from_ms: Option<i64>,
 }
 
 /// What an account-based chain's transaction (Ethereum) was signed for.

@@ -8,21 +8,44 @@
 
 pub(crate) const CREATE_USER: &str = "INSERT INTO users (email, password_hash, email_verified, created_ms) \
      VALUES ($1, $2, FALSE, $3) RETURNING id";
-pub(crate) const USER: &str =
-    "SELECT id, email, password_hash, email_verified, created_ms FROM users WHERE id = $1";
-pub(crate) const USER_BY_EMAIL: &str =
-    "SELECT id, email, password_hash, email_verified, created_ms FROM users WHERE email = $1";
+pub(crate) const USER: &str = "SELECT id, email, password_hash, email_verified, created_ms, \
+     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist FROM users WHERE id = $1";
+pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, email_verified, created_ms, \
+     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist FROM users WHERE email = $1";
 pub(crate) const SET_EMAIL_VERIFIED: &str = "UPDATE users SET email_verified = TRUE WHERE id = $1";
 pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
+pub(crate) const SET_ADDRESS_WHITELIST: &str =
+    "UPDATE users SET address_whitelist = $2 WHERE id = $1";
+
+// ---- two-factor authentication ----------------------------------------------------------------
+
+pub(crate) const SET_TOTP_PENDING: &str = "UPDATE users SET totp_pending_sealed = $2 WHERE id = $1";
+pub(crate) const ENABLE_TOTP: &str = "UPDATE users SET totp_sealed = $2, totp_pending_sealed = NULL, \
+     totp_last_step = $3 WHERE id = $1";
+pub(crate) const DISABLE_TOTP: &str =
+    "UPDATE users SET totp_sealed = NULL, totp_pending_sealed = NULL WHERE id = $1";
+/// Moves the last step forward only: of two concurrent calls with the same step, one matches.
+pub(crate) const USE_TOTP_STEP: &str =
+    "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2";
+pub(crate) const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+pub(crate) const INSERT_RECOVERY_CODE: &str =
+    "INSERT INTO recovery_codes (user_id, code_hash, used_ms) VALUES ($1, $2, NULL)";
+pub(crate) const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_ms = $3 \
+     WHERE user_id = $1 AND code_hash = $2 AND used_ms IS NULL";
+pub(crate) const RECOVERY_CODES_LEFT: &str =
+    "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = $1 AND used_ms IS NULL";
 
 // ---- tokens -----------------------------------------------------------------------------------
 
-pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, user_id, purpose, created_ms, expires_ms) \
-     VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, user_id, purpose, created_ms, expires_ms, \
+     subject) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const USE_TOKEN: &str = "UPDATE tokens SET used_ms = $3 \
      WHERE token_hash = $1 AND purpose = $2 AND used_ms IS NULL AND expires_ms > $3 \
-     RETURNING user_id";
+     RETURNING user_id, subject";
+/// `$1` user, `$2` purpose, `$3` subject, `$4` now. Served by `tokens_user`.
+pub(crate) const EXPIRE_TOKENS: &str = "UPDATE tokens SET used_ms = $4 \
+     WHERE user_id = $1 AND purpose = $2 AND subject = $3 AND used_ms IS NULL";
 
 // ---- sessions ---------------------------------------------------------------------------------
 
@@ -200,19 +223,48 @@ pub(crate) const MAIL_QUEUE_LEN: &str =
     "SELECT COUNT(*) AS n FROM mail_outbox WHERE sent_ms IS NULL";
 
 pub(crate) const INSERT_WITHDRAWAL: &str = "INSERT INTO withdrawals (user_id, asset_id, address, \
-     amount, fee, status, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6) \
-     RETURNING id";
-pub(crate) const WITHDRAWAL: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, txid, \
-     reason, created_ms, updated_ms FROM withdrawals WHERE user_id = $1 AND id = $2";
+     amount, fee, status, after_hold, created_ms, updated_ms) \
+     VALUES ($1, $2, $3, $4, $5, 'requested', $7, $6, $6) RETURNING id";
+pub(crate) const WITHDRAWAL: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, \
+     after_hold, txid, reason, created_ms, updated_ms FROM withdrawals WHERE user_id = $1 AND id = $2";
+pub(crate) const WITHDRAWAL_BY_ID: &str = "SELECT id, user_id, asset_id, address, amount, fee, \
+     status, after_hold, txid, reason, created_ms, updated_ms FROM withdrawals WHERE id = $1";
 /// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
 pub(crate) const WITHDRAWALS: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, \
-     txid, reason, created_ms, updated_ms FROM withdrawals \
+     after_hold, txid, reason, created_ms, updated_ms FROM withdrawals \
      WHERE user_id = $1 AND ($2 IS NULL OR asset_id = $2) AND id <= $3 ORDER BY id DESC LIMIT $4";
+/// Served by the partial index `withdrawals_open` (same status list).
 pub(crate) const OPEN_WITHDRAWALS: &str = "SELECT id, user_id, asset_id, address, amount, fee, status, \
-     txid, reason, created_ms, updated_ms FROM withdrawals \
-     WHERE asset_id = $1 AND status IN ('requested', 'held', 'sending', 'sent') ORDER BY id";
+     after_hold, txid, reason, created_ms, updated_ms FROM withdrawals \
+     WHERE asset_id = $1 \
+     AND status IN ('requested', 'held', 'unconfirmed', 'review', 'cancelling', 'sending', 'sent') \
+     ORDER BY id";
+/// `$1` status, `$2` limit. Served by `withdrawals_status`.
+pub(crate) const WITHDRAWALS_IN_STATUS: &str = "SELECT id, user_id, asset_id, address, amount, fee, \
+     status, after_hold, txid, reason, created_ms, updated_ms FROM withdrawals \
+     WHERE status = $1 ORDER BY id LIMIT $2";
 pub(crate) const SET_WITHDRAWAL_STATUS: &str = "UPDATE withdrawals SET status = $2, \
      txid = COALESCE($3, txid), reason = COALESCE($4, reason), updated_ms = $5 WHERE id = $1";
+/// A compare-and-set: `$1` id, `$2` the status it must have, `$3` the new one, `$4` reason or
+/// NULL (kept), `$5` now.
+pub(crate) const TRANSITION_WITHDRAWAL: &str = "UPDATE withdrawals SET status = $3, \
+     reason = COALESCE($4, reason), updated_ms = $5 WHERE id = $1 AND status = $2";
+
+// ---- withdrawal addresses ---------------------------------------------------------------------
+
+pub(crate) const INSERT_WITHDRAWAL_ADDRESS: &str = "INSERT INTO withdrawal_addresses \
+     (user_id, asset_id, address, label, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+/// `$1` user, `$2` id, `$3` now, `$4` usable from.
+pub(crate) const CONFIRM_WITHDRAWAL_ADDRESS: &str = "UPDATE withdrawal_addresses \
+     SET confirmed_ms = $3, usable_from_ms = $4 \
+     WHERE id = $2 AND user_id = $1 AND confirmed_ms IS NULL AND removed_ms IS NULL";
+/// `$1` user, `$2` limit. Served by the partial index `withdrawal_addresses_user`.
+pub(crate) const WITHDRAWAL_ADDRESSES: &str = "SELECT id, user_id, asset_id, address, label, \
+     created_ms, confirmed_ms, usable_from_ms FROM withdrawal_addresses \
+     WHERE user_id = $1 AND removed_ms IS NULL ORDER BY id DESC LIMIT $2";
+/// `$1` user, `$2` id, `$3` now.
+pub(crate) const REMOVE_WITHDRAWAL_ADDRESS: &str = "UPDATE withdrawal_addresses SET removed_ms = $3 \
+     WHERE id = $2 AND user_id = $1 AND removed_ms IS NULL";
 pub(crate) const DISCARD_WITHDRAWAL: &str =
     "DELETE FROM withdrawals WHERE id = $1 AND status = 'requested'";
 

@@ -11,9 +11,10 @@ use crate::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
     DepositFilter, DepositRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow,
     MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
-    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderRow, Projection,
-    Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose,
-    TradeRow, UserRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
+    OrderRow, Projection, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
+    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
+    WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -171,6 +172,14 @@ static CANDLES: Insert = Insert::new(
      quote_volume = excluded.quote_volume, trades = excluded.trades",
 );
 
+/// Queued as `enqueue_mail` queues one: due at once (`next_attempt_ms` is `created_ms`).
+static MAILS: Insert = Insert::new(
+    "INSERT INTO mail_outbox (to_address, subject, text_body, html_body, created_ms, \
+     next_attempt_ms)",
+    6,
+    "",
+);
+
 /// Writes the rows of one projection; the caller owns the transaction and the cursor.
 async fn write_projection(tx: &mut SqliteConnection, p: &Projection) -> Result<()> {
     ORDERS.run(tx, &p.orders, bind_order, "order").await?;
@@ -178,6 +187,7 @@ async fn write_projection(tx: &mut SqliteConnection, p: &Projection) -> Result<(
     LEDGER.run(tx, &p.ledger, bind_ledger, "ledger entry").await?;
     BALANCES.run(tx, &p.balances, bind_balance, "balance").await?;
     CANDLES.run(tx, &p.candles, bind_candle, "candle").await?;
+    MAILS.run(tx, &p.mails, bind_mail, "mail").await?;
     Ok(())
 }
 
@@ -257,6 +267,15 @@ fn bind_candle<'q>(q: Query<'q>, c: &'q CandleRow) -> Result<Query<'q>> {
         .bind(db_u64("candle trades", c.trades)?))
 }
 
+fn bind_mail<'q>(q: Query<'q>, m: &'q NewMail) -> Result<Query<'q>> {
+    Ok(q.bind(m.to.as_str())
+        .bind(m.subject.as_str())
+        .bind(m.text.as_str())
+        .bind(m.html.as_str())
+        .bind(m.created_ms)
+        .bind(m.created_ms))
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -325,6 +344,94 @@ impl Store for SqliteStore {
         codec::Get::u64(&row, "n")
     }
 
+    // ---- two-factor authentication -------------------------------------------------------
+
+    async fn set_totp_pending(&self, user: UserId, sealed: Option<&[u8]>) -> Result<()> {
+        sqlx::query(sql::SET_TOTP_PENDING)
+            .bind(db_u64("user id", user.0)?)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> Result<()> {
+        let id = db_u64("user id", user.0)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(sql::ENABLE_TOTP)
+            .bind(id)
+            .bind(sealed)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            // No such user: nothing to write (the transaction rolls back).
+            return Ok(());
+        }
+        sqlx::query(sql::DELETE_RECOVERY_CODES).bind(id).execute(&mut *tx).await?;
+        for hash in recovery_code_hashes {
+            sqlx::query(sql::INSERT_RECOVERY_CODE)
+                .bind(id)
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| codec::conflict(e, "recovery code"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn disable_totp(&self, user: UserId) -> Result<()> {
+        let id = db_u64("user id", user.0)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(sql::DISABLE_TOTP).bind(id).execute(&mut *tx).await?;
+        sqlx::query(sql::DELETE_RECOVERY_CODES).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
+        let done = sqlx::query(sql::USE_TOTP_STEP)
+            .bind(db_u64("user id", user.0)?)
+            .bind(step)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_recovery_code(&self, user: UserId, code_hash: &str, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(sql::USE_RECOVERY_CODE)
+            .bind(db_u64("user id", user.0)?)
+            .bind(code_hash)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64> {
+        let row = sqlx::query(sql::RECOVERY_CODES_LEFT)
+            .bind(db_u64("user id", user.0)?)
+            .fetch_one(&self.pool)
+            .await?;
+        codec::Get::u64(&row, "n")
+    }
+
+    async fn set_address_whitelist(&self, user: UserId, on: bool) -> Result<()> {
+        sqlx::query(sql::SET_ADDRESS_WHITELIST)
+            .bind(db_u64("user id", user.0)?)
+            .bind(on)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     // ---- tokens --------------------------------------------------------------------------
 
     async fn insert_token(&self, token: &NewToken) -> Result<()> {
@@ -334,6 +441,7 @@ impl Store for SqliteStore {
             .bind(token.purpose.code())
             .bind(token.created_ms)
             .bind(token.expires_ms)
+            .bind(token.subject)
             .execute(&self.pool)
             .await
             .map_err(|e| codec::conflict(e, "token"))?;
@@ -345,14 +453,31 @@ impl Store for SqliteStore {
         token_hash: &str,
         purpose: TokenPurpose,
         now_ms: i64,
-    ) -> Result<Option<UserId>> {
+    ) -> Result<Option<UsedToken>> {
         let row = sqlx::query(sql::USE_TOKEN)
             .bind(token_hash)
             .bind(purpose.code())
             .bind(now_ms)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| codec::Get::u64(&r, "user_id").map(UserId)).transpose()
+        row.as_ref().map(codec::used_token).transpose()
+    }
+
+    async fn expire_tokens(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        subject: i64,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let done = sqlx::query(sql::EXPIRE_TOKENS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(purpose.code())
+            .bind(subject)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     // ---- sessions ------------------------------------------------------------------------
@@ -610,6 +735,7 @@ impl Store for SqliteStore {
             .bind(codec::amount(w.amount))
             .bind(codec::amount(w.fee))
             .bind(w.created_ms)
+            .bind(codec::after_hold(w.after_hold)?)
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("id")?)
@@ -621,6 +747,11 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
+        row.as_ref().map(codec::withdrawal_row).transpose()
+    }
+
+    async fn withdrawal_by_id(&self, id: i64) -> Result<Option<WithdrawalRow>> {
+        let row = sqlx::query(sql::WITHDRAWAL_BY_ID).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(codec::withdrawal_row).transpose()
     }
 
@@ -650,6 +781,19 @@ impl Store for SqliteStore {
         codec::all(&rows, codec::withdrawal_row)
     }
 
+    async fn withdrawals_in_status(
+        &self,
+        status: WithdrawalStatus,
+        limit: u32,
+    ) -> Result<Vec<WithdrawalRow>> {
+        let rows = sqlx::query(sql::WITHDRAWALS_IN_STATUS)
+            .bind(status.code())
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::withdrawal_row)
+    }
+
     async fn discard_withdrawal(&self, id: i64) -> Result<()> {
         sqlx::query(sql::DISCARD_WITHDRAWAL).bind(id).execute(&self.pool).await?;
         Ok(())
@@ -672,6 +816,74 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn transition_withdrawal(
+        &self,
+        id: i64,
+        from: WithdrawalStatus,
+        to: WithdrawalStatus,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(sql::TRANSITION_WITHDRAWAL)
+            .bind(id)
+            .bind(from.code())
+            .bind(to.code())
+            .bind(reason)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_withdrawal_address(&self, a: &NewWithdrawalAddress) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_WITHDRAWAL_ADDRESS)
+            .bind(db_u64("user id", a.user.0)?)
+            .bind(i64::from(a.asset.0))
+            .bind(a.address.as_str())
+            .bind(a.label.as_str())
+            .bind(a.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "withdrawal address"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn confirm_withdrawal_address(
+        &self,
+        user: UserId,
+        id: i64,
+        now_ms: i64,
+        usable_from_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(sql::CONFIRM_WITHDRAWAL_ADDRESS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(id)
+            .bind(now_ms)
+            .bind(usable_from_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn withdrawal_addresses(&self, user: UserId) -> Result<Vec<WithdrawalAddressRow>> {
+        let rows = sqlx::query(sql::WITHDRAWAL_ADDRESSES)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(LIST_LIMIT_MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::withdrawal_address_row)
+    }
+
+    async fn remove_withdrawal_address(&self, user: UserId, id: i64, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(sql::REMOVE_WITHDRAWAL_ADDRESS)
+            .bind(db_u64("user id", user.0)?)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_chain_send(&self, c: &NewChainSend) -> Result<i64> {

@@ -13,10 +13,10 @@ use bourse_store::{
     AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
     DepositFilter, DepositRow, DepositStatus, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter,
     LedgerKind, MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry,
-    NewMail, NewSecurityEvent, NewSession, NewToken, NewWithdrawal, OrderFilter, OrderKind,
-    OrderRow, OrderStatus, Projection, Scopes, SecurityEventFilter, SecurityEventKind,
-    SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UserRow,
-    WithdrawalFilter, WithdrawalStatus, connect,
+    NewMail, NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress,
+    OrderFilter, OrderKind, OrderRow, OrderStatus, Projection, Scopes, SecurityEventFilter,
+    SecurityEventKind, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 8, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 9, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -106,6 +106,13 @@ conformance!(
     chain_sends_round_trip,
     mail_outbox_round_trip,
     security_events_newest_first,
+    two_factor,
+    totp_steps_and_recovery_codes_are_used_once_under_concurrency,
+    tokens_with_subjects,
+    withdrawal_address_whitelist,
+    withdrawal_gates,
+    withdrawal_transitions_are_compare_and_set_under_concurrency,
+    projections_queue_mails_once,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -248,6 +255,10 @@ async fn users(db: &Db) {
         password_hash: "hash-a".into(),
         email_verified: false,
         created_ms: 100,
+        totp_sealed: None,
+        totp_pending_sealed: None,
+        totp_last_step: 0,
+        address_whitelist: false,
     };
     assert_eq!(s.user(a).await.unwrap(), Some(row_a.clone()));
     assert_eq!(s.user_by_email("a@example.com").await.unwrap(), Some(row_a.clone()));
@@ -275,6 +286,7 @@ async fn tokens(db: &Db) {
         purpose: TokenPurpose::VerifyEmail,
         created_ms: 1_000,
         expires_ms: 2_000,
+        subject: None,
     };
     let reset = NewToken {
         token_hash: "h-reset".into(),
@@ -290,12 +302,13 @@ async fn tokens(db: &Db) {
     assert_eq!(s.use_token("h-verify", TokenPurpose::ResetPassword, 1_500).await.unwrap(), None);
     assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 2_000).await.unwrap(), None);
     assert_eq!(s.use_token("nope", TokenPurpose::VerifyEmail, 1_500).await.unwrap(), None);
-    assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 1_999).await.unwrap(), Some(u));
+    let used = Some(UsedToken { user: u, subject: None });
+    assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 1_999).await.unwrap(), used);
     // Single use.
     assert_eq!(s.use_token("h-verify", TokenPurpose::VerifyEmail, 1_999).await.unwrap(), None);
     // An expired token never comes back.
     assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 5_000).await.unwrap(), None);
-    assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 1_500).await.unwrap(), Some(u));
+    assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 1_500).await.unwrap(), used);
     assert_eq!(s.use_token("h-reset", TokenPurpose::ResetPassword, 1_500).await.unwrap(), None);
 }
 
@@ -311,6 +324,7 @@ async fn tokens_are_used_once_under_concurrency(db: &Db) {
             purpose: TokenPurpose::ResetPassword,
             created_ms: 0,
             expires_ms: 10_000,
+            subject: None,
         };
         s.insert_token(&token).await.unwrap();
     }
@@ -328,7 +342,7 @@ async fn tokens_are_used_once_under_concurrency(db: &Db) {
     for task in tasks {
         let (i, got) = task.await.unwrap();
         if let Some(who) = got {
-            assert_eq!(who, u);
+            assert_eq!(who, UsedToken { user: u, subject: None });
             winners[i] += 1;
         }
     }
@@ -476,6 +490,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         ledger: vec![entry(u, 1, 10, 1)],
         balances: vec![b1.clone()],
         candles: vec![c1.clone()],
+        mails: Vec::new(),
     };
     s.apply_projection(&p1).await.unwrap();
     assert_eq!(s.projected_seq().await.unwrap(), 10);
@@ -511,6 +526,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         ledger: vec![entry(u, 1, 12, 2)],
         balances: vec![BalanceRow { available: 0, seq: 12, ..b1.clone() }],
         candles: vec![candle(1, Interval::M1, 60_000, 99)],
+        mails: Vec::new(),
     };
     assert!(matches!(
         s.apply_projection(&changed).await,
@@ -1256,6 +1272,7 @@ async fn withdrawals_round_trip(db: &Db) {
         address: "rltc1qx".into(),
         amount,
         fee: 100_000,
+        after_hold: WithdrawalStatus::Held,
         created_ms: 10,
     };
     let w1 = s.insert_withdrawal(&new(a, u128::from(u64::MAX) * 7)).await.unwrap();
@@ -1322,6 +1339,7 @@ async fn chain_sends_round_trip(db: &Db) {
             address: "0xdest".into(),
             amount: 5,
             fee: 1,
+            after_hold: WithdrawalStatus::Held,
             created_ms: 1,
         })
         .await
@@ -1333,6 +1351,7 @@ async fn chain_sends_round_trip(db: &Db) {
             address: "0xdest2".into(),
             amount: 6,
             fee: 1,
+            after_hold: WithdrawalStatus::Held,
             created_ms: 2,
         })
         .await
@@ -1794,4 +1813,518 @@ async fn security_events_newest_first(db: &Db) {
     assert_eq!(ids(&s.security_events(b, &page(None, 50)).await.unwrap()), theirs);
     // A page that stops before the corrupt row (a's second event) still reads.
     assert_eq!(ids(&s.security_events(a, &page(None, 5)).await.unwrap()), ids(&mine[..5]));
+}
+
+async fn two_factor(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let hashes =
+        |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+
+    // A new account: two-factor authentication off, no whitelist.
+    let fresh = s.user(a).await.unwrap().unwrap();
+    assert_eq!(
+        (fresh.totp_sealed, fresh.totp_pending_sealed, fresh.totp_last_step),
+        (None, None, 0)
+    );
+    assert!(!fresh.address_whitelist);
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 0);
+
+    // A pending setup: stored, replaced, cleared; the sealed bytes read back exactly.
+    let pending: Vec<u8> = (0..=255).collect();
+    s.set_totp_pending(a, Some(&[1, 2, 3])).await.unwrap();
+    s.set_totp_pending(a, Some(&pending)).await.unwrap();
+    let row = s.user_by_email("a@example.com").await.unwrap().unwrap();
+    assert_eq!((row.totp_sealed, row.totp_pending_sealed), (None, Some(pending.clone())));
+    s.set_totp_pending(a, None).await.unwrap();
+    assert_eq!(s.user(a).await.unwrap().unwrap().totp_pending_sealed, None);
+    s.set_totp_pending(a, Some(&pending)).await.unwrap();
+
+    // Enabling: the secret, the pending one cleared, the step, and the recovery codes.
+    let sealed = vec![0u8, 0xff, 0x00, 0x7f, 0x80];
+    s.enable_totp(a, &sealed, 1_000, &hashes("a-", 10)).await.unwrap();
+    let on = s.user(a).await.unwrap().unwrap();
+    assert_eq!(
+        (on.totp_sealed.clone(), on.totp_pending_sealed.clone(), on.totp_last_step),
+        (Some(sealed.clone()), None, 1_000)
+    );
+    assert_eq!(on.email, "a@example.com", "the rest of the account is untouched");
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 10);
+    assert_eq!(s.recovery_codes_left(b).await.unwrap(), 0);
+    assert_eq!(s.user(b).await.unwrap().unwrap().totp_sealed, None, "only a's");
+
+    // A step is accepted once, and only after the last one.
+    assert!(!s.use_totp_step(a, 1_000).await.unwrap(), "the step that enabled it");
+    assert!(!s.use_totp_step(a, 999).await.unwrap());
+    assert!(s.use_totp_step(a, 1_002).await.unwrap());
+    assert!(!s.use_totp_step(a, 1_002).await.unwrap());
+    assert!(!s.use_totp_step(a, 1_001).await.unwrap(), "never back");
+    assert!(s.use_totp_step(a, i64::MAX).await.unwrap());
+    assert_eq!(s.user(a).await.unwrap().unwrap().totp_last_step, i64::MAX);
+    assert!(!s.use_totp_step(UserId(9_999), 1).await.unwrap(), "no such user");
+    assert!(s.use_totp_step(b, 1).await.unwrap(), "per user");
+
+    // Recovery codes: each once, only the user's own.
+    s.enable_totp(b, &[9], 5, &["shared".to_string(), "b-only".to_string()]).await.unwrap();
+    s.enable_totp(a, &sealed, 1_000, &["shared".to_string(), "a-only".to_string()]).await.unwrap();
+    assert_eq!(s.user(a).await.unwrap().unwrap().totp_last_step, 1_000, "enabling sets it");
+    assert!(!s.use_recovery_code(a, "a-0", 10).await.unwrap(), "the old codes are gone");
+    assert!(!s.use_recovery_code(a, "b-only", 10).await.unwrap(), "b's code");
+    assert!(!s.use_recovery_code(a, "nope", 10).await.unwrap());
+    assert!(s.use_recovery_code(a, "shared", 10).await.unwrap());
+    assert!(!s.use_recovery_code(a, "shared", 11).await.unwrap(), "used");
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 1);
+    assert_eq!(s.recovery_codes_left(b).await.unwrap(), 2, "b's same hash is b's own");
+    assert!(s.use_recovery_code(b, "shared", 12).await.unwrap());
+    assert!(s.use_recovery_code(a, "a-only", 13).await.unwrap());
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 0);
+
+    // Enabling again replaces every code, used or not.
+    s.enable_totp(a, &sealed, 2_000, &hashes("a2-", 3)).await.unwrap();
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 3);
+    assert!(!s.use_recovery_code(a, "a-only", 14).await.unwrap());
+    assert!(s.use_recovery_code(a, "a2-1", 14).await.unwrap());
+
+    // The same hash twice: refused, nothing written.
+    let before = s.user(a).await.unwrap().unwrap();
+    let twice = vec!["x".to_string(), "y".to_string(), "x".to_string()];
+    assert!(matches!(
+        s.enable_totp(a, &[7, 7], 3_000, &twice).await,
+        Err(StoreError::Conflict("recovery code"))
+    ));
+    assert_eq!(s.user(a).await.unwrap().unwrap(), before);
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 2);
+    assert!(s.use_recovery_code(a, "a2-2", 15).await.unwrap());
+
+    // Disabling: the secrets and codes go, the last step stays; b is untouched.
+    s.set_totp_pending(a, Some(&[5])).await.unwrap();
+    s.disable_totp(a).await.unwrap();
+    let off = s.user(a).await.unwrap().unwrap();
+    assert_eq!((off.totp_sealed, off.totp_pending_sealed, off.totp_last_step), (None, None, 2_000));
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 0);
+    assert!(!s.use_recovery_code(a, "a2-0", 16).await.unwrap());
+    assert_eq!(s.recovery_codes_left(b).await.unwrap(), 1);
+    assert_eq!(s.user(b).await.unwrap().unwrap().totp_sealed, Some(vec![9]));
+    s.disable_totp(a).await.unwrap();
+
+    // No codes at all; an unknown user changes nothing.
+    s.enable_totp(a, &sealed, 2_000, &[]).await.unwrap();
+    assert_eq!(s.recovery_codes_left(a).await.unwrap(), 0);
+    assert_eq!(s.user(a).await.unwrap().unwrap().totp_sealed, Some(sealed.clone()));
+    s.enable_totp(UserId(9_999), &sealed, 1, &hashes("z", 2)).await.unwrap();
+    assert_eq!(s.user(UserId(9_999)).await.unwrap(), None);
+    assert_eq!(s.recovery_codes_left(UserId(9_999)).await.unwrap(), 0);
+    assert!(matches!(s.recovery_codes_left(UserId(u64::MAX)).await, Err(StoreError::Invalid(_))));
+
+    // The whitelist switch.
+    s.set_address_whitelist(a, true).await.unwrap();
+    assert!(s.user(a).await.unwrap().unwrap().address_whitelist);
+    assert!(!s.user(b).await.unwrap().unwrap().address_whitelist);
+    s.set_address_whitelist(a, true).await.unwrap();
+    s.set_address_whitelist(a, false).await.unwrap();
+    assert!(!s.user(a).await.unwrap().unwrap().address_whitelist);
+}
+
+async fn totp_steps_and_recovery_codes_are_used_once_under_concurrency(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "c@example.com").await;
+    const CODES: usize = 10;
+    const RACERS: usize = 4;
+    let hashes: Vec<String> = (0..CODES).map(|i| format!("code-{i}")).collect();
+    s.enable_totp(u, &[1], 0, &hashes).await.unwrap();
+
+    // Each step: several concurrent calls, exactly one accepted.
+    for step in 1..=10i64 {
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let store = db.store.clone();
+                tokio::spawn(async move { store.use_totp_step(u, step).await.unwrap() })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += usize::from(task.await.unwrap());
+        }
+        assert_eq!(accepted, 1, "step {step}");
+    }
+    let (x, y) = tokio::join!(s.use_totp_step(u, 11), s.use_totp_step(u, 11));
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one of two joined calls");
+    assert_eq!(s.user(u).await.unwrap().unwrap().totp_last_step, 11);
+
+    // Each recovery code: used exactly once, whoever races for it.
+    let mut tasks = Vec::new();
+    for i in 0..CODES {
+        for _ in 0..RACERS {
+            let store = db.store.clone();
+            tasks.push(tokio::spawn(async move {
+                (i, store.use_recovery_code(u, &format!("code-{i}"), 5).await.unwrap())
+            }));
+        }
+    }
+    let mut winners = vec![0; CODES];
+    for task in tasks {
+        let (i, used) = task.await.unwrap();
+        winners[i] += usize::from(used);
+    }
+    assert_eq!(winners, vec![1; CODES], "each code is used exactly once");
+    assert_eq!(s.recovery_codes_left(u).await.unwrap(), 0);
+}
+
+async fn tokens_with_subjects(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let token = |hash: &str, user, purpose, subject| NewToken {
+        token_hash: hash.into(),
+        user,
+        purpose,
+        created_ms: 0,
+        expires_ms: 1_000,
+        subject,
+    };
+    use TokenPurpose::{ConfirmAddress, ConfirmWithdrawal, VerifyEmail};
+    for t in [
+        token("w5", a, ConfirmWithdrawal, Some(5)),
+        token("w5-again", a, ConfirmWithdrawal, Some(5)),
+        token("w5-used", a, ConfirmWithdrawal, Some(5)),
+        token("w6", a, ConfirmWithdrawal, Some(6)),
+        token("w5-of-b", b, ConfirmWithdrawal, Some(5)),
+        token("addr5", a, ConfirmAddress, Some(5)),
+        token("addr-max", a, ConfirmAddress, Some(i64::MAX)),
+        token("no-subject", a, VerifyEmail, None),
+    ] {
+        s.insert_token(&t).await.unwrap();
+    }
+
+    // The subject comes back with the user; the purpose must match.
+    assert_eq!(s.use_token("w5-used", ConfirmAddress, 10).await.unwrap(), None);
+    assert_eq!(
+        s.use_token("w5-used", ConfirmWithdrawal, 10).await.unwrap(),
+        Some(UsedToken { user: a, subject: Some(5) })
+    );
+    assert_eq!(
+        s.use_token("addr-max", ConfirmAddress, 10).await.unwrap(),
+        Some(UsedToken { user: a, subject: Some(i64::MAX) })
+    );
+    assert_eq!(
+        s.use_token("no-subject", VerifyEmail, 10).await.unwrap(),
+        Some(UsedToken { user: a, subject: None })
+    );
+
+    // Expiring a's links about withdrawal 5: the two unused ones, nothing else.
+    assert_eq!(s.expire_tokens(a, ConfirmWithdrawal, 5, 20).await.unwrap(), 2);
+    assert_eq!(s.expire_tokens(a, ConfirmWithdrawal, 5, 21).await.unwrap(), 0, "already");
+    assert_eq!(s.use_token("w5", ConfirmWithdrawal, 30).await.unwrap(), None);
+    assert_eq!(s.use_token("w5-again", ConfirmWithdrawal, 30).await.unwrap(), None);
+    assert_eq!(
+        s.use_token("w6", ConfirmWithdrawal, 30).await.unwrap(),
+        Some(UsedToken { user: a, subject: Some(6) }),
+        "another subject"
+    );
+    assert_eq!(
+        s.use_token("w5-of-b", ConfirmWithdrawal, 30).await.unwrap(),
+        Some(UsedToken { user: b, subject: Some(5) }),
+        "another user"
+    );
+    assert_eq!(s.expire_tokens(a, ConfirmAddress, 5, 40).await.unwrap(), 1, "per purpose");
+    assert_eq!(s.use_token("addr5", ConfirmAddress, 50).await.unwrap(), None);
+    assert_eq!(s.expire_tokens(b, ConfirmAddress, 5, 40).await.unwrap(), 0);
+    assert!(matches!(
+        s.expire_tokens(UserId(u64::MAX), ConfirmAddress, 5, 40).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn withdrawal_address_whitelist(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let new = |user, asset, address: &str, label: &str, created_ms| NewWithdrawalAddress {
+        user,
+        asset: AssetId(asset),
+        address: address.into(),
+        label: label.into(),
+        created_ms,
+    };
+    let row = |id, n: &NewWithdrawalAddress| WithdrawalAddressRow {
+        id,
+        user: n.user,
+        asset: n.asset,
+        address: n.address.clone(),
+        label: n.label.clone(),
+        created_ms: n.created_ms,
+        confirmed_ms: None,
+        usable_from_ms: None,
+    };
+    assert!(s.withdrawal_addresses(a).await.unwrap().is_empty());
+
+    let n1 = new(a, 1, "bc1qcold", "cold storage «☃»", 10);
+    let n2 = new(a, 2, "bc1qcold", "", 20);
+    let n3 = new(b, 1, "bc1qcold", "b's", 30);
+    let id1 = s.insert_withdrawal_address(&n1).await.unwrap();
+    let id2 = s.insert_withdrawal_address(&n2).await.unwrap();
+    let id3 = s.insert_withdrawal_address(&n3).await.unwrap();
+    assert!(id1 < id2 && id2 < id3);
+    // The same live (user, asset, address) again: a conflict, whatever the label.
+    assert!(matches!(
+        s.insert_withdrawal_address(&new(a, 1, "bc1qcold", "again", 40)).await,
+        Err(StoreError::Conflict("withdrawal address"))
+    ));
+    assert!(matches!(
+        s.insert_withdrawal_address(&new(UserId(u64::MAX), 1, "x", "", 40)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.withdrawal_addresses(a).await.unwrap(), vec![row(id2, &n2), row(id1, &n1)]);
+    assert_eq!(s.withdrawal_addresses(b).await.unwrap(), vec![row(id3, &n3)]);
+
+    // Confirming: only the owner, only once.
+    assert!(!s.confirm_withdrawal_address(b, id1, 50, 60).await.unwrap(), "not b's");
+    assert!(!s.confirm_withdrawal_address(a, 9_999, 50, 60).await.unwrap());
+    assert!(s.confirm_withdrawal_address(a, id1, 50, 86_400_050).await.unwrap());
+    assert!(!s.confirm_withdrawal_address(a, id1, 70, 80).await.unwrap(), "already");
+    let confirmed = WithdrawalAddressRow {
+        confirmed_ms: Some(50),
+        usable_from_ms: Some(86_400_050),
+        ..row(id1, &n1)
+    };
+    assert_eq!(s.withdrawal_addresses(a).await.unwrap(), vec![row(id2, &n2), confirmed.clone()]);
+
+    // Removing: only the owner, only once; a removed one cannot be confirmed, and the same
+    // address can be added again (a new, unconfirmed row).
+    assert!(!s.remove_withdrawal_address(b, id2, 90).await.unwrap(), "not b's");
+    assert!(s.remove_withdrawal_address(a, id2, 90).await.unwrap());
+    assert!(!s.remove_withdrawal_address(a, id2, 91).await.unwrap(), "already");
+    assert!(!s.confirm_withdrawal_address(a, id2, 92, 92).await.unwrap(), "removed");
+    assert_eq!(s.withdrawal_addresses(a).await.unwrap(), vec![confirmed.clone()]);
+    assert!(s.remove_withdrawal_address(a, id1, 93).await.unwrap(), "a confirmed one too");
+    assert!(s.withdrawal_addresses(a).await.unwrap().is_empty());
+    let n4 = new(a, 1, "bc1qcold", "back", 100);
+    let id4 = s.insert_withdrawal_address(&n4).await.unwrap();
+    assert!(id4 > id3);
+    assert_eq!(s.withdrawal_addresses(a).await.unwrap(), vec![row(id4, &n4)]);
+    assert!(matches!(
+        s.insert_withdrawal_address(&n4).await,
+        Err(StoreError::Conflict("withdrawal address"))
+    ));
+    assert_eq!(s.withdrawal_addresses(b).await.unwrap(), vec![row(id3, &n3)], "b's untouched");
+
+    // The list is capped at LIST_LIMIT_MAX, newest first.
+    let c = user(s, "c@example.com").await;
+    raw(
+        &db.url,
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
+         INSERT INTO withdrawal_addresses (user_id, asset_id, address, label, created_ms) \
+         SELECT (SELECT id FROM users WHERE email = 'c@example.com'), 1, 'addr' || i, '', i \
+         FROM n",
+    )
+    .await;
+    let many = s.withdrawal_addresses(c).await.unwrap();
+    assert_eq!(many.len(), usize::try_from(LIST_LIMIT_MAX).unwrap());
+    assert_eq!(many[0].created_ms, 1001, "newest first");
+    assert!(many.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+async fn withdrawal_gates(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let new = |user, asset, after_hold, created_ms| NewWithdrawal {
+        user,
+        asset: AssetId(asset),
+        address: "rltc1qx".into(),
+        amount: 1_000,
+        fee: 10,
+        after_hold,
+        created_ms,
+    };
+    use WithdrawalStatus as W;
+    let w1 = s.insert_withdrawal(&new(a, 2, W::Unconfirmed, 1)).await.unwrap();
+    let w2 = s.insert_withdrawal(&new(b, 3, W::Review, 2)).await.unwrap();
+    let w3 = s.insert_withdrawal(&new(a, 2, W::Held, 3)).await.unwrap();
+    for bad in [W::Requested, W::Cancelling, W::Sending, W::Sent, W::Completed, W::Failed] {
+        assert!(
+            matches!(s.insert_withdrawal(&new(a, 2, bad, 4)).await, Err(StoreError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+    let got = s.withdrawal(a, w1).await.unwrap().unwrap();
+    assert_eq!((got.status, got.after_hold), (W::Requested, W::Unconfirmed));
+    assert_eq!(s.withdrawal(b, w2).await.unwrap().unwrap().after_hold, W::Review);
+
+    // By id, whoever it belongs to.
+    assert_eq!(s.withdrawal_by_id(w2).await.unwrap(), s.withdrawal(b, w2).await.unwrap());
+    assert_eq!(s.withdrawal_by_id(w1).await.unwrap().unwrap().user, a);
+    assert_eq!(s.withdrawal_by_id(9_999).await.unwrap(), None);
+
+    // Compare-and-set: only from the status it has.
+    assert!(!s.transition_withdrawal(w1, W::Held, W::Unconfirmed, None, 10).await.unwrap());
+    assert!(s.transition_withdrawal(w1, W::Requested, W::Unconfirmed, None, 10).await.unwrap());
+    assert!(!s.transition_withdrawal(w1, W::Requested, W::Held, None, 11).await.unwrap());
+    assert!(s.transition_withdrawal(w2, W::Requested, W::Review, None, 12).await.unwrap());
+    assert!(s.transition_withdrawal(w3, W::Requested, W::Held, None, 13).await.unwrap());
+    assert!(!s.transition_withdrawal(9_999, W::Requested, W::Held, None, 13).await.unwrap());
+    let moved = s.withdrawal(a, w1).await.unwrap().unwrap();
+    assert_eq!((moved.status, moved.updated_ms, moved.reason), (W::Unconfirmed, 10, None));
+    assert_eq!(moved.after_hold, W::Unconfirmed, "after_hold never changes");
+
+    // Every gate status is open; the list of one status is any user's and asset's, oldest
+    // first.
+    let ids =
+        |rows: Vec<bourse_store::WithdrawalRow>| rows.iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.open_withdrawals(AssetId(2)).await.unwrap()), vec![w1, w3]);
+    assert_eq!(ids(s.open_withdrawals(AssetId(3)).await.unwrap()), vec![w2]);
+    let w4 = s.insert_withdrawal(&new(b, 4, W::Unconfirmed, 5)).await.unwrap();
+    assert!(s.transition_withdrawal(w4, W::Requested, W::Unconfirmed, None, 14).await.unwrap());
+    assert_eq!(ids(s.withdrawals_in_status(W::Unconfirmed, 10).await.unwrap()), vec![w1, w4]);
+    assert_eq!(ids(s.withdrawals_in_status(W::Unconfirmed, 1).await.unwrap()), vec![w1]);
+    assert!(s.withdrawals_in_status(W::Unconfirmed, 0).await.unwrap().is_empty());
+    assert_eq!(ids(s.withdrawals_in_status(W::Review, 10).await.unwrap()), vec![w2]);
+    assert_eq!(ids(s.withdrawals_in_status(W::Held, 10).await.unwrap()), vec![w3]);
+    assert!(s.withdrawals_in_status(W::Cancelling, 10).await.unwrap().is_empty());
+
+    // Cancelling: a reason is set when given and kept when not.
+    assert!(
+        s.transition_withdrawal(w1, W::Unconfirmed, W::Cancelling, Some("cancelled by you"), 20)
+            .await
+            .unwrap()
+    );
+    assert_eq!(ids(s.open_withdrawals(AssetId(2)).await.unwrap()), vec![w1, w3], "still open");
+    assert_eq!(ids(s.withdrawals_in_status(W::Cancelling, 10).await.unwrap()), vec![w1]);
+    assert!(s.transition_withdrawal(w1, W::Cancelling, W::Failed, None, 21).await.unwrap());
+    let failed = s.withdrawal_by_id(w1).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.reason.as_deref(), failed.updated_ms),
+        (W::Failed, Some("cancelled by you"), 21)
+    );
+    assert_eq!(ids(s.open_withdrawals(AssetId(2)).await.unwrap()), vec![w3]);
+    assert!(s.transition_withdrawal(w2, W::Review, W::Held, Some("approved"), 22).await.unwrap());
+    assert_eq!(s.withdrawal_by_id(w2).await.unwrap().unwrap().reason.as_deref(), Some("approved"));
+
+    // A row written without after_hold (before it existed) reads as `held`; a stored value
+    // that is no status is corrupt.
+    raw(
+        &db.url,
+        "INSERT INTO withdrawals (user_id, asset_id, address, amount, fee, status, created_ms, \
+         updated_ms) VALUES ((SELECT id FROM users WHERE email = 'a@example.com'), 5, 'old', \
+         '1', '0', 'held', 0, 0)",
+    )
+    .await;
+    let old = s.open_withdrawals(AssetId(5)).await.unwrap();
+    assert_eq!((old.len(), old[0].after_hold, old[0].status), (1, W::Held, W::Held));
+    raw(&db.url, "UPDATE withdrawals SET after_hold = 'Held' WHERE asset_id = 5").await;
+    match s.open_withdrawals(AssetId(5)).await {
+        Err(StoreError::Corrupt { column, .. }) => assert_eq!(column, "after_hold"),
+        other => panic!("expected Corrupt(after_hold), got {other:?}"),
+    }
+}
+
+async fn withdrawal_transitions_are_compare_and_set_under_concurrency(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "c@example.com").await;
+    const RACERS: usize = 4;
+    for round in 0..10 {
+        let id = s
+            .insert_withdrawal(&NewWithdrawal {
+                user: u,
+                asset: AssetId(1),
+                address: "x".into(),
+                amount: 5,
+                fee: 1,
+                after_hold: WithdrawalStatus::Review,
+                created_ms: round,
+            })
+            .await
+            .unwrap();
+        s.set_withdrawal_status(id, WithdrawalStatus::Review, None, None, round).await.unwrap();
+        // An operator's approval and the user's cancellation race: one wins.
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let store = db.store.clone();
+                let to =
+                    if i % 2 == 0 { WithdrawalStatus::Held } else { WithdrawalStatus::Cancelling };
+                tokio::spawn(async move {
+                    let moved = store
+                        .transition_withdrawal(id, WithdrawalStatus::Review, to, None, 100)
+                        .await
+                        .unwrap();
+                    (to, moved)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (to, moved) = task.await.unwrap();
+            if moved {
+                winners.push(to);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(s.withdrawal(u, id).await.unwrap().unwrap().status, winners[0]);
+    }
+}
+
+async fn projections_queue_mails_once(db: &Db) {
+    let s = &*db.store;
+    let mail = |i: usize| NewMail {
+        to: format!("u{i}@example.com"),
+        subject: format!("Withdrawal {i} sent ✓"),
+        text: format!("Your withdrawal {i} was sent.\r\n— bourse"),
+        html: format!("<p>Your withdrawal <b>{i}</b> was sent.</p>"),
+        created_ms: 1_000 + i64::try_from(i).unwrap(),
+    };
+    let queued = |id, m: &NewMail| MailRow {
+        id,
+        to: m.to.clone(),
+        subject: m.subject.clone(),
+        text: m.text.clone(),
+        html: m.html.clone(),
+        created_ms: m.created_ms,
+        attempts: 0,
+        next_attempt_ms: m.created_ms,
+        sent_ms: None,
+        last_error: None,
+    };
+    let before = s.enqueue_mail(&mail(0)).await.unwrap();
+
+    // A projection with one mail queues it, due at once.
+    let one = Projection { from_seq: 1, to_seq: 1, mails: vec![mail(1)], ..Default::default() };
+    s.apply_projection(&one).await.unwrap();
+    let due = s.due_mails(i64::MAX, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[1], queued(due[1].id, &mail(1)));
+    assert!(due[1].id > before);
+    assert!(s.due_mails(1_000, 10).await.unwrap().iter().all(|m| m.created_ms <= 1_000));
+
+    // Re-applied: refused, nothing more queued.
+    assert!(matches!(s.apply_projection(&one).await, Err(StoreError::CursorMismatch { .. })));
+    assert_eq!(s.mail_queue_len().await.unwrap(), 2);
+
+    // A projection that fails half-way queues none of its mails.
+    let (u, v) = (UserId(1), UserId(2));
+    let failing = Projection {
+        from_seq: 2,
+        to_seq: 2,
+        trades: vec![trade(1, 1, 2, u, 1, v, 2), trade(1, 1, 2, u, 1, v, 2)],
+        mails: vec![mail(2)],
+        ..Default::default()
+    };
+    assert!(matches!(s.apply_projection(&failing).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.mail_queue_len().await.unwrap(), 2);
+    assert_eq!(s.projected_seq().await.unwrap(), 1);
+
+    // Many mails in one projection (more than one multi-row insert): all queued once, ids in
+    // their order.
+    let many: Vec<NewMail> = (10..80).map(mail).collect();
+    let p = Projection { from_seq: 2, to_seq: 5, mails: many.clone(), ..Default::default() };
+    s.apply_projection(&p).await.unwrap();
+    assert!(matches!(s.apply_projection(&p).await, Err(StoreError::CursorMismatch { .. })));
+    assert_eq!(s.mail_queue_len().await.unwrap(), 2 + 70);
+    let due = s.due_mails(i64::MAX, LIST_LIMIT_MAX).await.unwrap();
+    let got: Vec<MailRow> = due.into_iter().filter(|m| m.created_ms >= 1_010).collect();
+    assert_eq!(got.len(), 70);
+    assert!(got.windows(2).all(|w| w[0].id < w[1].id));
+    for (row, m) in got.iter().zip(&many) {
+        assert_eq!(*row, queued(row.id, m));
+    }
 }

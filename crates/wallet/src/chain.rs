@@ -173,16 +173,11 @@ impl Chain {
         &self,
         store: &dyn Store,
         engine: &EngineHandle,
-        user: UserId,
-        address: &str,
-        amount: u128,
-        now_ms: i64,
+        r: &crate::withdrawals::Request<'_>,
     ) -> Result<WithdrawalRow, RequestError> {
         match self {
-            Chain::Bitcoin(c) => {
-                crate::withdrawals::request(c, store, engine, user, address, amount, now_ms).await
-            }
-            Chain::Ethereum(c) => c.request(store, engine, user, address, amount, now_ms).await,
+            Chain::Bitcoin(c) => crate::withdrawals::request(c, store, engine, r).await,
+            Chain::Ethereum(c) => c.request(store, engine, r).await,
         }
     }
 

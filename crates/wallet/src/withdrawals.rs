@@ -69,22 +69,32 @@ pub struct WithdrawalPolicy {
     pub min: u128,
 }
 
+/// A user's withdrawal request.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub user: UserId,
+    pub address: &'a str,
+    pub amount: u128,
+    /// The status it takes once its funds are held: `Held` (the processor sends it), or a gate
+    /// it waits at first (`Unconfirmed`, `Review`).
+    pub after_hold: WithdrawalStatus,
+    pub now_ms: i64,
+}
+
 /// Records a withdrawal and holds its amount plus the coin's fee. Refused with nothing held
 /// for an address the node does not take, an amount under the minimum or over the balance.
 pub async fn request(
     coin: &Coin,
     store: &dyn Store,
     engine: &EngineHandle,
-    user: UserId,
-    address: &str,
-    amount: u128,
-    now_ms: i64,
+    r: &Request<'_>,
 ) -> Result<WithdrawalRow, RequestError> {
-    let address = address.trim();
+    let address = r.address.trim();
     if address.is_empty() || address.len() > 128 || !coin.rpc.address_is_valid(address).await? {
         return Err(RequestError::BadAddress(address.to_string()));
     }
-    record_and_hold(&coin.withdrawal_policy(), store, engine, user, address, amount, now_ms).await
+    let r = Request { address, ..*r };
+    record_and_hold(&coin.withdrawal_policy(), store, engine, &r).await
 }
 
 /// Records a withdrawal to an address the chain takes and holds its amount plus the fee;
@@ -93,11 +103,9 @@ pub(crate) async fn record_and_hold(
     coin: &WithdrawalPolicy,
     store: &dyn Store,
     engine: &EngineHandle,
-    user: UserId,
-    address: &str,
-    amount: u128,
-    now_ms: i64,
+    r: &Request<'_>,
 ) -> Result<WithdrawalRow, RequestError> {
+    let Request { user, address, amount, after_hold, now_ms } = *r;
     if amount < coin.min || amount == 0 {
         return Err(RequestError::BelowMinimum(bourse_core::decimal::format_units_trimmed(
             coin.min.max(1),
@@ -112,16 +120,9 @@ pub(crate) async fn record_and_hold(
         amount,
         fee,
         created_ms: now_ms,
+        after_hold,
     };
     let id = store.insert_withdrawal(&new).await?;
-    let held = match hold(coin.asset, store, engine, id, user, amount, fee, now_ms).await? {
-        Ok(()) => Ok(()),
-        Err(reject) => {
-            // Refused (no funds): it never was.
-            store.discard_withdrawal(id).await?;
-            Err(reject)
-        }
-    };
     let row = WithdrawalRow {
         id,
         user,
@@ -129,34 +130,34 @@ pub(crate) async fn record_and_hold(
         address: new.address,
         amount,
         fee,
-        status: WithdrawalStatus::Held,
+        status: after_hold,
         txid: None,
         reason: None,
         created_ms: now_ms,
         updated_ms: now_ms,
+        after_hold,
     };
-    match held {
+    match hold(store, engine, &row, now_ms).await? {
         Ok(()) => Ok(row),
-        Err(reject) => Err(RequestError::Refused(reject)),
+        Err(reject) => {
+            // Refused (no funds): it never was.
+            store.discard_withdrawal(id).await?;
+            Err(RequestError::Refused(reject))
+        }
     }
 }
 
-/// Holds the funds of a recorded withdrawal: `Ok(Ok)` held (or already held), `Ok(Err)` refused
-/// (nothing held; the caller decides what becomes of the row).
-#[allow(clippy::too_many_arguments)]
+/// Holds the funds of a recorded withdrawal, which then takes its `after_hold` status: `Ok(Ok)`
+/// held (or already held), `Ok(Err)` refused (nothing held; the caller decides what becomes of
+/// the row).
 pub(crate) async fn hold(
-    asset: AssetId,
     store: &dyn Store,
     engine: &EngineHandle,
-    id: i64,
-    user: UserId,
-    amount: u128,
-    fee: u128,
+    w: &WithdrawalRow,
     now_ms: i64,
 ) -> Result<Result<(), Reject>, WalletError> {
-    let withdrawal = WithdrawalId(
-        u64::try_from(id).map_err(|_| WalletError::Limit(format!("withdrawal id {id}")))?,
-    );
+    let withdrawal = engine_id(w.id)?;
+    let (user, asset, amount, fee) = (w.user, w.asset, w.amount, w.fee);
     let outcome =
         engine.execute(Command::WithdrawalHold { withdrawal, user, asset, amount, fee }).await?;
     match outcome.events.iter().find_map(|e| match e {
@@ -164,7 +165,7 @@ pub(crate) async fn hold(
         _ => None,
     }) {
         None | Some(Reject::DuplicateWithdrawal) => {
-            store.set_withdrawal_status(id, WithdrawalStatus::Held, None, None, now_ms).await?;
+            store.set_withdrawal_status(w.id, w.after_hold, None, None, now_ms).await?;
             Ok(Ok(()))
         }
         Some(reject) => Ok(Err(reject)),
@@ -426,8 +427,8 @@ pub(crate) async fn hold_requested(
     failed: &mut usize,
 ) -> Result<usize, WalletError> {
     let mut held = 0;
-    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested) {
-        match hold(asset, store, engine, w.id, w.user, w.amount, w.fee, now_ms).await? {
+    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested && w.asset == asset) {
+        match hold(store, engine, w, now_ms).await? {
             Ok(()) => held += 1,
             Err(reject) => {
                 let reason = format!("the funds could not be held: {reject:?}");
@@ -498,7 +499,9 @@ pub(crate) async fn mark_sent(
     Ok(())
 }
 
-pub(crate) async fn fail(
+/// Releases a withdrawal's hold (the engine's `WithdrawalFail`) and marks it failed with `why`.
+/// Repeating it after a crash is harmless.
+pub async fn fail(
     store: &dyn Store,
     engine: &EngineHandle,
     on_change: &OnChange,

@@ -10,15 +10,14 @@ use crate::security::{self, Client};
 use crate::state::Shared;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bourse_core::UserId;
 use bourse_store::{
     NewApiKey, NewSession, NewToken, Scopes, SecurityEventKind, StoreError, TokenPurpose,
 };
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 const PASSWORD_LEN_MIN: usize = 10;
@@ -36,6 +35,9 @@ pub struct Credentials {
     email: String,
     /// 10 to 128 characters, not too easy to guess.
     password: String,
+    /// With a CAPTCHA configured: the widget's answer.
+    #[serde(default)]
+    captcha: Option<String>,
 }
 
 /// A confirmation with nothing else to say.
@@ -94,6 +96,15 @@ async fn hash(state: &Shared, password: String) -> ApiResult<String> {
         .map_err(|e| ApiError::internal("password hashing", e))
 }
 
+/// Whether `password` is `user`'s.
+pub async fn verify_password_of(
+    state: &Shared,
+    password: String,
+    user: &bourse_store::UserRow,
+) -> ApiResult<bool> {
+    verify(state, password, user.password_hash.clone()).await
+}
+
 async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<bool> {
     let _slot = state
         .password_slots
@@ -123,16 +134,36 @@ async fn mailed_link(
             purpose,
             created_ms: now,
             expires_ms: now + ttl_ms,
+            subject: None,
         })
         .await?;
     Ok(format!("{}{path}?token={token}", state.config.public_url().trim_end_matches('/')))
 }
 
+/// At most `signups_per_ip_hour` signups and reset requests from one client IP address.
+fn signup_rate(state: &Shared, client: &Client) -> ApiResult<()> {
+    state.throttles.signup.hit(&client.ip, crate::now_ms()).map_err(|wait| {
+        ApiError::too_many(
+            "too_many_requests",
+            "too many requests from this address; try again later",
+            wait,
+        )
+    })
+}
+
 /// Creates the account and mails the verification link; succeeds the same way whether or not
 /// the address is already registered (no account enumeration). The REST and web signups.
-pub async fn register(state: &Shared, email: &str, password: String) -> ApiResult<()> {
+pub async fn register(
+    state: &Shared,
+    email: &str,
+    password: String,
+    captcha: Option<&str>,
+    client: &Client,
+) -> ApiResult<()> {
     let email = normalize_email(email)?;
     check_password_policy(&password, &email)?;
+    signup_rate(state, client)?;
+    crate::captcha::check(&state.config.captcha, captcha, &client.ip).await?;
     let password_hash = hash(state, password).await?;
     let now = crate::now_ms();
     match state.store.create_user(&email, &password_hash, now).await {
@@ -159,13 +190,15 @@ pub async fn register(state: &Shared, email: &str, password: String) -> ApiResul
         (status = 400, description = "`bad_json`, `bad_email`, `weak_password`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests` (with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn signup(
     State(state): State<Shared>,
+    Extension(client): Extension<Client>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    register(&state, &c.email, c.password).await?;
+    register(&state, &c.email, c.password, c.captcha.as_deref(), &client).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Message { message: "check your e-mail for a link to verify your address" }),
@@ -202,6 +235,7 @@ pub async fn verify_address(state: &Shared, token: &str, client: &Client) -> Api
         .store
         .use_token(&crypto::token_hash(token), TokenPurpose::VerifyEmail, crate::now_ms())
         .await?
+        .map(|t| t.user)
         .ok_or_else(|| {
             ApiError::bad_request("bad_token", "the link is invalid, used or expired")
         })?;
@@ -219,8 +253,20 @@ pub async fn verify_address(state: &Shared, token: &str, client: &Client) -> Api
 
 /// Mails a password-reset link (single use, valid for an hour) if the address has an account;
 /// answers the same way if it has none (no account enumeration). The REST and web requests.
-pub async fn request_reset(state: &Shared, email: &str, client: &Client) -> ApiResult<()> {
+pub async fn request_reset(
+    state: &Shared,
+    email: &str,
+    captcha: Option<&str>,
+    client: &Client,
+) -> ApiResult<()> {
     let email = normalize_email(email)?;
+    signup_rate(state, client)?;
+    crate::captcha::check(&state.config.captcha, captcha, &client.ip).await?;
+    // No address gets more reset mails than that an hour, whoever asks (same answer).
+    if state.throttles.signup.hit(&format!("reset:{email}"), crate::now_ms()).is_err() {
+        tracing::info!("password reset asked too often for one address; no mail");
+        return Ok(());
+    }
     let Some(user) = state.store.user_by_email(&email).await? else {
         tracing::info!("password reset asked for an address with no account");
         return Ok(());
@@ -254,6 +300,7 @@ pub async fn reset_password(
         .store
         .use_token(&crypto::token_hash(token), TokenPurpose::ResetPassword, crate::now_ms())
         .await?
+        .map(|t| t.user)
         .ok_or_else(bad_token)?;
     let row = state.store.user(user).await?.ok_or_else(bad_token)?;
     check_password_policy(&password, &row.email)?;
@@ -272,6 +319,9 @@ pub async fn reset_password(
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     email: String,
+    /// With a CAPTCHA configured: the widget's answer.
+    #[serde(default)]
+    captcha: Option<String>,
 }
 
 /// Always answers the same way whether or not the address is registered.
@@ -280,6 +330,7 @@ pub struct ResetRequest {
         (status = 202, description = "A reset link was mailed (if the address has an account)", body = Message),
         (status = 400, description = "`bad_json`, `bad_email`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests` (with `Retry-After`)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
@@ -288,7 +339,7 @@ pub async fn password_reset(
     Extension(client): Extension<Client>,
     ApiJson(r): ApiJson<ResetRequest>,
 ) -> ApiResult<Response> {
-    request_reset(&state, &r.email, &client).await?;
+    request_reset(&state, &r.email, r.captcha.as_deref(), &client).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Message { message: "if the address has an account, a reset link was mailed to it" }),
@@ -328,43 +379,68 @@ pub fn session_cookie(state: &Shared, token: &str, max_age_s: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}")
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// With two-factor authentication on: a code of the authenticator app, or a recovery code.
+    #[serde(default)]
+    two_factor_code: Option<String>,
+    /// With a CAPTCHA configured: the widget's answer.
+    #[serde(default)]
+    captcha: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
     pub user_id: u64,
     pub session_id: i64,
 }
 
-/// Opens a session: the `bourse_session` cookie (HttpOnly, SameSite=Lax) is set.
-#[utoipa::path(post, path = "/auth/login", tag = "account", request_body = Credentials,
+/// Opens a session: the `bourse_session` cookie (HttpOnly, SameSite=Lax) is set. Wrong
+/// passwords and codes lock the account, and the client's address, out for a while (the same
+/// whether or not the account exists).
+#[utoipa::path(post, path = "/auth/login", tag = "account", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in; sets the `bourse_session` cookie", body = LoginResponse),
         (status = 400, description = "`bad_json`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`email_not_verified`", body = ErrorBody),
+        (status = 403, description = "`email_not_verified`, `two_factor_required`, `bad_two_factor_code`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn login(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ApiJson(c): ApiJson<Credentials>,
+    Extension(client): Extension<Client>,
+    ApiJson(c): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let (cookie, body) = open_session(&state, &c.email, c.password, peer, &headers).await?;
+    let (code, captcha) = (c.two_factor_code.as_deref(), c.captcha.as_deref());
+    let (cookie, body) = open_session(&state, &c.email, c.password, code, captcha, &client).await?;
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// Checks the credentials and opens a session; returns its `Set-Cookie` value. The REST and web
-/// logins. A wrong e-mail costs the same password check as a wrong password.
+/// Checks the credentials (and the second factor when the account has it on) and opens a
+/// session; returns its `Set-Cookie` value. The REST and web logins. A wrong e-mail costs the
+/// same password check as a wrong password, and counts towards the same lockouts.
 pub async fn open_session(
     state: &Shared,
     email: &str,
     password: String,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    two_factor_code: Option<&str>,
+    captcha: Option<&str>,
+    client: &Client,
 ) -> ApiResult<(String, LoginResponse)> {
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong e-mail or password");
+    let too_many = |wait| {
+        ApiError::too_many("too_many_attempts", "too many failed logins; try again later", wait)
+    };
     let email = normalize_email(email).map_err(|_| invalid())?;
+    let now = crate::now_ms();
+    state.throttles.ip.check(&client.ip, now).map_err(too_many)?;
+    state.throttles.account.check(&email, now).map_err(too_many)?;
+    crate::captcha::check(&state.config.captcha, captcha, &client.ip).await?;
     if password.len() > PASSWORD_LEN_MAX * 4 {
         return Err(invalid());
     }
@@ -372,25 +448,44 @@ pub async fn open_session(
     let hash_to_check =
         user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
     let ok = verify(state, password, hash_to_check).await?;
-    let client = Client::of(headers, peer);
     let user = match user {
         Some(u) if ok => u,
-        Some(u) => {
-            security::record(
-                state,
-                u.id,
-                SecurityEventKind::LoginFailed,
-                &client,
-                "wrong password",
-            )
-            .await;
+        other => {
+            let now = crate::now_ms();
+            state.throttles.ip.fail(&client.ip, now);
+            state.throttles.account.fail(&email, now);
+            if let Some(u) = other {
+                let kind = SecurityEventKind::LoginFailed;
+                security::record(state, u.id, kind, client, "wrong password").await;
+            }
             return Err(invalid());
         }
-        None => return Err(invalid()),
     };
     if !user.email_verified {
         return Err(ApiError::forbidden("email_not_verified", "verify your e-mail address first"));
     }
+    if let Err(e) = super::two_factor::verify_second_factor(state, &user, two_factor_code).await {
+        if e.code == "bad_two_factor_code" {
+            let kind = SecurityEventKind::LoginFailed;
+            security::record(state, user.id, kind, client, "wrong two-factor code").await;
+        }
+        return Err(e);
+    }
+    state.throttles.account.succeed(&email);
+    let (cookie, id) = start_session(state, user.id, client).await?;
+    new_device_mail(state, &user, client).await?;
+    let detail = format!("session {id}");
+    security::record(state, user.id, SecurityEventKind::LoginSucceeded, client, detail).await;
+    Ok((cookie, LoginResponse { user_id: user.id.0, session_id: id }))
+}
+
+/// A new session of `user` for `client`: its `Set-Cookie` value and id. Logins, and the new
+/// session a privilege change (two-factor on or off) gives its caller after ending the others.
+pub async fn start_session(
+    state: &Shared,
+    user: UserId,
+    client: &Client,
+) -> ApiResult<(String, i64)> {
     let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
     let now = crate::now_ms();
     let idle_ms = i64::try_from(state.config.limits.session_idle_hours)
@@ -400,18 +495,14 @@ pub async fn open_session(
         .store
         .insert_session(&NewSession {
             token_hash: crypto::token_hash(&token),
-            user: user.id,
+            user,
             created_ms: now,
             expires_ms: now + idle_ms,
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
         })
         .await?;
-    let cookie = session_cookie(state, &token, idle_ms / 1000);
-    new_device_mail(state, &user, &client).await?;
-    let detail = format!("session {id}");
-    security::record(state, user.id, SecurityEventKind::LoginSucceeded, &client, detail).await;
-    Ok((cookie, LoginResponse { user_id: user.id.0, session_id: id }))
+    Ok((session_cookie(state, &token, idle_ms / 1000), id))
 }
 
 /// How long the sign-out link of a "new login" mail works.
@@ -463,6 +554,7 @@ pub async fn sign_out_everywhere(state: &Shared, token: &str, client: &Client) -
         .store
         .use_token(&crypto::token_hash(token), TokenPurpose::SignOutEverywhere, crate::now_ms())
         .await?
+        .map(|t| t.user)
         .ok_or_else(bad_token)?;
     let ended = state.store.revoke_sessions(user, None).await?;
     let detail = format!("every session ({ended}), from the new-login mail");
@@ -528,6 +620,8 @@ pub struct Me {
     pub email: String,
     pub email_verified: bool,
     pub created_ms: i64,
+    /// Whether two-factor authentication is on.
+    pub two_factor: bool,
 }
 
 #[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])),
@@ -552,6 +646,7 @@ pub async fn me(
         email: user.email,
         email_verified: user.email_verified,
         created_ms: user.created_ms,
+        two_factor: user.totp_sealed.is_some(),
     }))
 }
 
@@ -708,6 +803,9 @@ pub struct NewKeyRequest {
     /// IP addresses or CIDR blocks the key may be used from (at most 32; empty: any).
     #[serde(default)]
     ip_allowlist: Vec<String>,
+    /// With two-factor authentication on: a code of the authenticator app.
+    #[serde(default)]
+    two_factor_code: Option<String>,
 }
 
 /// A new key; the secret is shown in this response only.
@@ -774,7 +872,8 @@ pub fn scope_names(scopes: Scopes) -> Vec<&'static str> {
         (status = 409, description = "`too_many_api_keys`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `session_expired`", body = ErrorBody),
-        (status = 403, description = "`session_required` (an API key was used), `csrf`", body = ErrorBody),
+        (status = 403, description = "`session_required` (an API key was used), `csrf`, `two_factor_required`, `bad_two_factor_code`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`unavailable`: the database is unreachable", body = ErrorBody)))]
 pub async fn create_api_key(
@@ -783,8 +882,9 @@ pub async fn create_api_key(
     Extension(p): Extension<Principal>,
     ApiJson(r): ApiJson<NewKeyRequest>,
 ) -> ApiResult<Response> {
+    let code = r.two_factor_code.as_deref();
     let (key, secret) =
-        new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist, &client).await?;
+        new_api_key(&state, p.user, &r.label, &r.scopes, &r.ip_allowlist, code, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -799,13 +899,15 @@ pub async fn create_api_key(
         .into_response())
 }
 
-/// Validates and stores a new key; returns `((id, key), secret)`.
+/// Validates and stores a new key (after the second factor, when the user has it on); returns
+/// `((id, key), secret)`.
 pub async fn new_api_key(
     state: &Shared,
     user: UserId,
     label: &str,
     scopes: &[String],
     ip_allowlist: &[String],
+    two_factor_code: Option<&str>,
     client: &Client,
 ) -> ApiResult<((i64, String), String)> {
     let label = label.trim();
@@ -833,6 +935,7 @@ pub async fn new_api_key(
     if state.store.api_keys(user).await?.len() >= API_KEYS_PER_USER_MAX {
         return Err(ApiError::new(StatusCode::CONFLICT, "too_many_api_keys", "revoke a key first"));
     }
+    super::two_factor::require(state, user, two_factor_code).await?;
     let key = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
     let secret = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
     let sealed = state.keys.seal(secret.as_bytes()).map_err(|e| ApiError::internal("seal", e))?;

@@ -6,6 +6,7 @@ pub mod account;
 pub mod openapi;
 pub mod public;
 pub mod trading;
+pub mod two_factor;
 pub mod wallet;
 
 use crate::auth::{Requirement, require};
@@ -47,7 +48,8 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/auth/login", post(account::login))
         .route("/auth/password-reset", post(account::password_reset))
         .route("/auth/password-reset/confirm", post(account::password_reset_confirm))
-        .route("/auth/sign-out-everywhere", post(account::sign_out_everywhere_api));
+        .route("/auth/sign-out-everywhere", post(account::sign_out_everywhere_api))
+        .route("/withdrawals/confirm", post(wallet::confirm_withdrawal));
     let session_only = Router::new()
         .route("/auth/logout", post(account::logout))
         .route("/sessions", get(account::sessions))
@@ -55,6 +57,9 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/security-events", get(account::security_events))
         .route("/api-keys", get(account::api_keys).post(account::create_api_key))
         .route("/api-keys/{id}", delete(account::revoke_api_key))
+        .route("/two-factor/setup", post(two_factor::setup))
+        .route("/two-factor/enable", post(two_factor::enable_api))
+        .route("/two-factor/disable", post(two_factor::disable_api))
         .route_layer(guard(Requirement::Session));
     let read = Router::new()
         .route("/me", get(account::me))

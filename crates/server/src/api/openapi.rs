@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the handlers' `#[utoipa::path]`
 //! annotations and the view types, served at `GET /api/v1/openapi.json`.
 
-use super::{account, public, trading, wallet};
+use super::{account, public, trading, two_factor, wallet};
 use crate::error::ErrorBody;
 use crate::views::{
     AssetView, BalanceView, CandleView, FillView, LedgerView, MarketView, OrderView, TickerView,
@@ -61,6 +61,9 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         account::api_keys,
         account::create_api_key,
         account::revoke_api_key,
+        two_factor::setup,
+        two_factor::enable_api,
+        two_factor::disable_api,
         trading::balances,
         trading::place,
         trading::cancel_all,
@@ -75,6 +78,7 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         wallet::deposits,
         wallet::withdraw,
         wallet::withdrawals,
+        wallet::confirm_withdrawal,
     ),
     components(schemas(
         ErrorBody,
@@ -102,6 +106,11 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         public::NodeView,
         public::Depth,
         account::Credentials,
+        account::LoginRequest,
+        two_factor::Setup,
+        two_factor::EnableRequest,
+        two_factor::Enabled,
+        two_factor::DisableRequest,
         account::VerifyRequest,
         account::ResetRequest,
         account::ResetConfirm,
@@ -131,6 +140,7 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         wallet::WithdrawRequest,
         wallet::WithdrawalView,
         wallet::WithdrawalsPage,
+        wallet::ConfirmRequest,
     )),
     modifiers(&Mounted),
     tags(

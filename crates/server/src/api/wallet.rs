@@ -267,7 +267,8 @@ pub struct WithdrawalView {
     pub amount: String,
     /// The network fee the exchange charges, held with the amount.
     pub fee: String,
-    /// `requested`, `held`, `sending`, `sent`, `completed` or `failed`.
+    /// `requested`, `unconfirmed` (waits for the link mailed to the user), `review` (waits for
+    /// an operator), `held`, `sending`, `sent`, `completed`, `cancelling` or `failed`.
     pub status: &'static str,
     pub txid: Option<String>,
     /// Why it failed.
@@ -302,15 +303,19 @@ pub struct WithdrawRequest {
     address: String,
     /// What the address receives (decimal string); the fee is held on top of it.
     amount: String,
+    /// From a session with two-factor authentication on: a code of the authenticator app.
+    #[serde(default)]
+    two_factor_code: Option<String>,
 }
 
 #[utoipa::path(post, path = "/withdrawals", tag = "wallet", security(("api_key" = []), ("session" = [])), request_body = WithdrawRequest,
     responses(
-        (status = 201, description = "The amount and fee are held; the withdrawal goes out with the next batch", body = WithdrawalView),
+        (status = 201, description = "The amount and fee are held; the withdrawal waits for the link mailed to the caller (`unconfirmed`, when e-mail confirmation is on), then goes out with the next batch", body = WithdrawalView),
         (status = 400, description = "`bad_json`, `bad_address`, `below_minimum`, `bad_amount`, `too_precise`, `insufficient_funds`; signature errors", body = ErrorBody),
         (status = 404, description = "`unknown_asset`, `no_wallet`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`, `session_expired`, `invalid_api_key`, `invalid_signature`", body = ErrorBody),
-        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`, `withdrawals_frozen` (a balance of the caller's is below zero)", body = ErrorBody),
+        (status = 403, description = "`missing_scope`, `ip_not_allowed`, `csrf`, `withdrawals_frozen` (a balance of the caller's is below zero), `withdrawals_locked` (24 h after a password or two-factor change), `address_not_whitelisted`, `daily_limit`, `two_factor_required`, `bad_two_factor_code`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (wrong two-factor codes; with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "`node_unavailable`, `unavailable`", body = ErrorBody)))]
 pub async fn withdraw(
@@ -319,11 +324,15 @@ pub async fn withdraw(
     Extension(p): Extension<Principal>,
     ApiJson(r): ApiJson<WithdrawRequest>,
 ) -> ApiResult<Response> {
+    if let crate::auth::Via::Session { .. } = p.via {
+        super::two_factor::require(&state, p.user, r.two_factor_code.as_deref()).await?;
+    }
     let view = request_withdrawal(&state, p.user, &r.asset, &r.address, &r.amount, &client).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-/// Holds and records a withdrawal. The REST endpoint and the withdraw page.
+/// Checks, holds and records a withdrawal (the caller checked the second factor), and mails its
+/// confirmation link when it waits for one. The REST endpoint and the withdraw page.
 pub async fn request_withdrawal(
     state: &Shared,
     user: bourse_core::UserId,
@@ -341,20 +350,31 @@ pub async fn request_withdrawal(
         };
         ApiError::bad_request(code, format!("amount: {e}"))
     })?;
-    let requested = w
-        .chain
-        .request_withdrawal(
-            state.store.as_ref(),
-            &state.engine,
-            user,
-            address,
-            units,
-            crate::now_ms(),
-        )
-        .await;
+    let (symbol, scale) = (w.chain.symbol(), w.chain.scale());
+    let after_hold = crate::withdrawal_safety::check_request(
+        state,
+        user,
+        w.chain.asset(),
+        symbol,
+        scale,
+        address,
+        units,
+    )
+    .await?;
+    let request = bourse_wallet::withdrawals::Request {
+        user,
+        address,
+        amount: units,
+        after_hold,
+        now_ms: crate::now_ms(),
+    };
+    let requested = w.chain.request_withdrawal(state.store.as_ref(), &state.engine, &request).await;
     match requested {
         Ok(row) => {
             state.note_user_seq(user, state.engine.status().seq);
+            if row.status == bourse_store::WithdrawalStatus::Unconfirmed {
+                crate::withdrawal_safety::mail_confirmation(state, &row, symbol, scale).await?;
+            }
             let detail =
                 format!("withdrawal {}: {amount} {} to {}", row.id, w.chain.symbol(), row.address);
             let kind = bourse_store::SecurityEventKind::WithdrawalRequested;
@@ -418,4 +438,32 @@ pub struct WithdrawalsPage {
     pub withdrawals: Vec<WithdrawalView>,
     /// The `before` cursor of the next page; null at the end.
     pub next: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The `token` of the link in the confirmation mail.
+    token: String,
+}
+
+/// Confirms a withdrawal with the link mailed for it: it goes on to be sent (or to an operator's
+/// review above the asset's threshold). The link works once and expires.
+#[utoipa::path(post, path = "/withdrawals/confirm", tag = "wallet", request_body = ConfirmRequest,
+    responses(
+        (status = 200, description = "Confirmed: `held` (to be sent) or `review`", body = WithdrawalView),
+        (status = 400, description = "`bad_json`, `bad_token`", body = ErrorBody),
+        (status = 409, description = "`not_unconfirmed`: it no longer waits (cancelled after the link expired)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody)))]
+pub async fn confirm_withdrawal(
+    State(state): State<Shared>,
+    ApiJson(r): ApiJson<ConfirmRequest>,
+) -> ApiResult<Json<WithdrawalView>> {
+    let row = crate::withdrawal_safety::confirm(&state, &r.token).await?;
+    let mirror = state.mirror.read().map_err(|_| ApiError::internal("mirror", "poisoned"))?;
+    let (symbol, scale) =
+        mirror.assets.get(&row.asset).map(|a| (a.symbol.as_str(), a.scale)).unwrap_or(("", 0));
+    Ok(Json(WithdrawalView::new(&row, symbol, scale)))
 }

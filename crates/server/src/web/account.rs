@@ -1,14 +1,16 @@
-//! The account pages that need a login: security (sessions and API keys). Their forms post
-//! here, work without JavaScript and share their logic with the REST endpoints.
+//! The account pages that need a login: security (two-factor authentication, sessions and API
+//! keys). Their forms post here, work without JavaScript and share their logic with the REST
+//! endpoints.
 
 use super::format::utc;
 use super::pages::{Chrome, render, user_post};
-use crate::api::account::{end_session, new_api_key, revoke_key, scope_names};
+use crate::api::account::{end_session, new_api_key, revoke_key, scope_names, start_session};
+use crate::api::two_factor;
 use crate::state::Shared;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bourse_core::UserId;
 use serde::Deserialize;
@@ -53,6 +55,9 @@ struct SecurityPage {
     error: String,
     form_label: String,
     form_ips: String,
+    two_factor: bool,
+    recovery_left: u64,
+    two_factor_error: String,
 }
 
 impl SecurityPage {
@@ -64,7 +69,21 @@ impl SecurityPage {
         let filter = bourse_store::SecurityEventFilter { before: None, limit: EVENTS_SHOWN };
         let events = state.store.security_events(user, &filter).await.map_err(internal)?;
         let current = chrome.session_id;
+        let two_factor = state
+            .store
+            .user(user)
+            .await
+            .map_err(internal)?
+            .is_some_and(|u| u.totp_sealed.is_some());
+        let recovery_left = if two_factor {
+            state.store.recovery_codes_left(user).await.map_err(internal)?
+        } else {
+            0
+        };
         Ok(SecurityPage {
+            two_factor,
+            recovery_left,
+            two_factor_error: String::new(),
             events: events
                 .into_iter()
                 .map(|e| EventLine {
@@ -140,6 +159,8 @@ pub struct NewKeyForm {
     withdraw: Option<String>,
     #[serde(default)]
     ip_allowlist: String,
+    #[serde(default)]
+    two_factor_code: Option<String>,
 }
 
 pub async fn create_key(
@@ -160,7 +181,8 @@ pub async fn create_key(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    let result = new_api_key(&state, user, &f.label, &scopes, &ips, &client).await;
+    let code = f.two_factor_code.as_deref();
+    let result = new_api_key(&state, user, &f.label, &scopes, &ips, code, &client).await;
     let mut page = SecurityPage::load(&state, chrome, user).await?;
     Ok(match result {
         Ok(((_, key), secret)) => {
@@ -168,10 +190,10 @@ pub async fn create_key(
             render(StatusCode::OK, &page)
         }
         Err(e) => {
-            page.error = e.message;
+            page.error = e.message.clone();
             page.form_label = f.label;
             page.form_ips = f.ip_allowlist;
-            render(e.status, &page)
+            super::pages::with_retry_after(render(e.status, &page), &e)
         }
     })
 }
@@ -193,4 +215,124 @@ pub async fn revoke(
         Ok(()) => Redirect::to(PATH).into_response(),
         Err(e) => super::pages::error_page(chrome, e),
     })
+}
+
+#[derive(Template)]
+#[template(path = "two_factor.html")]
+struct TwoFactorPage {
+    chrome: Chrome,
+    qr: String,
+    secret: String,
+    error: String,
+    recovery_codes: Vec<String>,
+}
+
+/// The security page with `e` shown in its two-factor section.
+async fn two_factor_failed(
+    state: &Shared,
+    chrome: Chrome,
+    user: UserId,
+    e: crate::error::ApiError,
+) -> Result<Response, Response> {
+    let mut page = SecurityPage::load(state, chrome, user).await?;
+    page.two_factor_error = e.message.clone();
+    Ok(super::pages::with_retry_after(render(e.status, &page), &e))
+}
+
+/// The setup page: the QR code and secret of a pending setup, and the form for its first code.
+async fn setup_page(
+    state: &Shared,
+    chrome: Chrome,
+    user: UserId,
+    error: Option<crate::error::ApiError>,
+) -> Result<Response, Response> {
+    match two_factor::begin_setup(state, user).await {
+        Ok(setup) => {
+            let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+            let page = TwoFactorPage {
+                qr: super::wallet::qr_svg(&setup.otpauth_uri),
+                secret: setup.secret,
+                error: error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
+                recovery_codes: Vec::new(),
+                chrome,
+            };
+            let response = render(status, &page);
+            Ok(match &error {
+                Some(e) => super::pages::with_retry_after(response, e),
+                None => response,
+            })
+        }
+        Err(e) => two_factor_failed(state, chrome, user, e).await,
+    }
+}
+
+/// `POST /account/two-factor/setup`: starts (or shows again) a setup.
+pub async fn two_factor_setup(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, PATH).await?;
+    setup_page(&state, chrome, user, None).await
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+}
+
+/// `POST /account/two-factor/enable`: turns it on with a first code; every session ends and
+/// this browser gets a new one; the recovery codes are shown once.
+pub async fn two_factor_enable(
+    State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, PATH).await?;
+    match two_factor::enable(&state, user, &f.code, &client).await {
+        Ok(recovery_codes) => {
+            let (cookie, id) = start_session(&state, user, &client)
+                .await
+                .map_err(axum::response::IntoResponse::into_response)?;
+            let chrome = Chrome { session_id: Some(id), ..chrome };
+            let page = TwoFactorPage {
+                chrome,
+                qr: String::new(),
+                secret: String::new(),
+                error: String::new(),
+                recovery_codes,
+            };
+            Ok(([(header::SET_COOKIE, cookie)], render(StatusCode::OK, &page)).into_response())
+        }
+        Err(e) if e.code == "bad_two_factor_code" || e.code == "too_many_attempts" => {
+            setup_page(&state, chrome, user, Some(e)).await
+        }
+        Err(e) => two_factor_failed(&state, chrome, user, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DisableForm {
+    password: String,
+    code: String,
+}
+
+/// `POST /account/two-factor/disable`: with the password and a code; every session ends and
+/// this browser gets a new one.
+pub async fn two_factor_disable(
+    State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
+    headers: HeaderMap,
+    Form(f): Form<DisableForm>,
+) -> Result<Response, Response> {
+    let (chrome, user) = user_post(&state, &headers, PATH).await?;
+    match two_factor::disable(&state, user, f.password, &f.code, &client).await {
+        Ok(()) => {
+            let (cookie, _) = start_session(&state, user, &client)
+                .await
+                .map_err(axum::response::IntoResponse::into_response)?;
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(PATH)).into_response())
+        }
+        Err(e) => two_factor_failed(&state, chrome, user, e).await,
+    }
 }

@@ -45,6 +45,10 @@ pub fn routes() -> Router<Shared> {
             "/sign-out-everywhere",
             get(pages::sign_out_everywhere_page).post(pages::sign_out_everywhere),
         )
+        .route(
+            "/confirm-withdrawal",
+            get(pages::confirm_withdrawal_page).post(pages::confirm_withdrawal),
+        )
         .route("/reset", get(pages::reset_page).post(pages::reset_request))
         .route("/reset/confirm", post(pages::reset_confirm))
         .route("/logout", post(pages::logout))
@@ -59,6 +63,9 @@ pub fn routes() -> Router<Shared> {
         .route("/account/{file}", get(history::csv))
         .route("/account/security", get(account::security))
         .route("/account/api-keys", post(account::create_key))
+        .route("/account/two-factor/setup", post(account::two_factor_setup))
+        .route("/account/two-factor/enable", post(account::two_factor_enable))
+        .route("/account/two-factor/disable", post(account::two_factor_disable))
         .route("/account/{kind}/{id}/revoke", post(account::revoke))
         .route("/static/{file}", get(assets::serve))
         .route("/static/vendor/{file}", get(assets::serve_vendor))
@@ -87,8 +94,10 @@ pub async fn fallback(state: State<Shared>, uri: Uri, headers: HeaderMap) -> Res
 }
 
 fn secure(headers: &mut HeaderMap) {
+    // A page with a CAPTCHA widget set its own, wider policy.
     headers
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -12,12 +12,11 @@ use crate::state::Shared;
 use crate::views::{MarketView, TickerView};
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bourse_core::UserId;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 /// What every page's frame needs: who is logged in.
 #[derive(Clone)]
@@ -257,6 +256,7 @@ pub struct Field {
     pub value: String,
     pub autocomplete: &'static str,
     pub error: String,
+    pub required: bool,
 }
 
 impl Field {
@@ -266,7 +266,20 @@ impl Field {
             ("password", _) => "current-password",
             _ => "off",
         };
-        Field { name, label, kind, value: String::new(), autocomplete, error: String::new() }
+        Field {
+            name,
+            label,
+            kind,
+            value: String::new(),
+            autocomplete,
+            error: String::new(),
+            required: true,
+        }
+    }
+
+    fn optional(mut self) -> Field {
+        self.required = false;
+        self
     }
 
     fn value(mut self, value: impl Into<String>) -> Field {
@@ -289,6 +302,8 @@ pub struct FormSpec {
     pub fields: Vec<Field>,
     /// Links under the form: `(href, text)`.
     pub footer: Vec<(&'static str, &'static str)>,
+    /// The CAPTCHA widget, on signup, login and reset when `[captcha]` is on.
+    pub captcha: Option<crate::captcha::Widget>,
 }
 
 impl FormSpec {
@@ -306,6 +321,26 @@ impl FormSpec {
 struct FormPage {
     chrome: Chrome,
     form: FormSpec,
+}
+
+/// A signup, login or reset form page: with the CAPTCHA widget when one is configured, and the
+/// Content-Security-Policy that lets its script and frame load.
+fn captcha_form(
+    state: &Shared,
+    status: StatusCode,
+    chrome: Chrome,
+    mut form: FormSpec,
+) -> Response {
+    form.captcha = state.config.captcha.widget();
+    let with_widget = form.captcha.is_some();
+    let mut response = render(status, &FormPage { chrome, form });
+    if with_widget {
+        let policy = crate::captcha::content_security_policy(&state.config.captcha);
+        if let Ok(value) = header::HeaderValue::from_str(&policy) {
+            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+    response
 }
 
 /// Only a path on this site: never an absolute or protocol-relative URL (open redirect).
@@ -326,9 +361,13 @@ fn login_form(email: &str, next: &str) -> FormSpec {
         fields: vec![
             Field::new("email", "E-mail", "email").value(email),
             Field::new("password", "Password", "password"),
+            Field::new("two_factor_code", "Two-factor code (only if you turned it on)", "text")
+                .autocomplete("one-time-code")
+                .optional(),
             Field::new("next", "", "hidden").value(next),
         ],
         footer: vec![("/reset", "Forgot your password?"), ("/signup", "No account yet? Sign up")],
+        captcha: None,
     }
 }
 
@@ -344,14 +383,24 @@ pub async fn login_page(
 ) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
     let form = login_form("", &safe_next(q.next.as_deref()));
-    render(StatusCode::OK, &FormPage { chrome, form })
+    captcha_form(&state, StatusCode::OK, chrome, form)
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
     email: String,
     password: String,
+    #[serde(default)]
+    two_factor_code: Option<String>,
     next: Option<String>,
+    /// The CAPTCHA widget's answer, under each provider's field name.
+    #[serde(
+        default,
+        alias = "h-captcha-response",
+        alias = "g-recaptcha-response",
+        alias = "cf-turnstile-response"
+    )]
+    captcha: Option<String>,
 }
 
 /// The frame of a form post, or the refusal of one sent from another site.
@@ -389,20 +438,35 @@ pub fn cross_site(chrome: Chrome) -> Response {
 
 pub async fn login(
     State(state): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
     let next = safe_next(f.next.as_deref());
-    Ok(match open_session(&state, &f.email, f.password, peer, &headers).await {
+    let code = f.two_factor_code.as_deref().filter(|c| !c.trim().is_empty());
+    let captcha = f.captcha.as_deref();
+    Ok(match open_session(&state, &f.email, f.password, code, captcha, &client).await {
         Ok((cookie, _)) => ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response(),
         Err(e) => {
             let mut form = login_form(&f.email, &next);
-            form.error = e.message;
-            render(e.status, &FormPage { chrome, form })
+            match e.code {
+                "two_factor_required" | "bad_two_factor_code" => {
+                    form.error_at("two_factor_code", e.message.clone());
+                }
+                _ => form.error = e.message.clone(),
+            }
+            with_retry_after(captcha_form(&state, e.status, chrome, form), &e)
         }
     })
+}
+
+/// A page answering a rate limit carries its `Retry-After` like the API's answer.
+pub fn with_retry_after(mut response: Response, e: &ApiError) -> Response {
+    if let Some(s) = e.retry_after_s {
+        response.headers_mut().insert(header::RETRY_AFTER, s.into());
+    }
+    response
 }
 
 fn signup_form(email: &str) -> FormSpec {
@@ -418,27 +482,37 @@ fn signup_form(email: &str) -> FormSpec {
                 .autocomplete("new-password"),
         ],
         footer: vec![("/login", "Already have an account? Log in")],
+        captcha: None,
     }
 }
 
 pub async fn signup_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
-    render(StatusCode::OK, &FormPage { chrome, form: signup_form("") })
+    captcha_form(&state, StatusCode::OK, chrome, signup_form(""))
 }
 
 #[derive(Deserialize)]
 pub struct SignupForm {
     email: String,
     password: String,
+    /// The CAPTCHA widget's answer, under each provider's field name.
+    #[serde(
+        default,
+        alias = "h-captcha-response",
+        alias = "g-recaptcha-response",
+        alias = "cf-turnstile-response"
+    )]
+    captcha: Option<String>,
 }
 
 pub async fn signup(
     State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
     headers: HeaderMap,
     Form(f): Form<SignupForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
-    Ok(match register(&state, &f.email, f.password).await {
+    Ok(match register(&state, &f.email, f.password, f.captcha.as_deref(), &client).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -453,8 +527,8 @@ pub async fn signup(
                 _ if e.status.is_client_error() => "email",
                 _ => "",
             };
-            form.error_at(field, e.message);
-            render(e.status, &FormPage { chrome, form })
+            form.error_at(field, e.message.clone());
+            with_retry_after(captcha_form(&state, e.status, chrome, form), &e)
         }
     })
 }
@@ -482,6 +556,7 @@ fn token_page(
         submit,
         fields: vec![Field::new("token", "", "hidden").value(q.token.unwrap_or_default())],
         footer: Vec::new(),
+        captcha: None,
     };
     render(StatusCode::OK, &FormPage { chrome, form })
 }
@@ -560,6 +635,51 @@ pub async fn sign_out_everywhere(
     })
 }
 
+/// The link of a withdrawal's confirmation mail opens a page that confirms with a POST (a link
+/// prefetcher confirms nothing).
+pub async fn confirm_withdrawal_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let notice = "Press the button to confirm the withdrawal this link was mailed for. Until then it is not sent.";
+    let (title, submit) = ("Confirm your withdrawal", "Confirm the withdrawal");
+    token_page(chrome, title, notice, "/confirm-withdrawal", submit, q)
+}
+
+pub async fn confirm_withdrawal(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    let token = f.token.as_deref().unwrap_or("");
+    Ok(match crate::withdrawal_safety::confirm(&state, token).await {
+        Ok(w) => {
+            let text = if w.status == bourse_store::WithdrawalStatus::Review {
+                "Confirmed. Because of its size, an operator approves it before it is sent."
+            } else {
+                "Confirmed. It goes out with the next batch; follow it on your funds page."
+            };
+            message(
+                chrome,
+                StatusCode::OK,
+                "Withdrawal confirmed",
+                text,
+                ("/account/funds", "Funds"),
+            )
+        }
+        Err(e) => message(
+            chrome,
+            e.status,
+            "This link does not work",
+            &e.message,
+            ("/account/funds", "Funds"),
+        ),
+    })
+}
+
 pub async fn logout(
     State(state): State<Shared>,
     axum::Extension(client): axum::Extension<crate::security::Client>,
@@ -589,6 +709,7 @@ fn reset_request_form(email: &str) -> FormSpec {
         submit: "Mail me a link",
         fields: vec![Field::new("email", "E-mail", "email").value(email)],
         footer: vec![("/login", "Back to log in")],
+        captcha: None,
     }
 }
 
@@ -605,6 +726,7 @@ fn reset_form(token: &str) -> FormSpec {
             Field::new("token", "", "hidden").value(token),
         ],
         footer: Vec::new(),
+        captcha: None,
     }
 }
 
@@ -615,16 +737,25 @@ pub async fn reset_page(
     Query(q): Query<TokenForm>,
 ) -> Response {
     let chrome = Chrome::of(&state, &headers).await;
-    let form = match q.token.as_deref() {
-        Some(token) if !token.is_empty() => reset_form(token),
-        _ => reset_request_form(""),
-    };
-    render(StatusCode::OK, &FormPage { chrome, form })
+    match q.token.as_deref() {
+        Some(token) if !token.is_empty() => {
+            render(StatusCode::OK, &FormPage { chrome, form: reset_form(token) })
+        }
+        _ => captcha_form(&state, StatusCode::OK, chrome, reset_request_form("")),
+    }
 }
 
 #[derive(Deserialize)]
 pub struct EmailForm {
     email: String,
+    /// The CAPTCHA widget's answer, under each provider's field name.
+    #[serde(
+        default,
+        alias = "h-captcha-response",
+        alias = "g-recaptcha-response",
+        alias = "cf-turnstile-response"
+    )]
+    captcha: Option<String>,
 }
 
 pub async fn reset_request(
@@ -634,7 +765,7 @@ pub async fn reset_request(
     Form(f): Form<EmailForm>,
 ) -> Result<Response, Response> {
     let chrome = form_post(&state, &headers).await?;
-    Ok(match request_reset(&state, &f.email, &client).await {
+    Ok(match request_reset(&state, &f.email, f.captcha.as_deref(), &client).await {
         Ok(()) => message(
             chrome,
             StatusCode::OK,
@@ -645,7 +776,7 @@ pub async fn reset_request(
         Err(e) => {
             let mut form = reset_request_form(&f.email);
             form.error_at("email", e.message);
-            render(e.status, &FormPage { chrome, form })
+            captcha_form(&state, e.status, chrome, form)
         }
     })
 }

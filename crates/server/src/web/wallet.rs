@@ -41,7 +41,7 @@ struct DepositPage {
 }
 
 /// The address as a QR code, or nothing if it cannot be encoded.
-fn qr_svg(address: &str) -> String {
+pub(crate) fn qr_svg(address: &str) -> String {
     match QrCode::new(address.as_bytes()) {
         Ok(code) => code
             .render::<svg::Color>()
@@ -159,6 +159,8 @@ pub struct WithdrawForm {
     address: String,
     #[serde(default)]
     amount: String,
+    #[serde(default)]
+    two_factor_code: Option<String>,
     #[serde(skip)]
     address_error: String,
     #[serde(skip)]
@@ -183,6 +185,8 @@ struct WithdrawPage {
     confirmations: u32,
     form: WithdrawForm,
     withdrawals: Vec<WithdrawalLine>,
+    two_factor: bool,
+    email_confirmation: bool,
 }
 
 async fn withdraw_page(
@@ -200,9 +204,10 @@ async fn withdraw_page(
         let filter =
             bourse_store::WithdrawalFilter { asset: Some(coin.asset()), before: None, limit: 50 };
         let rows = state.store.withdrawals(user, &filter).await?;
-        Ok::<_, crate::error::ApiError>((balance, rows))
+        let two_factor = state.store.user(user).await?.is_some_and(|u| u.totp_sealed.is_some());
+        Ok::<_, crate::error::ApiError>((balance, rows, two_factor))
     };
-    let (balance, rows) = match loaded.await {
+    let (balance, rows, two_factor) = match loaded.await {
         Ok(x) => x,
         Err(e) => return error_page(chrome, e),
     };
@@ -215,6 +220,8 @@ async fn withdraw_page(
             min: crate::views::units(coin.withdrawal_min(), scale),
             available: crate::views::signed_units(balance.map(|b| b.available).unwrap_or(0), scale),
             confirmations: coin.confirmations(),
+            two_factor,
+            email_confirmation: state.config.withdrawals.email_confirmation,
             form,
             withdrawals: rows
                 .iter()
@@ -249,12 +256,21 @@ pub async fn withdraw(
     let back = format!("/account/funds/{asset}/withdraw");
     let (chrome, user) = user_post(&state, &headers, &back).await?;
     let w = wallet(&state, &asset).map_err(|e| error_page(chrome.clone(), e))?;
-    Ok(match request_withdrawal(&state, user, &asset, &f.address, &f.amount, &client).await {
+    let code = f.two_factor_code.take();
+    let requested = async {
+        crate::api::two_factor::require(&state, user, code.as_deref()).await?;
+        request_withdrawal(&state, user, &asset, &f.address, &f.amount, &client).await
+    };
+    Ok(match requested.await {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => {
             let status = e.status;
             match e.code {
-                "bad_address" => f.address_error = e.message,
+                "bad_address" | "address_not_whitelisted" => f.address_error = e.message,
+                "withdrawals_locked"
+                | "two_factor_required"
+                | "bad_two_factor_code"
+                | "too_many_attempts" => f.error = e.message,
                 "node_unavailable" | "internal" | "unavailable" => f.error = e.message,
                 _ => f.amount_error = e.message,
             }

@@ -393,12 +393,9 @@ impl EthCoin {
         &self,
         store: &dyn Store,
         engine: &EngineHandle,
-        user: UserId,
-        address: &str,
-        amount: u128,
-        now_ms: i64,
+        r: &crate::withdrawals::Request<'_>,
     ) -> Result<WithdrawalRow, RequestError> {
-        let text = address.trim();
+        let text = r.address.trim();
         let bad = || RequestError::BadAddress(text.to_string());
         let to = Address::parse(text).map_err(|_| bad())?;
         if to == Address([0; 20]) || to == self.hot_address {
@@ -408,16 +405,9 @@ impl EthCoin {
             return Err(bad());
         }
         let policy = self.withdrawal_policy();
-        crate::withdrawals::record_and_hold(
-            &policy,
-            store,
-            engine,
-            user,
-            &to.checksummed(),
-            amount,
-            now_ms,
-        )
-        .await
+        let address = to.checksummed();
+        let r = crate::withdrawals::Request { address: &address, ..*r };
+        crate::withdrawals::record_and_hold(&policy, store, engine, &r).await
     }
 
     /// The node's state (probed at most once per [`crate::coin::HEALTH_TTL_S`]) with the last
