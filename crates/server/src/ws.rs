@@ -40,9 +40,12 @@ pub async fn upgrade(
     if state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
     }
-    // A browser session on the upgrade request authenticates the private channels.
+    // A browser session on the upgrade request authenticates the private channels — only from
+    // this site (the same-origin rule of every cookie-authenticated route): a page elsewhere that
+    // gets the browser to send the cookie reads no one's orders.
     let mut user = None;
-    if let Some(token) = session_token(&headers)
+    if crate::auth::same_origin(&headers, &state.config.public_url())
+        && let Some(token) = session_token(&headers)
         && let Ok(Some(session)) =
             state.store.live_session(&crypto::token_hash(&token), crate::now_ms()).await
     {

@@ -20,14 +20,15 @@
 //!    `same-origin`/`none`, or, without `Sec-Fetch-Site`, when `Origin` is not this site; a
 //!    request with neither header (not a browser) passes; the forms carry no CSRF token and none
 //!    is asked for. Every state-changing REST route answers 403 `csrf` and every form the
-//!    "Request refused" page (with or without a made-up token field) for `Origin:
+//!    "Request refused" page (with or without a made-up token field) — orders, cancels, API
+//!    keys, sessions, logout, deposit addresses, withdrawals, two-factor setup — for `Origin:
 //!    https://evil.example`, `Origin: null`, `Sec-Fetch-Site: cross-site` and `same-site` —
 //!    and nothing changed afterwards. The same requests from this origin (`Origin` of the site,
 //!    `Sec-Fetch-Site: same-origin`, or no such header), with no token, are accepted. Cross-site
 //!    reads are answered but without CORS headers, so a browser never hands them to the page;
 //!    the session cookie is `HttpOnly; SameSite=Lax`.
-//! 3. (ignored: a known gap, see its comment) A WebSocket opened from another site with the
-//!    victim's cookie should not get her private channels.
+//! 3. A WebSocket opened from another site with the victim's cookie does not get her private
+//!    channels.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -592,6 +593,13 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
             "/api/v1/withdrawals".into(),
             Some(json!({"asset": "BTC", "address": "bc1qevil", "amount": "0.5"})),
         ),
+        (Method::POST, "/api/v1/two-factor/setup".into(), None),
+        (Method::POST, "/api/v1/two-factor/enable".into(), Some(json!({"code": "123456"}))),
+        (
+            Method::POST,
+            "/api/v1/two-factor/disable".into(),
+            Some(json!({"password": common::PASSWORD, "code": "123456"})),
+        ),
     ];
     type Form = fn() -> Vec<(&'static str, String)>;
     let forms: Vec<(String, Form)> = vec![
@@ -616,6 +624,11 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
         ("/account/funds/BTC/deposit/address".into(), Vec::new),
         ("/account/funds/BTC/withdraw".into(), || {
             vec![("address", "bc1qevil".into()), ("amount", "0.5".into())]
+        }),
+        ("/account/two-factor/setup".into(), Vec::new),
+        ("/account/two-factor/enable".into(), || vec![("code", "123456".into())]),
+        ("/account/two-factor/disable".into(), || {
+            vec![("password", common::PASSWORD.into()), ("code", "123456".into())]
         }),
     ];
 
@@ -705,14 +718,11 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
     assert_eq!(order_of(&alice, order).await["status"], "canceled");
 }
 
-/// KNOWN GAP (ignored so the suite stays green; run with `--ignored` to see it fail): the
-/// WebSocket upgrade (`ws::upgrade`) authenticates the private channels with the session cookie
-/// and never applies the same-origin rule that every other cookie-authenticated route does. A
-/// page on another site that gets the browser to send the cookie with its `new WebSocket(...)`
-/// (a same-site sibling: `Sec-Fetch-Site: same-site`, where `SameSite=Lax` does not hold the
-/// cookie back) reads the victim's orders, fills and balances live.
+/// The WebSocket upgrade authenticates the private channels with the session cookie only under
+/// the same-origin rule of every other cookie-authenticated route: a page on another site (or a
+/// same-site sibling, where `SameSite=Lax` does not hold the cookie back) that gets the browser
+/// to send the cookie with its `new WebSocket(...)` reads nothing of the victim's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the WebSocket upgrade does not check Origin/Sec-Fetch-Site (cross-site WebSocket hijacking)"]
 async fn a_websocket_opened_from_another_site_gets_no_private_channels() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let app = exchange().await;
