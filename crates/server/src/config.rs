@@ -48,8 +48,7 @@ pub struct Config {
     /// 5000), verified server-side with the provider; off by default.
     #[serde(default)]
     pub captcha: crate::captcha::CaptchaConfig,
-    /// Withdrawal safety (`[withdrawals]`): e-mail confirmation, whitelist delay, daily limits,
-    /// operator review.
+    /// Withdrawal safety (`[withdrawals]`): e-mail confirmation, daily limits, operator review.
     #[serde(default)]
     pub withdrawals: crate::withdrawal_safety::WithdrawalSafety,
 }

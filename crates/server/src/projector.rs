@@ -130,10 +130,11 @@ impl Projector {
     /// The mail about `event`, if it is one users hear about.
     fn notice(&self, event: &Event, time_ms: i64) -> Option<bourse_store::NewMail> {
         let notices = self.notices.as_ref()?;
+        let user = notice_user(event)?;
         if time_ms < crate::now_ms() - NOTICE_AGE_MAX_MS {
             return None;
         }
-        let to = notices.emails.get(&notice_user(event)?)?;
+        let to = notices.emails.get(&user)?;
         let mirror = self.mirror.read().ok()?;
         let site = notices.public_url.trim_end_matches('/');
         let (subject, text) = match event {

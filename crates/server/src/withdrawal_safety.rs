@@ -36,8 +36,6 @@ pub struct WithdrawalSafety {
     /// How long the link works; an unconfirmed withdrawal is then cancelled and its funds
     /// released.
     pub confirmation_ttl_s: u64,
-    /// A whitelisted address becomes usable this long after its e-mail confirmation.
-    pub address_delay_s: u64,
     /// The most each user may withdraw of an asset in 24 hours (rolling), by symbol, as a
     /// decimal string: `{ LTC = "100" }`. No entry: no limit.
     pub daily_limits: BTreeMap<String, String>,
@@ -53,7 +51,6 @@ impl Default for WithdrawalSafety {
         WithdrawalSafety {
             email_confirmation: true,
             confirmation_ttl_s: 30 * 60,
-            address_delay_s: 24 * 3600,
             daily_limits: BTreeMap::new(),
             review_above: BTreeMap::new(),
             sweep_interval_ms: 10_000,
@@ -216,23 +213,14 @@ pub async fn mail_confirmation(
     let ttl_ms = i64::try_from(state.config.withdrawals.confirmation_ttl_s)
         .unwrap_or(1800)
         .saturating_mul(1000);
-    let token = crate::crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
-    let now = crate::now_ms();
-    state
-        .store
-        .insert_token(&bourse_store::NewToken {
-            token_hash: crate::crypto::token_hash(&token),
-            user: w.user,
-            purpose: TokenPurpose::ConfirmWithdrawal,
-            created_ms: now,
-            expires_ms: now + ttl_ms,
-            subject: Some(w.id),
-        })
-        .await?;
+    let purpose = TokenPurpose::ConfirmWithdrawal;
+    let path = "/confirm-withdrawal";
+    let link =
+        crate::api::account::mailed_link(state, w.user, purpose, ttl_ms, Some(w.id), path).await?;
     let site = state.config.public_url();
     let site = site.trim_end_matches('/');
     let body = format!(
-        "Confirm your withdrawal of {} {symbol} to\n\n{}\n\nby opening this link within {} minutes:\n\n{site}/confirm-withdrawal?token={token}\n\nUntil then it is not sent; after that it is cancelled and the funds are released. If you did not ask for this withdrawal, do not open the link: sign out every session and reset your password at once ({site}/account/security).",
+        "Confirm your withdrawal of {} {symbol} to\n\n{}\n\nby opening this link within {} minutes:\n\n{link}\n\nUntil then it is not sent; after that it is cancelled and the funds are released. If you did not ask for this withdrawal, do not open the link: sign out every session and reset your password at once ({site}/account/security).",
         bourse_core::decimal::format_units_trimmed(w.amount, scale),
         w.address,
         ttl_ms / 60_000,

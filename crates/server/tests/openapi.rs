@@ -762,15 +762,67 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     c.check(&get, "/deposit-addresses", &r);
     let to = r.1[0]["address"].as_str().unwrap().to_string();
     common::deposit(&app, carol_id, "LTC", "1").await;
+    // Carol reset her password above: her withdrawals are locked for a day.
+    let body = json!({"asset": "LTC", "address": to, "amount": "0.5"});
+    let r = send(&carol.http, post.clone(), url("/withdrawals"), Some(body)).await;
+    assert_eq!((r.0, r.1["code"].as_str()), (403, Some("withdrawals_locked")), "{}", r.1);
+    c.check(&post, "/withdrawals", &r);
+    let erin = register(&app, "erin@example.com").await;
+    common::deposit(&app, erin.id, "LTC", "1").await;
     for (amount, status) in [("0.5", 201), ("5", 400), ("0.000000001", 400)] {
         let body = json!({"asset": "LTC", "address": to, "amount": amount});
-        let r = send(&carol.http, post.clone(), url("/withdrawals"), Some(body)).await;
+        let r = send(&erin.http, post.clone(), url("/withdrawals"), Some(body)).await;
         assert_eq!(r.0, status, "{}", r.1);
         c.check(&post, "/withdrawals", &r);
     }
-    let r = send(&carol.http, get.clone(), url("/withdrawals"), None).await;
+    let r = send(&erin.http, get.clone(), url("/withdrawals"), None).await;
     assert_eq!(r.1["withdrawals"].as_array().map(Vec::len), Some(1), "{}", r.1);
     c.check(&get, "/withdrawals", &r);
+    // The withdrawal waits for its mailed link, which works once.
+    let mail = app.mail_with("erin@example.com", "/confirm-withdrawal?token=").await;
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    for status in [200, 400] {
+        let body = json!({"token": token});
+        let r = send(&anonymous, post.clone(), url("/withdrawals/confirm"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/withdrawals/confirm", &r);
+    }
+
+    // Two-factor authentication on, then off.
+    let r = send(&erin.http, post.clone(), url("/two-factor/setup"), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    c.check(&post, "/two-factor/setup", &r);
+    let secret = r.1["secret"].as_str().unwrap().as_bytes().to_vec();
+    let secret = data_encoding::BASE32_NOPAD.decode(&secret).unwrap();
+    let now_s = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+    )
+    .unwrap();
+    let code = bourse_server::totp::code_at(&secret, bourse_server::totp::step_of(now_s));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for (code, status) in [(wrong, 403), (code.as_str(), 200)] {
+        let body = json!({"code": code});
+        let r = send(&erin.http, post.clone(), url("/two-factor/enable"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/two-factor/enable", &r);
+    }
+    let r = send(&erin.http, post.clone(), url("/two-factor/setup"), None).await;
+    assert_eq!(r.0, 409, "{}", r.1);
+    c.check(&post, "/two-factor/setup", &r);
+    let body = json!({"code": "123456"});
+    let r = send(&erin.http, post.clone(), url("/two-factor/enable"), Some(body)).await;
+    assert_eq!(r.0, 409, "already on: {}", r.1);
+    c.check(&post, "/two-factor/enable", &r);
+    let body = json!({"password": "not the passphrase", "code": "123456"});
+    let r = send(&erin.http, post.clone(), url("/two-factor/disable"), Some(body)).await;
+    assert_eq!((r.0, r.1["code"].as_str()), (403, Some("bad_password")), "{}", r.1);
+    c.check(&post, "/two-factor/disable", &r);
+    // The next step's code (the one that turned it on is used).
+    let next = bourse_server::totp::code_at(&secret, bourse_server::totp::step_of(now_s) + 1);
+    let body = json!({"password": common::PASSWORD, "code": next});
+    let r = send(&erin.http, post.clone(), url("/two-factor/disable"), Some(body)).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    c.check(&post, "/two-factor/disable", &r);
 
     // Log out last.
     let r = send(&carol.http, post.clone(), url("/auth/logout"), None).await;

@@ -140,7 +140,7 @@ async fn two_factor_codes_guard_login_and_keys_and_work_once() {
     let (status, _, _) = login(None).await;
     assert_eq!(status, 200, "off: the password is enough again");
 
-    // The security log has both changes; withdrawals are locked after them.
+    // The security log has both changes, and the failed login with a wrong code.
     let (_, page) = {
         let r = phone.get(url("/api/v1/security-events")).send().await.unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())

@@ -510,6 +510,8 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
         (201, Some("unconfirmed"), Some("0.001")),
         "{w1}"
     );
+    // Each mail is read as it arrives: `mail_with` looks at the newest one.
+    let mail1 = app.mail_with(&alice.email, "withdrawal of 0.3 LTC").await;
     let (status, _) =
         withdraw(&alice, json!({"asset": "LTC", "address": a2, "amount": "0.2"})).await;
     assert_eq!(status, 201);
@@ -530,7 +532,6 @@ async fn withdrawals_are_batched_sent_once_and_completed() {
             .take_while(char::is_ascii_hexdigit)
             .collect::<String>()
     };
-    let mail1 = app.mail_with(&alice.email, "withdrawal of 0.3 LTC").await;
     assert!(mail1.contains(&a1), "{mail1}");
     let mail2 = app.mail_with(&alice.email, "withdrawal of 0.2 LTC").await;
     let (t1, t2) = (token_in(&mail1), token_in(&mail2));

@@ -27,6 +27,9 @@ impl Node {
         let dir = tempfile::tempdir().unwrap();
         let (rpc_port, p2p_port) = (free_port(), free_port());
         let child = tokio::process::Command::new("litecoind")
+            // litecoind creates `$HOME/.litecoin` even with `-datadir`; nodes started at once
+            // race to make it. Each gets its own home.
+            .env("HOME", dir.path())
             .args([
                 "-regtest",
                 &format!("-datadir={}", dir.path().display()),

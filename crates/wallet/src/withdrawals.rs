@@ -324,8 +324,7 @@ pub async fn process(
     let mut report = ProcessReport::default();
     let open = store.open_withdrawals(coin.asset).await?;
     // (1) Recorded but not held (a crash between the two): hold now.
-    report.held +=
-        hold_requested(coin.asset, store, engine, &open, now_ms, &mut report.failed).await?;
+    report.held += hold_requested(store, engine, &open, now_ms, &mut report.failed).await?;
     // (2) A batch left `sending`: sent if the node's wallet has it, else back to held.
     let sending: Vec<&WithdrawalRow> =
         open.iter().filter(|w| w.status == WithdrawalStatus::Sending).collect();
@@ -419,7 +418,6 @@ pub async fn process(
 /// Holds the funds of withdrawals recorded but not held (a crash between the two); one the
 /// engine refuses fails. Returns how many were held.
 pub(crate) async fn hold_requested(
-    asset: AssetId,
     store: &dyn Store,
     engine: &EngineHandle,
     open: &[WithdrawalRow],
@@ -427,7 +425,7 @@ pub(crate) async fn hold_requested(
     failed: &mut usize,
 ) -> Result<usize, WalletError> {
     let mut held = 0;
-    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested && w.asset == asset) {
+    for w in open.iter().filter(|w| w.status == WithdrawalStatus::Requested) {
         match hold(store, engine, w, now_ms).await? {
             Ok(()) => held += 1,
             Err(reject) => {

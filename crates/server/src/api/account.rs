@@ -117,11 +117,12 @@ async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<boo
 }
 
 /// A single-use link to `path` for `user`, valid for `ttl_ms`: a fresh token, stored hashed.
-async fn mailed_link(
+pub(crate) async fn mailed_link(
     state: &Shared,
     user: UserId,
     purpose: TokenPurpose,
     ttl_ms: i64,
+    subject: Option<i64>,
     path: &str,
 ) -> ApiResult<String> {
     let token = crypto::random_token().map_err(|e| ApiError::internal("random", e))?;
@@ -134,7 +135,7 @@ async fn mailed_link(
             purpose,
             created_ms: now,
             expires_ms: now + ttl_ms,
-            subject: None,
+            subject,
         })
         .await?;
     Ok(format!("{}{path}?token={token}", state.config.public_url().trim_end_matches('/')))
@@ -169,7 +170,8 @@ pub async fn register(
     match state.store.create_user(&email, &password_hash, now).await {
         Ok(user) => {
             let purpose = TokenPurpose::VerifyEmail;
-            let link = mailed_link(state, user, purpose, VERIFY_TOKEN_TTL_MS, "/verify").await?;
+            let link =
+                mailed_link(state, user, purpose, VERIFY_TOKEN_TTL_MS, None, "/verify").await?;
             let body = format!(
                 "Welcome to bourse. Confirm your e-mail address by opening this link within 48 hours:\n\n{link}\n\nIf you did not sign up, ignore this message."
             );
@@ -272,7 +274,7 @@ pub async fn request_reset(
         return Ok(());
     };
     let purpose = TokenPurpose::ResetPassword;
-    let link = mailed_link(state, user.id, purpose, RESET_TOKEN_TTL_MS, "/reset").await?;
+    let link = mailed_link(state, user.id, purpose, RESET_TOKEN_TTL_MS, None, "/reset").await?;
     security::record(state, user.id, SecurityEventKind::PasswordResetRequested, client, "").await;
     let body = format!(
         "Someone asked to reset the password of your bourse account. To choose a new password, open this link within an hour:\n\n{link}\n\nIf it was not you, ignore this message: your password stays as it is."
@@ -531,7 +533,7 @@ async fn new_device_mail(
     }
     let purpose = TokenPurpose::SignOutEverywhere;
     let path = "/sign-out-everywhere";
-    let link = mailed_link(state, user.id, purpose, SIGN_OUT_TOKEN_TTL_MS, path).await?;
+    let link = mailed_link(state, user.id, purpose, SIGN_OUT_TOKEN_TTL_MS, None, path).await?;
     let now = crate::now_ms();
     let agent = if client.user_agent.is_empty() { "unknown" } else { &client.user_agent };
     let body = format!(

@@ -51,7 +51,7 @@ impl App {
             ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
             ("BOURSE_DATABASE_URL".to_string(), self.database_url.clone()),
             // Every test signs up and calls from 127.0.0.1: the per-address limits are tested
-            // on their own (tests/throttle.rs), with the defaults.
+            // on their own (tests/throttle.rs), each test setting the limits it checks.
             ("BOURSE_LIMITS__SIGNUPS_PER_IP_HOUR".to_string(), "100000".to_string()),
             ("BOURSE_LIMITS__API_REQUESTS_PER_S".to_string(), "100000".to_string()),
             ("BOURSE_LIMITS__API_BURST".to_string(), "100000".to_string()),

@@ -307,15 +307,9 @@ pub async fn process(
     let mut report = ProcessReport::default();
     let open = store.open_withdrawals(coin.asset).await?;
     // (1) Recorded but not held (a crash between the two): hold now.
-    report.held += crate::withdrawals::hold_requested(
-        coin.asset,
-        store,
-        engine,
-        &open,
-        now_ms,
-        &mut report.failed,
-    )
-    .await?;
+    report.held +=
+        crate::withdrawals::hold_requested(store, engine, &open, now_ms, &mut report.failed)
+            .await?;
     // (2) Left `sending`: its recorded transaction is sent; none recorded, it is held again.
     for w in open.iter().filter(|w| w.status == WithdrawalStatus::Sending) {
         match store.chain_send_of_withdrawal(w.id).await? {
