@@ -105,6 +105,46 @@ pub fn format_units_trimmed(value: u128, scale: u8) -> String {
     }
 }
 
+/// A decimal amount in a configuration: a string (`"0.001"`) or a whole number (`5`, which is
+/// also how an environment variable's value parses). Never a float: amounts are exact.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum AmountText {
+    Text(String),
+    Whole(i64),
+}
+
+impl AmountText {
+    fn text(self) -> String {
+        match self {
+            AmountText::Text(s) => s,
+            AmountText::Whole(n) => n.to_string(),
+        }
+    }
+}
+
+/// `#[serde(deserialize_with)]` for a configured amount kept as its text (see [`AmountText`]).
+pub fn deserialize_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    <AmountText as serde::Deserialize>::deserialize(d).map(AmountText::text).map_err(|_| {
+        serde::de::Error::custom(
+            "an amount is a decimal string such as \"0.001\" (or a whole number)",
+        )
+    })
+}
+
+/// [`deserialize_text`] for a table of amounts by name (`{ LTC = "100" }`).
+pub fn deserialize_text_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    let map: std::collections::BTreeMap<String, AmountText> = serde::Deserialize::deserialize(d)
+        .map_err(|_: D::Error| {
+            serde::de::Error::custom(
+                "amounts are decimal strings such as \"0.001\" (or whole numbers), by symbol",
+            )
+        })?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.text())).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,11 @@ pub async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, requirement, peer.ip(), request).await {
+    let ip = request
+        .extensions()
+        .get::<crate::security::Client>()
+        .map_or(peer.ip(), |client| client.addr);
+    match authenticate(&state, requirement, ip, request).await {
         Ok((principal, mut request)) => {
             request.extensions_mut().insert(principal);
             next.run(request).await

@@ -29,6 +29,12 @@ pub struct Config {
     /// Override for the cookies' `Secure` flag (default: `public_url` is https).
     #[serde(default)]
     pub cookie_secure: Option<bool>,
+    /// The reverse proxies in front of the server (addresses or CIDR ranges, a list or a
+    /// comma-separated string): a request from one of them is from the address it names in
+    /// `X-Forwarded-For`, for rate limits, lockouts, API-key allowlists and the security log.
+    /// Empty (the default): the header is ignored, so no client can pick its own address.
+    #[serde(default, deserialize_with = "address_list")]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -183,6 +189,11 @@ impl Config {
             return Err("public_url must start with http:// or https://".into());
         }
         self.captcha.validate()?;
+        if let Some(bad) =
+            self.trusted_proxies.iter().find(|p| crate::auth::parse_cidr(p).is_none())
+        {
+            return Err(format!("trusted_proxies: {bad:?} is not an address or CIDR range"));
+        }
         Ok(())
     }
 
@@ -219,6 +230,21 @@ impl Config {
             data_dir = data_dir.display().to_string(),
         ))
     }
+}
+
+/// A list of addresses, or one string of them separated by commas or spaces (as an environment
+/// variable gives it).
+fn address_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match List::deserialize(d)? {
+        List::One(s) => s.split([',', ' ']).filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        List::Many(v) => v,
+    })
 }
 
 /// `BOURSE_A__B=v` sets `a.b = v`. Values are parsed as TOML scalars when they parse
@@ -294,6 +320,31 @@ mod tests {
         ];
         let err = Config::load(None, unknown).unwrap_err().to_string();
         assert!(err.contains("no_such_key"), "{err}");
+    }
+
+    #[test]
+    fn amounts_are_exact_text_from_env_or_file() {
+        let env = |value: &str| {
+            vec![
+                ("BOURSE_SECRET_KEY".to_string(), KEY.to_string()),
+                ("BOURSE_WITHDRAWALS__DAILY_LIMITS__LTC".to_string(), value.to_string()),
+            ]
+        };
+        // A whole number parses as one from the environment: kept as its text.
+        let config = Config::load(None, env("100")).unwrap();
+        assert_eq!(config.withdrawals.daily_limits.get("ltc").map(String::as_str), Some("100"));
+        let config = Config::load(None, env("0.25")).unwrap();
+        assert_eq!(config.withdrawals.daily_limits.get("ltc").map(String::as_str), Some("0.25"));
+        // A float in a file is refused: amounts are exact.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bourse.toml");
+        std::fs::write(
+            &path,
+            format!("secret_key = \"{KEY}\"\n[withdrawals]\nreview_above = {{ LTC = 0.1 }}\n"),
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("decimal string"), "{err}");
     }
 
     #[test]

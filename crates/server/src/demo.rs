@@ -156,7 +156,11 @@ pub async fn setup(state: &Shared) -> anyhow::Result<DemoInfo> {
         }
     }
     // Made by the demo itself, as the log says.
-    let demo = crate::security::Client { ip: "127.0.0.1".into(), user_agent: "bourse demo".into() };
+    let demo = crate::security::Client {
+        ip: "127.0.0.1".into(),
+        addr: std::net::Ipv4Addr::LOCALHOST.into(),
+        user_agent: "bourse demo".into(),
+    };
     let trade = ["trade".to_string()];
     let ((_, api_key), api_secret) = new_api_key(state, user, "demo", &trade, &[], None, &demo)
         .await

@@ -244,7 +244,8 @@ pub fn router(state: &Shared) -> Router {
                 "method not allowed",
             )
         })
-        .layer(axum::middleware::from_fn(security::client))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::client))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::strict_transport))
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -38,10 +38,14 @@ pub struct WithdrawalSafety {
     pub confirmation_ttl_s: u64,
     /// The most each user may withdraw of an asset in 24 hours (rolling), by symbol, as a
     /// decimal string: `{ LTC = "100" }`. No entry: no limit.
+    #[serde(deserialize_with = "bourse_core::decimal::deserialize_text_map")]
     pub daily_limits: BTreeMap<String, String>,
-    /// Withdrawals of more than this wait for an operator's approval
-    /// (`bourse withdrawals approve ID`), by symbol. No entry: none wait.
+    /// Withdrawals of more than this wait for an operator's approval, by symbol. No entry:
+    /// none wait.
+    #[serde(deserialize_with = "bourse_core::decimal::deserialize_text_map")]
     pub review_above: BTreeMap<String, String>,
+    /// How long after its confirmation an address added to a user's whitelist becomes usable.
+    pub address_delay_s: u64,
     /// How often expired confirmations and cancellations are swept.
     pub sweep_interval_ms: u64,
 }
@@ -53,6 +57,7 @@ impl Default for WithdrawalSafety {
             confirmation_ttl_s: 30 * 60,
             daily_limits: BTreeMap::new(),
             review_above: BTreeMap::new(),
+            address_delay_s: 24 * 3600,
             sweep_interval_ms: 10_000,
         }
     }
@@ -91,8 +96,9 @@ impl WithdrawalSafety {
     }
 }
 
-/// Checks a withdrawal request before anything is held; returns the status it takes once its
-/// funds are held (`unconfirmed`, `review` or `held`).
+/// Checks a withdrawal request to `address` (as `Chain::check_address` returned it) before
+/// anything is held; returns the status it takes once its funds are held (`unconfirmed`,
+/// `review` or `held`).
 pub async fn check_request(
     state: &Shared,
     user: UserId,
@@ -122,7 +128,7 @@ pub async fn check_request(
         let listed = state.store.withdrawal_addresses(user).await?;
         let usable = listed.iter().any(|a| {
             a.asset == asset
-                && a.address == address.trim()
+                && a.address == address
                 && a.usable_from_ms.is_some_and(|from| from <= now)
         });
         if !usable {
@@ -155,7 +161,8 @@ pub async fn check_request(
     })
 }
 
-/// When the lock after the user's last password or two-factor change ends, if it has not.
+/// When the lock after the user's last password or two-factor change (or turning the
+/// whitelist off) ends, if it has not.
 pub async fn locked_until(state: &Shared, user: UserId, now: i64) -> ApiResult<Option<i64>> {
     let filter =
         bourse_store::SecurityEventFilter { before: None, limit: bourse_store::LIST_LIMIT_MAX };
@@ -169,6 +176,7 @@ pub async fn locked_until(state: &Shared, user: UserId, now: i64) -> ApiResult<O
                 SecurityEventKind::PasswordChanged
                     | SecurityEventKind::TwoFactorEnabled
                     | SecurityEventKind::TwoFactorDisabled
+                    | SecurityEventKind::AddressWhitelistOff
             )
         })
         .map(|e| e.at_ms + LOCK_AFTER_CHANGE_MS))

@@ -34,9 +34,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn upgrade(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    client: Option<axum::Extension<crate::security::Client>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let ip = client.map_or(peer.ip(), |c| c.addr);
     if state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
     }
@@ -56,7 +58,7 @@ pub async fn upgrade(
     ws.read_buffer_size(4096)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, user, peer.ip()))
+        .on_upgrade(move |socket| connection(state, socket, user, ip))
 }
 
 #[derive(Deserialize)]

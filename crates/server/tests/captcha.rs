@@ -1,7 +1,10 @@
 //! `captcha::check` against a real verifier on 127.0.0.1 standing in for each provider's
 //! siteverify endpoint: what it is sent, and how each kind of answer (yes, no, none, 500,
-//! nonsense, too long) comes back.
+//! nonsense, too long) comes back; and the real server with the CAPTCHA on, through its REST
+//! endpoints and its forms.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
 
 use axum::Router;
 use axum::extract::State;
@@ -194,4 +197,101 @@ async fn broken_verifiers_fail_closed() {
         StatusCode::SERVICE_UNAVAILABLE,
         "captcha_unavailable",
     );
+}
+
+#[tokio::test]
+async fn the_server_asks_for_it_on_signup_login_and_reset() {
+    let verifier = Verifier::start().await;
+    let verify_url = format!("{}/siteverify", verifier.base);
+    let app = common::App::spawn_with(
+        common::Backend::Sqlite,
+        &[
+            ("BOURSE_CAPTCHA__PROVIDER", "hcaptcha"),
+            ("BOURSE_CAPTCHA__SITE_KEY", "site-key-1"),
+            ("BOURSE_CAPTCHA__SECRET", "secret-1"),
+            ("BOURSE_CAPTCHA__VERIFY_URL", &verify_url),
+        ],
+    )
+    .await;
+    let http = common::cookie_client();
+    let url = |path: &str| format!("{}{path}", app.url);
+
+    // The three forms show the widget, under a policy widened for its origin only there.
+    for path in ["/signup", "/login", "/reset"] {
+        let r = http.get(url(path)).send().await.unwrap();
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains("https://hcaptcha.com"), "{path}: {csp}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains(r#"<div class="h-captcha" data-sitekey="site-key-1">"#), "{path}");
+    }
+    let r = http.get(url("/fees")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(!csp.contains("hcaptcha"), "other pages keep the strict policy: {csp}");
+
+    // REST signup: without a token, or with one the verifier refuses: no account, no mail.
+    let post = |path: &str, body: serde_json::Value| {
+        let request = http.post(url(path)).json(&body).send();
+        async move {
+            let r = request.await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let signup = |captcha: Option<&str>| {
+        let mut body =
+            serde_json::json!({"email": "eve@example.com", "password": common::PASSWORD});
+        if let Some(token) = captcha {
+            body["captcha"] = token.into();
+        }
+        post("/api/v1/auth/signup", body)
+    };
+    assert_eq!(signup(None).await.1["code"], "captcha_required");
+    assert_eq!(signup(Some("bad-token")).await.1["code"], "captcha_failed");
+    let sent = verifier.take();
+    assert_eq!(sent.len(), 1, "no token: the verifier is not asked");
+    assert_eq!(sent[0]["secret"], "secret-1");
+    assert_eq!(sent[0]["response"], "bad-token");
+    assert_eq!(sent[0]["remoteip"], "127.0.0.1");
+    assert_eq!(signup(Some("good-token")).await.0, 202);
+    let mail = app.mail_with("eve@example.com", "/verify?token=").await;
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert_eq!(post("/api/v1/auth/verify", serde_json::json!({ "token": token })).await.0, 200);
+
+    // Login: REST and the form, each needing a solved CAPTCHA.
+    let creds = serde_json::json!({"email": "eve@example.com", "password": common::PASSWORD});
+    let (status, refused) = post("/api/v1/auth/login", creds.clone()).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("captcha_required")));
+    let mut solved = creds.clone();
+    solved["captcha"] = "good-token".into();
+    assert_eq!(post("/api/v1/auth/login", solved).await.0, 200);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = |token: &'static str| {
+        browser
+            .post(url("/login"))
+            .header("Origin", &app.url)
+            .form(&[
+                ("email", "eve@example.com"),
+                ("password", common::PASSWORD),
+                ("h-captcha-response", token),
+            ])
+            .send()
+    };
+    let r = form("bad-token").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("the CAPTCHA was not solved"));
+    let r = form("good-token").await.unwrap();
+    assert_eq!(r.status(), 303, "logged in and sent on");
+    assert!(r.headers()["set-cookie"].to_str().unwrap().starts_with("bourse_session="));
+
+    // A reset request too.
+    let email = serde_json::json!({"email": "eve@example.com"});
+    let (status, refused) = post("/api/v1/auth/password-reset", email.clone()).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("captcha_required")));
+    let mut solved = email;
+    solved["captcha"] = "good-token".into();
+    assert_eq!(post("/api/v1/auth/password-reset", solved).await.0, 202);
+    app.mail_with("eve@example.com", "/reset").await;
 }

@@ -824,6 +824,45 @@ async fn the_document_covers_every_route_and_every_response_matches_it() {
     assert_eq!(r.0, 200, "{}", r.1);
     c.check(&post, "/two-factor/disable", &r);
 
+    // The withdrawal-address whitelist.
+    let r = send(&erin.http, get.clone(), url("/withdrawal-addresses"), None).await;
+    assert_eq!((r.0, &r.1["enabled"]), (200, &json!(false)), "{}", r.1);
+    c.check(&get, "/withdrawal-addresses", &r);
+    for (asset, address, status) in
+        [("BTC", to.as_str(), 404), ("LTC", "nope", 400), ("LTC", &to, 201), ("LTC", &to, 409)]
+    {
+        let body = json!({"asset": asset, "address": address, "label": "mine"});
+        let r = send(&erin.http, post.clone(), url("/withdrawal-addresses"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/withdrawal-addresses", &r);
+    }
+    let mail = app.mail_with("erin@example.com", "/confirm-address?token=").await;
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    for status in [200, 400] {
+        let body = json!({"token": token});
+        let r =
+            send(&anonymous, post.clone(), url("/withdrawal-addresses/confirm"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&post, "/withdrawal-addresses/confirm", &r);
+    }
+    let put = Method::PUT;
+    for (body, status) in [(json!({"enabled": "yes"}), 400), (json!({"enabled": true}), 200)] {
+        let r =
+            send(&erin.http, put.clone(), url("/withdrawal-addresses/enabled"), Some(body)).await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&put, "/withdrawal-addresses/enabled", &r);
+    }
+    let r = send(&erin.http, get.clone(), url("/withdrawal-addresses"), None).await;
+    assert_eq!(r.1["addresses"][0]["status"], "waiting", "{}", r.1);
+    c.check(&get, "/withdrawal-addresses", &r);
+    let id = r.1["addresses"][0]["id"].as_i64().unwrap();
+    for status in [200, 404] {
+        let r = send(&erin.http, delete.clone(), url(&format!("/withdrawal-addresses/{id}")), None)
+            .await;
+        assert_eq!(r.0, status, "{}", r.1);
+        c.check(&delete, "/withdrawal-addresses/{id}", &r);
+    }
+
     // Log out last.
     let r = send(&carol.http, post.clone(), url("/auth/logout"), None).await;
     assert_eq!(r.0, 200, "{}", r.1);

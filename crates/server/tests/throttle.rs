@@ -151,3 +151,62 @@ async fn signups_and_the_api_are_rate_limited_per_address() {
     let r = b.get(format!("{}/api/v1/time", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_limits_apply_to_the_forwarded_address() {
+    let app = App::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("BOURSE_LIMITS__LOGIN_FAILURES_PER_IP", "2"),
+            ("BOURSE_LIMITS__LOGIN_FAILURES_PER_ACCOUNT", "50"),
+            ("BOURSE_TRUSTED_PROXIES", "127.0.0.10, 127.0.0.11/32"),
+        ],
+    )
+    .await;
+    let alice = register(&app, "alice@example.com").await;
+    let proxy = from("127.0.0.10");
+    let via_proxy = |client: &'static str, password: &'static str| {
+        proxy
+            .post(format!("{}/api/v1/auth/login", app.url))
+            // A client-written entry, then the one the proxy appended.
+            .header("x-forwarded-for", format!("198.51.100.1, {client}"))
+            .json(&json!({"email": "alice@example.com", "password": password}))
+            .send()
+    };
+    // One client behind the proxy fails until it is locked out...
+    for _ in 0..3 {
+        via_proxy("203.0.113.5", "wrong password here").await.unwrap();
+    }
+    let r = via_proxy("203.0.113.5", PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 429);
+    // ...and another one behind the same proxy is not.
+    let r = via_proxy("203.0.113.6", PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The security log shows the client's address, not the proxy's.
+    let (_, events) = alice.get("/api/v1/security-events").await;
+    let ips: Vec<&str> =
+        events["events"].as_array().unwrap().iter().filter_map(|e| e["ip"].as_str()).collect();
+    assert_eq!(ips.first(), Some(&"203.0.113.6"), "{ips:?}");
+    assert!(ips.contains(&"203.0.113.5") && !ips.contains(&"198.51.100.1"), "{ips:?}");
+
+    // From an address that is not a trusted proxy the header is ignored: a client cannot
+    // escape its lockout by writing its own.
+    let direct = from("127.0.0.12");
+    for i in 0..4 {
+        direct
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .json(&json!({"email": "alice@example.com", "password": "wrong password here"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = direct
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .header("x-forwarded-for", "192.0.2.200")
+        .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}

@@ -759,3 +759,176 @@ async fn a_hot_wallet_short_of_what_users_hold_pauses_withdrawals() {
     .await;
     assert_eq!(node().await["withdrawals_paused"], false);
 }
+
+#[tokio::test]
+async fn whitelist_daily_limit_and_review_gate_withdrawals() {
+    let World { payer, exchange_node: _node, user_node: _user_node, mut app, .. } =
+        World::start_with("100", &[("WITHDRAWAL_FEE", "0.001"), ("WITHDRAWAL_MIN", "0.01")]).await;
+    app.stop().await;
+    for (key, value) in [
+        ("BOURSE_WITHDRAWALS__DAILY_LIMITS__LTC", "1"),
+        ("BOURSE_WITHDRAWALS__REVIEW_ABOVE__LTC", "0.5"),
+        ("BOURSE_WITHDRAWALS__ADDRESS_DELAY_S", "2"),
+    ] {
+        app.extra_env.push((key.into(), value.into()));
+    }
+    app.start().await;
+    let alice = register(&app, "alice@example.com").await;
+    let bob = register(&app, "bob@example.com").await;
+    common::deposit(&app, alice.id, "LTC", "3").await;
+    let send = |user: &common::User, method: reqwest::Method, path: &str, body: Value| {
+        let request = user.http.request(method, format!("{}{path}", user.base)).json(&body).send();
+        async move {
+            let r = request.await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let withdraw = |address: &str, amount: &str| {
+        let body = json!({"asset": "LTC", "address": address, "amount": amount});
+        send(&alice, reqwest::Method::POST, "/api/v1/withdrawals", body)
+    };
+    let (a1, a2) = (
+        payer.new_address("w1", None).await.unwrap(),
+        payer.new_address("w2", None).await.unwrap(),
+    );
+
+    // Above the review threshold: held, waiting for an operator.
+    let (status, big) = withdraw(&a1, "0.6").await;
+    assert_eq!((status, big["status"].as_str()), (201, Some("review")), "{big}");
+    // Within the daily limit (1 LTC in 24 h): held to be sent.
+    let (status, small) = withdraw(&a1, "0.3").await;
+    assert_eq!((status, small["status"].as_str()), (201, Some("held")), "{small}");
+    // Over it: refused, nothing held.
+    let (status, over) = withdraw(&a1, "0.2").await;
+    assert_eq!((status, over["code"].as_str()), (403, Some("daily_limit")), "{over}");
+    assert!(over["message"].as_str().unwrap().contains("0.1 LTC left"), "{over}");
+    assert_eq!(balance(&alice).await, ("2.098".to_string(), "0.902".to_string()));
+
+    // The whitelist on: only usable addresses of it.
+    let post = reqwest::Method::POST;
+    let (status, list) = send(
+        &alice,
+        reqwest::Method::PUT,
+        "/api/v1/withdrawal-addresses/enabled",
+        json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!((status, &list["enabled"]), (200, &json!(true)), "{list}");
+    let (status, refused) = withdraw(&a2, "0.05").await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("address_not_whitelisted")));
+    let add = |address: &str| {
+        let body = json!({"asset": "LTC", "address": address, "label": "cold wallet"});
+        send(&alice, post.clone(), "/api/v1/withdrawal-addresses", body)
+    };
+    let (status, bad) = add("LZ5v8tXFqLgEzxgD3q9zdqfdDfN1uAsvQq").await;
+    assert_eq!((status, bad["code"].as_str()), (400, Some("bad_address")), "{bad}");
+    let (status, added) = add(&format!("  {a2} ")).await;
+    assert_eq!((status, added["status"].as_str()), (201, Some("unconfirmed")), "{added}");
+    assert_eq!(added["address"], a2.as_str(), "kept as the chain writes it");
+    let (status, twice) = add(&a2).await;
+    assert_eq!((status, twice["code"].as_str()), (409, Some("address_exists")));
+    // Unconfirmed: still refused.
+    assert_eq!(withdraw(&a2, "0.05").await.1["code"], "address_not_whitelisted");
+
+    // Another user can neither see nor remove it.
+    let id = added["id"].as_i64().unwrap();
+    let (_, theirs) = bob.get("/api/v1/withdrawal-addresses").await;
+    assert_eq!(theirs["addresses"], json!([]), "{theirs}");
+    let (status, _) = send(
+        &bob,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/withdrawal-addresses/{id}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The mailed link confirms it (once); it is usable after the delay.
+    let mail = app.mail_with(&alice.email, "/confirm-address?token=").await;
+    assert!(mail.contains(&a2), "{mail}");
+    let token: String = mail
+        .split("/confirm-address?token=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    let page = common::text(&bob.http, &format!("{}/confirm-address?token={token}", app.url)).await;
+    assert!(page.contains("Confirm the address"), "the link opens a page: {page}");
+    let r = bob
+        .http
+        .post(format!("{}/confirm-address", app.url))
+        .header("Origin", &app.url)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("is confirmed"));
+    let (status, _) =
+        send(&alice, post.clone(), "/api/v1/withdrawal-addresses/confirm", json!({"token": token}))
+            .await;
+    assert_eq!(status, 400, "a link works once");
+    let (_, list) = alice.get("/api/v1/withdrawal-addresses").await;
+    assert_eq!(list["addresses"][0]["status"], "waiting", "{list}");
+    assert_eq!(withdraw(&a2, "0.05").await.1["code"], "address_not_whitelisted", "not yet");
+    until("usable", async || {
+        let (_, list) = alice.get("/api/v1/withdrawal-addresses").await;
+        (list["addresses"][0]["status"] == "usable").then_some(())
+    })
+    .await;
+    let (status, w) = withdraw(&a2, "0.05").await;
+    assert_eq!((status, w["status"].as_str()), (201, Some("held")), "{w}");
+    assert_eq!(withdraw(&a1, "0.01").await.1["code"], "address_not_whitelisted");
+    // The page lists it and the withdraw form offers it.
+    let page =
+        common::text(&alice.http, &format!("{}/account/withdrawal-addresses", app.url)).await;
+    assert!(
+        page.contains(&a2) && page.contains("cold wallet") && page.contains(">usable<"),
+        "{page}"
+    );
+    let form = common::text(&alice.http, &format!("{}/account/funds/LTC/withdraw", app.url)).await;
+    assert!(form.contains(&format!("<option value=\"{a2}\">")), "{form}");
+
+    // Removed: refused again. Turning the whitelist off locks withdrawals for 24 hours.
+    let (status, _) = send(
+        &alice,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/withdrawal-addresses/{id}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(withdraw(&a2, "0.01").await.1["code"], "address_not_whitelisted");
+    let (status, list) = send(
+        &alice,
+        reqwest::Method::PUT,
+        "/api/v1/withdrawal-addresses/enabled",
+        json!({"enabled": false}),
+    )
+    .await;
+    assert_eq!((status, &list["enabled"]), (200, &json!(false)), "{list}");
+    app.mail_with(&alice.email, "Withdrawals are locked for 24 hours").await;
+    assert_eq!(withdraw(&a1, "0.01").await.1["code"], "withdrawals_locked");
+    let (_, events) = alice.get("/api/v1/security-events").await;
+    let kinds: Vec<&str> =
+        events["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in [
+        "address_whitelist_on",
+        "withdrawal_address_added",
+        "withdrawal_address_confirmed",
+        "withdrawal_address_removed",
+        "address_whitelist_off",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    // The review withdrawal still waits (an operator approves it in the admin app).
+    let (_, page) = alice.get("/api/v1/withdrawals").await;
+    let statuses: Vec<&str> = page["withdrawals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"review"), "{statuses:?}");
+}

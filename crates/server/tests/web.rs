@@ -74,6 +74,51 @@ async fn pages_render_with_a_strict_policy() {
 }
 
 #[tokio::test]
+async fn behind_tls_every_response_asks_for_https_only() {
+    // Plain HTTP on loopback (the default): no HSTS, cookies without `Secure`.
+    let app = App::spawn(Backend::Sqlite).await;
+    let r = browser().get(format!("{}/api/v1/time", app.url)).send().await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+    drop(app);
+    // Behind a TLS proxy (an https public URL): pages, the API and errors carry it, and the
+    // session cookie is `Secure`.
+    let app =
+        App::spawn_with(Backend::Sqlite, &[("BOURSE_PUBLIC_URL", "https://exchange.example")])
+            .await;
+    let http = browser();
+    for path in ["/", "/api/v1/time", "/api/v1/nope", "/login"] {
+        let r = http.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000", "{path}");
+    }
+    let r = http
+        .post(format!("{}/api/v1/auth/signup", app.url))
+        .json(&serde_json::json!({"email": "tls@example.com", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mail = app.mail_with("tls@example.com", "/verify?token=").await;
+    assert!(mail.contains("https://exchange.example/verify?token="), "{mail}");
+    let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let r = http
+        .post(format!("{}/api/v1/auth/verify", app.url))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&serde_json::json!({"email": "tls@example.com", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[tokio::test]
 async fn account_forms_work_without_javascript() {
     let app = App::spawn(Backend::Sqlite).await;
     let http = browser();

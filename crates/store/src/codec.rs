@@ -264,6 +264,11 @@ codes!(SecurityEventKind {
     SecurityEventKind::WithdrawalRequested => "withdrawal_requested",
     SecurityEventKind::TwoFactorEnabled => "two_factor_enabled",
     SecurityEventKind::TwoFactorDisabled => "two_factor_disabled",
+    SecurityEventKind::WithdrawalAddressAdded => "withdrawal_address_added",
+    SecurityEventKind::WithdrawalAddressConfirmed => "withdrawal_address_confirmed",
+    SecurityEventKind::WithdrawalAddressRemoved => "withdrawal_address_removed",
+    SecurityEventKind::AddressWhitelistOn => "address_whitelist_on",
+    SecurityEventKind::AddressWhitelistOff => "address_whitelist_off",
 });
 
 /// The code of a withdrawal's `after_hold`: only `held`, `unconfirmed` or `review` (anything
@@ -691,7 +696,7 @@ mod tests {
     #[test]
     fn security_event_kinds_are_distinct_codes() {
         let all = SecurityEventKind::ALL;
-        assert_eq!(all.len(), 12);
+        assert_eq!(all.len(), 17);
         let codes: std::collections::HashSet<_> = all.iter().map(|k| k.as_str()).collect();
         assert_eq!(codes.len(), all.len(), "two kinds share a code");
         assert_eq!(SecurityEventKind::PasswordResetRequested.as_str(), "password_reset_requested");

@@ -146,6 +146,12 @@ pub enum SecurityEventKind {
     WithdrawalRequested,
     TwoFactorEnabled,
     TwoFactorDisabled,
+    WithdrawalAddressAdded,
+    WithdrawalAddressConfirmed,
+    WithdrawalAddressRemoved,
+    AddressWhitelistOn,
+    /// Locks withdrawals for 24 hours, like a password change.
+    AddressWhitelistOff,
 }
 
 impl SecurityEventKind {

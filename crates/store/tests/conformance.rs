@@ -1676,6 +1676,11 @@ async fn security_events_newest_first(db: &Db) {
         K::WithdrawalRequested,
         K::TwoFactorEnabled,
         K::TwoFactorDisabled,
+        K::WithdrawalAddressAdded,
+        K::WithdrawalAddressConfirmed,
+        K::WithdrawalAddressRemoved,
+        K::AddressWhitelistOn,
+        K::AddressWhitelistOff,
     ];
     let long_agent: String = "ü".repeat(256);
     let event = |user, i: usize, kind| NewSecurityEvent {
@@ -1744,8 +1749,10 @@ async fn security_events_newest_first(db: &Db) {
     let second = s.security_events(a, &page(Some(first[4].id), 5)).await.unwrap();
     assert_eq!(second, mine[5..10]);
     let third = s.security_events(a, &page(Some(second[4].id), 5)).await.unwrap();
-    assert_eq!(third, mine[10..]);
-    assert!(s.security_events(a, &page(Some(third[1].id), 5)).await.unwrap().is_empty());
+    assert_eq!(third, mine[10..15]);
+    let fourth = s.security_events(a, &page(Some(third[4].id), 5)).await.unwrap();
+    assert_eq!(fourth, mine[15..]);
+    assert!(s.security_events(a, &page(Some(fourth[1].id), 5)).await.unwrap().is_empty());
     // A cursor that is another user's event or no event at all works the same.
     let below = |id: i64| mine.iter().filter(|r| r.id < id).cloned().collect::<Vec<_>>();
     assert_eq!(s.security_events(a, &page(Some(theirs[1]), 50)).await.unwrap(), below(theirs[1]));

@@ -168,6 +168,19 @@ impl Chain {
         }
     }
 
+    /// `text` as an address withdrawals may go to, in the form the chain keeps it (trimmed;
+    /// checksummed on Ethereum), or `BadAddress`. What a whitelist compares.
+    pub async fn check_address(
+        &self,
+        store: &dyn Store,
+        text: &str,
+    ) -> Result<String, RequestError> {
+        match self {
+            Chain::Bitcoin(c) => crate::withdrawals::check_address(c, text).await,
+            Chain::Ethereum(c) => c.check_address(store, text).await,
+        }
+    }
+
     /// Records a withdrawal and holds its amount plus the fee (see each chain's rules).
     pub async fn request_withdrawal(
         &self,

@@ -28,7 +28,7 @@ pub struct CoinConfig {
     #[serde(default = "default_confirmations")]
     pub confirmations: u32,
     /// Smaller deposits are recorded but not credited (decimal, in coins).
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub min_deposit: String,
     /// `legacy`, `p2sh-segwit` or `bech32`; the node's default when absent.
     #[serde(default)]
@@ -41,10 +41,10 @@ pub struct CoinConfig {
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
     /// The fee a withdrawal pays the exchange (decimal, in coins), held with its amount.
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub withdrawal_fee: String,
     /// The smallest withdrawal (decimal, in coins).
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub withdrawal_min: String,
     /// The node wallet's passphrase, if it is encrypted: it is unlocked only for each send.
     #[serde(default)]
@@ -54,7 +54,7 @@ pub struct CoinConfig {
     pub withdrawal_batch_max: u32,
     /// How far the hot wallet may fall short of what users hold before withdrawals of this coin
     /// pause (decimal, in coins). Network fees above the withdrawal fee eat into it.
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub reconcile_tolerance: String,
     /// How often held withdrawals are sent (one batch per pass).
     #[serde(default = "default_withdrawal_interval_ms")]
@@ -65,10 +65,16 @@ pub struct CoinConfig {
     pub fee_target_blocks: u32,
     /// The fee rate when the node has no estimate (a quiet chain, a fresh node), in minor units
     /// per virtual byte (satoshi/vB; up to 3 decimals).
-    #[serde(default = "default_fee_rate_fallback")]
+    #[serde(
+        default = "default_fee_rate_fallback",
+        deserialize_with = "bourse_core::decimal::deserialize_text"
+    )]
     pub fee_rate_fallback: String,
     /// No estimate is used above this rate (minor units per virtual byte).
-    #[serde(default = "default_fee_rate_max")]
+    #[serde(
+        default = "default_fee_rate_max",
+        deserialize_with = "bourse_core::decimal::deserialize_text"
+    )]
     pub fee_rate_max: String,
     /// A credited deposit is watched until it has this many confirmations: if its transaction
     /// leaves the chain before then, the credit is reversed.

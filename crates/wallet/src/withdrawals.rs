@@ -81,6 +81,15 @@ pub struct Request<'a> {
     pub now_ms: i64,
 }
 
+/// `text` as an address the coin's node takes (trimmed), or `BadAddress`.
+pub async fn check_address(coin: &Coin, text: &str) -> Result<String, RequestError> {
+    let address = text.trim();
+    if address.is_empty() || address.len() > 128 || !coin.rpc.address_is_valid(address).await? {
+        return Err(RequestError::BadAddress(address.to_string()));
+    }
+    Ok(address.to_string())
+}
+
 /// Records a withdrawal and holds its amount plus the coin's fee. Refused with nothing held
 /// for an address the node does not take, an amount under the minimum or over the balance.
 pub async fn request(
@@ -89,11 +98,8 @@ pub async fn request(
     engine: &EngineHandle,
     r: &Request<'_>,
 ) -> Result<WithdrawalRow, RequestError> {
-    let address = r.address.trim();
-    if address.is_empty() || address.len() > 128 || !coin.rpc.address_is_valid(address).await? {
-        return Err(RequestError::BadAddress(address.to_string()));
-    }
-    let r = Request { address, ..*r };
+    let address = check_address(coin, r.address).await?;
+    let r = Request { address: &address, ..*r };
     record_and_hold(&coin.withdrawal_policy(), store, engine, &r).await
 }
 

@@ -697,7 +697,7 @@ pub async fn sessions(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Revoked {
-    /// The id of the revoked session or key.
+    /// The id of the revoked session or key (or the removed whitelist address).
     pub revoked: i64,
 }
 
@@ -738,7 +738,9 @@ pub struct SecurityEventView {
     pub time_ms: i64,
     /// `login_succeeded`, `login_failed`, `logout`, `session_revoked`, `password_changed`,
     /// `password_reset_requested`, `email_verified`, `api_key_created`, `api_key_revoked`,
-    /// `withdrawal_requested`, `two_factor_enabled`, `two_factor_disabled`.
+    /// `withdrawal_requested`, `two_factor_enabled`, `two_factor_disabled`,
+    /// `withdrawal_address_added`, `withdrawal_address_confirmed`, `withdrawal_address_removed`,
+    /// `address_whitelist_on`, `address_whitelist_off`.
     pub kind: &'static str,
     pub ip: String,
     pub user_agent: String,

@@ -8,6 +8,7 @@ pub mod public;
 pub mod trading;
 pub mod two_factor;
 pub mod wallet;
+pub mod whitelist;
 
 use crate::auth::{Requirement, require};
 use crate::error::ApiError;
@@ -15,7 +16,7 @@ use crate::state::Shared;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use bourse_store::Scopes;
 
 #[derive(FromRequest)]
@@ -49,7 +50,8 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/auth/password-reset", post(account::password_reset))
         .route("/auth/password-reset/confirm", post(account::password_reset_confirm))
         .route("/auth/sign-out-everywhere", post(account::sign_out_everywhere_api))
-        .route("/withdrawals/confirm", post(wallet::confirm_withdrawal));
+        .route("/withdrawals/confirm", post(wallet::confirm_withdrawal))
+        .route("/withdrawal-addresses/confirm", post(whitelist::confirm_api));
     let session_only = Router::new()
         .route("/auth/logout", post(account::logout))
         .route("/sessions", get(account::sessions))
@@ -60,6 +62,9 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/two-factor/setup", post(two_factor::setup))
         .route("/two-factor/enable", post(two_factor::enable_api))
         .route("/two-factor/disable", post(two_factor::disable_api))
+        .route("/withdrawal-addresses", get(whitelist::list).post(whitelist::add_api))
+        .route("/withdrawal-addresses/{id}", delete(whitelist::remove_api))
+        .route("/withdrawal-addresses/enabled", put(whitelist::set_enabled_api))
         .route_layer(guard(Requirement::Session));
     let read = Router::new()
         .route("/me", get(account::me))

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the handlers' `#[utoipa::path]`
 //! annotations and the view types, served at `GET /api/v1/openapi.json`.
 
-use super::{account, public, trading, two_factor, wallet};
+use super::{account, public, trading, two_factor, wallet, whitelist};
 use crate::error::ErrorBody;
 use crate::views::{
     AssetView, BalanceView, CandleView, FillView, LedgerView, MarketView, OrderView, TickerView,
@@ -79,6 +79,11 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         wallet::withdraw,
         wallet::withdrawals,
         wallet::confirm_withdrawal,
+        whitelist::list,
+        whitelist::add_api,
+        whitelist::remove_api,
+        whitelist::set_enabled_api,
+        whitelist::confirm_api,
     ),
     components(schemas(
         ErrorBody,
@@ -126,6 +131,11 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         account::Revoked,
         account::CreatedApiKey,
         account::ApiKeyView,
+        whitelist::Whitelist,
+        whitelist::WithdrawalAddressView,
+        whitelist::NewWhitelistAddress,
+        whitelist::WhitelistSwitch,
+        whitelist::AddressConfirmRequest,
         trading::PlaceRequest,
         trading::PlaceResponse,
         trading::CancelResponse,

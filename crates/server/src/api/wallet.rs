@@ -341,7 +341,6 @@ pub async fn request_withdrawal(
     amount: &str,
     client: &crate::security::Client,
 ) -> ApiResult<WithdrawalView> {
-    use bourse_wallet::withdrawals::RequestError;
     let w = wallet(state, symbol)?;
     let units = bourse_core::decimal::parse_units(amount.trim(), w.chain.scale()).map_err(|e| {
         let code = match e {
@@ -351,6 +350,11 @@ pub async fn request_withdrawal(
         ApiError::bad_request(code, format!("amount: {e}"))
     })?;
     let (symbol, scale) = (w.chain.symbol(), w.chain.scale());
+    let address = match w.chain.check_address(state.store.as_ref(), address).await {
+        Ok(address) => address,
+        Err(e) => return Err(request_error(e, symbol)),
+    };
+    let address = address.as_str();
     let after_hold = crate::withdrawal_safety::check_request(
         state,
         user,
@@ -381,16 +385,24 @@ pub async fn request_withdrawal(
             crate::security::record(state, user, kind, client, detail).await;
             Ok(WithdrawalView::new(&row, w.chain.symbol(), w.chain.scale()))
         }
-        Err(RequestError::BadAddress(a)) => Err(ApiError::bad_request(
+        Err(e) => Err(request_error(e, symbol)),
+    }
+}
+
+/// Why a withdrawal (or a whitelist address) of `symbol` is refused, as an API error.
+pub fn request_error(e: bourse_wallet::withdrawals::RequestError, symbol: &str) -> ApiError {
+    use bourse_wallet::withdrawals::RequestError;
+    match e {
+        RequestError::BadAddress(a) => ApiError::bad_request(
             "bad_address",
-            format!("{a:?} is not a {} address of this network", w.chain.symbol()),
-        )),
-        Err(RequestError::BelowMinimum(min)) => Err(ApiError::bad_request(
+            format!("{a:?} is not a {symbol} address of this network"),
+        ),
+        RequestError::BelowMinimum(min) => ApiError::bad_request(
             "below_minimum",
-            format!("the smallest {} withdrawal is {min}", w.chain.symbol()),
-        )),
-        Err(RequestError::Refused(reason)) => Err(crate::error::reject(reason)),
-        Err(RequestError::Wallet(e)) => Err(e.into()),
+            format!("the smallest {symbol} withdrawal is {min}"),
+        ),
+        RequestError::Refused(reason) => crate::error::reject(reason),
+        RequestError::Wallet(e) => e.into(),
     }
 }
 

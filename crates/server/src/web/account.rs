@@ -58,6 +58,7 @@ struct SecurityPage {
     two_factor: bool,
     recovery_left: u64,
     two_factor_error: String,
+    whitelist: bool,
 }
 
 impl SecurityPage {
@@ -69,12 +70,9 @@ impl SecurityPage {
         let filter = bourse_store::SecurityEventFilter { before: None, limit: EVENTS_SHOWN };
         let events = state.store.security_events(user, &filter).await.map_err(internal)?;
         let current = chrome.session_id;
-        let two_factor = state
-            .store
-            .user(user)
-            .await
-            .map_err(internal)?
-            .is_some_and(|u| u.totp_sealed.is_some());
+        let row = state.store.user(user).await.map_err(internal)?;
+        let two_factor = row.as_ref().is_some_and(|u| u.totp_sealed.is_some());
+        let whitelist = row.as_ref().is_some_and(|u| u.address_whitelist);
         let recovery_left = if two_factor {
             state.store.recovery_codes_left(user).await.map_err(internal)?
         } else {
@@ -82,6 +80,7 @@ impl SecurityPage {
         };
         Ok(SecurityPage {
             two_factor,
+            whitelist,
             recovery_left,
             two_factor_error: String::new(),
             events: events

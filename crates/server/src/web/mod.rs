@@ -5,7 +5,8 @@
 //! the REST endpoint (`api::account`).
 //!
 //! Every response from here carries a strict Content-Security-Policy: scripts and styles only
-//! from this origin, no inline code, no framing.
+//! from this origin, no inline code, no framing. Behind TLS every response of the server also
+//! carries HSTS ([`strict_transport`]).
 
 mod account;
 mod assets;
@@ -15,6 +16,7 @@ mod info;
 mod pages;
 mod trading;
 mod wallet;
+mod whitelist;
 
 use crate::error::ApiError;
 use crate::state::Shared;
@@ -49,6 +51,7 @@ pub fn routes() -> Router<Shared> {
             "/confirm-withdrawal",
             get(pages::confirm_withdrawal_page).post(pages::confirm_withdrawal),
         )
+        .route("/confirm-address", get(pages::confirm_address_page).post(pages::confirm_address))
         .route("/reset", get(pages::reset_page).post(pages::reset_request))
         .route("/reset/confirm", post(pages::reset_confirm))
         .route("/logout", post(pages::logout))
@@ -66,6 +69,9 @@ pub fn routes() -> Router<Shared> {
         .route("/account/two-factor/setup", post(account::two_factor_setup))
         .route("/account/two-factor/enable", post(account::two_factor_enable))
         .route("/account/two-factor/disable", post(account::two_factor_disable))
+        .route("/account/withdrawal-addresses", get(whitelist::page).post(whitelist::add))
+        .route("/account/withdrawal-addresses/enabled", post(whitelist::switch))
+        .route("/account/withdrawal-addresses/{id}/remove", post(whitelist::remove))
         .route("/account/{kind}/{id}/revoke", post(account::revoke))
         .route("/static/{file}", get(assets::serve))
         .route("/static/vendor/{file}", get(assets::serve_vendor))
@@ -75,6 +81,25 @@ pub fn routes() -> Router<Shared> {
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     secure(response.headers_mut());
+    response
+}
+
+/// How long a browser that saw the exchange over TLS keeps to HTTPS: a year.
+const HSTS: &str = "max-age=31536000";
+
+/// Middleware: behind TLS (an `https://` public URL), every response, API and pages alike,
+/// tells browsers to use only HTTPS from now on.
+pub async fn strict_transport(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if state.config.public_url().starts_with("https://") {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     response
 }
 

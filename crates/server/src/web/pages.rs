@@ -680,6 +680,45 @@ pub async fn confirm_withdrawal(
     })
 }
 
+/// The link of a whitelist address's confirmation mail opens a page that confirms with a POST.
+pub async fn confirm_address_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    let chrome = Chrome::of(&state, &headers).await;
+    let notice = "Press the button to confirm the withdrawal address this link was mailed for.";
+    let (title, submit) = ("Confirm a withdrawal address", "Confirm the address");
+    token_page(chrome, title, notice, "/confirm-address", submit, q)
+}
+
+pub async fn confirm_address(
+    State(state): State<Shared>,
+    axum::Extension(client): axum::Extension<crate::security::Client>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, Response> {
+    let chrome = form_post(&state, &headers).await?;
+    let token = f.token.as_deref().unwrap_or("");
+    let back = ("/account/withdrawal-addresses", "Withdrawal addresses");
+    Ok(match crate::api::whitelist::confirm(&state, token, &client).await {
+        Ok(a) => {
+            let when = match a.usable_from_ms {
+                Some(from) if a.status == "waiting" => {
+                    format!("from {} UTC", super::format::utc_seconds(from))
+                }
+                _ => "from now on".into(),
+            };
+            let text = format!(
+                "The {} address {} is confirmed. Withdrawals may go to it {when}.",
+                a.asset, a.address
+            );
+            message(chrome, StatusCode::OK, "Address confirmed", &text, back)
+        }
+        Err(e) => message(chrome, e.status, "This link does not work", &e.message, back),
+    })
+}
+
 pub async fn logout(
     State(state): State<Shared>,
     axum::Extension(client): axum::Extension<crate::security::Client>,

@@ -187,6 +187,8 @@ struct WithdrawPage {
     withdrawals: Vec<WithdrawalLine>,
     two_factor: bool,
     email_confirmation: bool,
+    /// With the whitelist on: its usable addresses for this asset.
+    whitelist: Option<Vec<String>>,
 }
 
 async fn withdraw_page(
@@ -204,10 +206,26 @@ async fn withdraw_page(
         let filter =
             bourse_store::WithdrawalFilter { asset: Some(coin.asset()), before: None, limit: 50 };
         let rows = state.store.withdrawals(user, &filter).await?;
-        let two_factor = state.store.user(user).await?.is_some_and(|u| u.totp_sealed.is_some());
-        Ok::<_, crate::error::ApiError>((balance, rows, two_factor))
+        let row = state.store.user(user).await?;
+        let two_factor = row.as_ref().is_some_and(|u| u.totp_sealed.is_some());
+        let whitelist = if row.as_ref().is_some_and(|u| u.address_whitelist) {
+            let now = crate::now_ms();
+            let listed = state.store.withdrawal_addresses(user).await?;
+            Some(
+                listed
+                    .into_iter()
+                    .filter(|a| {
+                        a.asset == coin.asset() && a.usable_from_ms.is_some_and(|t| t <= now)
+                    })
+                    .map(|a| a.address)
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok::<_, crate::error::ApiError>((balance, rows, two_factor, whitelist))
     };
-    let (balance, rows, two_factor) = match loaded.await {
+    let (balance, rows, two_factor, whitelist) = match loaded.await {
         Ok(x) => x,
         Err(e) => return error_page(chrome, e),
     };
@@ -221,6 +239,7 @@ async fn withdraw_page(
             available: crate::views::signed_units(balance.map(|b| b.available).unwrap_or(0), scale),
             confirmations: coin.confirmations(),
             two_factor,
+            whitelist,
             email_confirmation: state.config.withdrawals.email_confirmation,
             form,
             withdrawals: rows

@@ -41,7 +41,7 @@ pub struct EthConfig {
     #[serde(default = "default_confirmations")]
     pub confirmations: u32,
     /// Smaller deposits are recorded but not credited (decimal, in ether).
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub min_deposit: String,
     #[serde(default = "default_addresses_max")]
     pub addresses_per_user_max: u32,
@@ -53,10 +53,10 @@ pub struct EthConfig {
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
     /// The fee a withdrawal pays the exchange (decimal, in ether), held with its amount.
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub withdrawal_fee: String,
     /// The smallest withdrawal (decimal, in ether).
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub withdrawal_min: String,
     /// How often withdrawals are sent and deposits swept.
     #[serde(default = "default_withdrawal_interval_ms")]
@@ -67,14 +67,17 @@ pub struct EthConfig {
     /// How far the wallet (hot wallet and unswept deposit addresses) may fall short of what
     /// users hold before withdrawals pause (decimal, in ether). Gas for sweeps and withdrawals
     /// is paid from the wallet: withdrawal fees are meant to cover it.
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub reconcile_tolerance: String,
     /// A deposit address is swept once it holds at least this much (decimal, in ether) and
     /// more than the sweep's gas.
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "bourse_core::decimal::deserialize_text")]
     pub sweep_min: String,
     /// No transaction pays more per gas than this (decimal, in gwei).
-    #[serde(default = "default_max_fee_gwei")]
+    #[serde(
+        default = "default_max_fee_gwei",
+        deserialize_with = "bourse_core::decimal::deserialize_text"
+    )]
     pub max_fee_per_gas_gwei: String,
     /// A credited deposit is watched until it has this many confirmations.
     #[serde(default = "default_reorg_watch")]
@@ -388,14 +391,26 @@ impl EthCoin {
     /// Records a withdrawal and holds its amount plus the fee. Refused, nothing held, for
     /// anything but a `0x` address (with a valid checksum if it has one), the zero address, the
     /// wallet's own addresses, an amount under the minimum or over the balance.
-    #[allow(clippy::too_many_arguments)]
     pub async fn request(
         &self,
         store: &dyn Store,
         engine: &EngineHandle,
         r: &crate::withdrawals::Request<'_>,
     ) -> Result<WithdrawalRow, RequestError> {
-        let text = r.address.trim();
+        let address = self.check_address(store, r.address).await?;
+        let policy = self.withdrawal_policy();
+        let r = crate::withdrawals::Request { address: &address, ..*r };
+        crate::withdrawals::record_and_hold(&policy, store, engine, &r).await
+    }
+
+    /// `text` as an address withdrawals may go to, checksummed: a `0x` address (with a valid
+    /// checksum if it has one), not the zero address, not one of the wallet's own.
+    pub async fn check_address(
+        &self,
+        store: &dyn Store,
+        text: &str,
+    ) -> Result<String, RequestError> {
+        let text = text.trim();
         let bad = || RequestError::BadAddress(text.to_string());
         let to = Address::parse(text).map_err(|_| bad())?;
         if to == Address([0; 20]) || to == self.hot_address {
@@ -404,10 +419,7 @@ impl EthCoin {
         if self.addresses(store).await?.contains_key(&to) {
             return Err(bad());
         }
-        let policy = self.withdrawal_policy();
-        let address = to.checksummed();
-        let r = crate::withdrawals::Request { address: &address, ..*r };
-        crate::withdrawals::record_and_hold(&policy, store, engine, &r).await
+        Ok(to.checksummed())
     }
 
     /// The node's state (probed at most once per [`crate::coin::HEALTH_TTL_S`]) with the last
