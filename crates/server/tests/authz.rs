@@ -21,7 +21,8 @@
 //!    request with neither header (not a browser) passes; the forms carry no CSRF token and none
 //!    is asked for. Every state-changing REST route answers 403 `csrf` and every form the
 //!    "Request refused" page (with or without a made-up token field) — orders, cancels, API
-//!    keys, sessions, logout, deposit addresses, withdrawals, two-factor setup — for `Origin:
+//!    keys, sessions, logout, deposit addresses, withdrawals, two-factor setup, the withdrawal
+//!    whitelist (on/off, add, remove) — for `Origin:
 //!    https://evil.example`, `Origin: null`, `Sec-Fetch-Site: cross-site` and `same-site` —
 //!    and nothing changed afterwards. The same requests from this origin (`Origin` of the site,
 //!    `Sec-Fetch-Site: same-origin`, or no such header), with no token, are accepted. Cross-site
@@ -559,17 +560,20 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
         let (_, open) = alice.signed(Method::GET, "/api/v1/orders", "status=open", None).await;
         let (_, balances) = alice.signed(Method::GET, "/api/v1/balances", "", None).await;
         let kinds = security_kinds(&alice).await;
+        let (_, whitelist) = browser.get("/api/v1/withdrawal-addresses").await;
         (
             column(&keys, None, "id"),
             column(&sessions, None, "id"),
             column(&open, Some("orders"), "id"),
             balances,
             kinds,
+            whitelist,
         )
     };
     let before = snapshot().await;
     assert_eq!(before.0, [json!(alice_key_id)]);
     assert_eq!(before.2, [json!(order)]);
+    assert_eq!(before.5, json!({"enabled": false, "addresses": []}));
 
     let place_json = json!({"market": "BTC-USDT", "side": "sell", "type": "limit",
         "price": "95000", "quantity": "0.1"});
@@ -600,6 +604,17 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
             "/api/v1/two-factor/disable".into(),
             Some(json!({"password": common::PASSWORD, "code": "123456"})),
         ),
+        (
+            Method::POST,
+            "/api/v1/withdrawal-addresses".into(),
+            Some(json!({"asset": "BTC", "address": "bc1qevil"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/withdrawal-addresses/enabled".into(),
+            Some(json!({"enabled": true})),
+        ),
+        (Method::DELETE, "/api/v1/withdrawal-addresses/1".into(), None),
     ];
     type Form = fn() -> Vec<(&'static str, String)>;
     let forms: Vec<(String, Form)> = vec![
@@ -630,6 +645,11 @@ async fn cross_site_requests_with_a_session_cookie_are_refused() {
         ("/account/two-factor/disable".into(), || {
             vec![("password", common::PASSWORD.into()), ("code", "123456".into())]
         }),
+        ("/account/withdrawal-addresses".into(), || {
+            vec![("asset", "BTC".into()), ("address", "bc1qevil".into())]
+        }),
+        ("/account/withdrawal-addresses/enabled".into(), || vec![("enabled", "on".into())]),
+        ("/account/withdrawal-addresses/1/remove".into(), Vec::new),
     ];
 
     for (what, headers) in hostile(&app) {
