@@ -25,8 +25,18 @@ pub fn free_port() -> u16 {
 
 /// Where `npm ci --prefix crates/eth/tests/anvil` puts the anvil binary.
 pub fn anvil_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+    // The checkout the tests run in: `cargo test` sets CARGO_MANIFEST_DIR to the package under
+    // test (this one, or another in `crates/`). The directory baked in at compile time is only
+    // the fallback, since a build cache filled from another checkout keeps that checkout's.
+    let eth = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|dir| {
+            dir.ancestors()
+                .map(|a| a.join("crates/eth"))
+                .find(|eth| eth.join("tests/anvil").is_dir())
+        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    eth.join("tests/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
 /// How to start anvil.
