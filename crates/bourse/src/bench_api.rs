@@ -312,6 +312,7 @@ async fn start_local(
         ("BOURSE_SECRET_KEY".to_string(), bourse_server::crypto::random_token()?),
         ("BOURSE_DATA_DIR".to_string(), dir.path().display().to_string()),
         ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ("BOURSE_ADMIN__LISTEN".to_string(), "127.0.0.1:0".to_string()),
         // Every simulated trader calls from 127.0.0.1: the per-address API limit would
         // measure itself.
         ("BOURSE_LIMITS__API_REQUESTS_PER_S".to_string(), "1000000000".to_string()),

@@ -1,5 +1,6 @@
 //! The `bourse` command line: one binary for every role and operator task.
 
+mod admin;
 mod audit;
 mod bench;
 mod bench_api;
@@ -62,9 +63,18 @@ enum Cmd {
         #[arg(long, env = "BOURSE_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Manage the admin app's accounts (safe while the exchange runs).
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Tools for tests and debugging.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCmd {
+    /// Add an admin: prompts for the password, prints the TOTP secret as a URL and QR code.
+    Create(admin::CreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Cmd::Admin(AdminCmd::Create(args)) => admin::create(&args)?,
         Cmd::Debug(DebugCmd::Feed(args)) => feed::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -67,6 +67,10 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let server = Server::start(config).await?;
         println!("bourse is running at {}  (Ctrl-C to stop)", server.url());
+        println!(
+            "the admin app is at {} (`bourse admin create` adds an admin)",
+            server.admin_url()
+        );
         signal().await;
         eprintln!("stopping: finishing in-flight requests");
         server.stop().await;
@@ -78,6 +82,9 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Where the admin app listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
     /// Keep the demo's data here instead of a temporary directory that is deleted at exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -91,6 +98,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         ("BOURSE_SECRET_KEY".to_string(), secret),
         ("BOURSE_DATA_DIR".to_string(), data_dir.display().to_string()),
         ("BOURSE_LISTEN".to_string(), args.listen.to_string()),
+        ("BOURSE_ADMIN__LISTEN".to_string(), args.admin_listen.to_string()),
         ("BOURSE_ENGINE__SNAPSHOT_EVERY".to_string(), "100000".to_string()),
     ];
     let config = Config::load(None, env)?;

@@ -8,6 +8,8 @@ use std::process::Command;
 #[test]
 fn bench_api_prints_every_figure() {
     let out = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(["bench", "api", "--seconds", "2", "--clients", "8", "--ws-clients", "20", "--json"])
         .env("BOURSE_LOG", "warn")
         .output()

@@ -29,6 +29,8 @@ fn acknowledged_commands_survive_sigkill() {
 
     for round in 0..ROUNDS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+            // Any free port for the admin app too: tests run side by side.
+            .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
             .args(["debug", "feed", "--threads", "3", "--snapshot-every", "700", "--seed"])
             .arg(round.to_string())
             .arg("--data-dir")
@@ -94,6 +96,8 @@ fn acknowledged_commands_survive_sigkill() {
 fn replay_verify_reports_agreeing_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args([
             "debug",
             "feed",
@@ -111,6 +115,8 @@ fn replay_verify_reports_agreeing_hashes() {
         .unwrap();
     assert!(status.success());
     let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(["replay", "--verify", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -130,6 +136,8 @@ fn replay_verify_reports_agreeing_hashes() {
     bytes[middle] ^= 0xff;
     std::fs::write(&segment, bytes).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(["replay", "--verify", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -142,6 +150,8 @@ fn replay_verify_reports_agreeing_hashes() {
 #[test]
 fn bench_engine_prints_every_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args([
             "bench",
             "engine",

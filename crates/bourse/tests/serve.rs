@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 fn bourse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(args)
         .env_remove("BOURSE_SECRET_KEY")
         .env("BOURSE_LOG", "warn")
@@ -48,7 +50,7 @@ fn operator_lifecycle() {
         assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(fails(&["init", "--config", c]).contains("not overwriting"));
-    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 9 migration(s) applied"));
+    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 10 migration(s) applied"));
     assert!(ok(&["migrate", "--config", c]).contains("0 migration(s) applied"));
     assert!(
         ok(&["asset", "add", "BTC", "--scale", "8", "--config", c])
@@ -73,6 +75,8 @@ fn operator_lifecycle() {
 
     // Serve; the printed URL answers; operator commands refuse while it runs.
     let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(["serve", "--config", c, "--listen", "127.0.0.1:0"])
         .env("BOURSE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -126,4 +130,44 @@ fn clear_errors_for_bad_configuration() {
         fails(&["serve", "--config", missing.to_str().unwrap()])
             .contains("cannot read config file")
     );
+}
+
+/// `bourse admin create ARGS` with `password` on standard input.
+fn admin_create(args: &[&str], password: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .args(["admin", "create"])
+        .args(args)
+        .env_remove("BOURSE_SECRET_KEY")
+        .env("BOURSE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_create_prints_the_totp_secret_as_a_url_and_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bourse.toml");
+    let c = config.to_str().unwrap();
+    ok(&["init", "--config", c, "--data-dir", dir.path().join("data").to_str().unwrap()]);
+    let args = ["--email", "Ops@Example.com", "--role", "superadmin", "--config", c];
+    let out = admin_create(&args, "a long admin passphrase");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(ops@example.com, superadmin) created"), "{stdout}");
+    assert!(stdout.contains("otpauth://totp/") && stdout.contains("secret="), "{stdout}");
+    assert!(stdout.contains('▀') || stdout.contains('▄'), "a QR code: {stdout}");
+    // The same e-mail again, a role that does not exist, a weak password: refused.
+    let again = admin_create(&args, "another long passphrase");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let bad_role = admin_create(&["--email", "x@example.com", "--role", "root", "--config", c], "");
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("no role \"root\""));
+    let weak = admin_create(&["--email", "y@example.com", "--config", c], "short");
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"), "{weak:?}");
 }

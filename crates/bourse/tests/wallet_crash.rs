@@ -15,6 +15,8 @@ use std::time::Duration;
 
 fn bourse(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(args)
         .env("BOURSE_LOG", "warn")
         .output()
@@ -27,6 +29,8 @@ fn bourse(args: &[&str]) -> String {
 fn with_wallet(args: &[&str], rpc_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bourse"));
     command
+        // Any free port for the admin app too: tests run side by side.
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
         .args(args)
         .env("BOURSE_LOG", "warn")
         .env("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION", "false")

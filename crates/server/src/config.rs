@@ -57,6 +57,9 @@ pub struct Config {
     /// Withdrawal safety (`[withdrawals]`): e-mail confirmation, daily limits, operator review.
     #[serde(default)]
     pub withdrawals: crate::withdrawal_safety::WithdrawalSafety,
+    /// The admin app (`[admin]`): its own listener, IP allowlist and session rules.
+    #[serde(default)]
+    pub admin: crate::admin::AdminConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -189,6 +192,7 @@ impl Config {
             return Err("public_url must start with http:// or https://".into());
         }
         self.captcha.validate()?;
+        self.admin.validate()?;
         if let Some(bad) =
             self.trusted_proxies.iter().find(|p| crate::auth::parse_cidr(p).is_none())
         {
@@ -234,7 +238,9 @@ impl Config {
 
 /// A list of addresses, or one string of them separated by commas or spaces (as an environment
 /// variable gives it).
-fn address_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn address_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum List {

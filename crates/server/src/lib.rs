@@ -6,6 +6,7 @@
 //! commands and reads the mirror (`mirror.rs`, fed by `feed.rs`) and the read models; the
 //! projector (`projector.rs`) is the only writer of read models.
 
+pub mod admin;
 pub mod alerts;
 pub(crate) mod api;
 pub mod auth;
@@ -60,6 +61,8 @@ pub fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
+    /// The admin app's listener.
+    pub admin_addr: SocketAddr,
     pub state: Shared,
     engine: Option<Engine>,
     shutdown: watch::Sender<bool>,
@@ -123,15 +126,19 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (the admin app)", config.admin.listen))?;
         let mut config = config;
         config.listen = listener.local_addr()?;
-        let wallets = {
+        config.admin.listen = admin_listener.local_addr()?;
+        let (wallets, assets) = {
             let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
-            wallets::open(&config.wallets, &mirror)?
+            let assets: Vec<(String, u8)> =
+                mirror.assets.values().map(|a| (a.symbol.clone(), a.scale)).collect();
+            (wallets::open(&config.wallets, &mirror)?, assets)
         };
-        let wallet_assets: Vec<(String, u8)> =
-            wallets.values().map(|w| (w.chain.symbol().to_string(), w.chain.scale())).collect();
-        config.withdrawals.validate(&wallet_assets).map_err(anyhow::Error::msg)?;
+        config.withdrawals.validate(&assets).map_err(anyhow::Error::msg)?;
         let transport =
             mail::Transport::new(&config.mail, &config.data_dir).map_err(anyhow::Error::msg)?;
         let mail_config = config.mail.clone();
@@ -195,8 +202,23 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         }));
-        tracing::info!(%addr, "bourse is listening");
-        Ok(Server { addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
+        let admin_addr = admin_listener.local_addr()?;
+        let admin_app = admin::router(&state);
+        let mut stop = state.shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(
+                admin_listener,
+                admin_app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "admin HTTP server failed");
+            }
+        }));
+        tracing::info!(%addr, %admin_addr, "bourse is listening");
+        Ok(Server { addr, admin_addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
     }
 
     pub fn engine(&self) -> EngineHandle {
@@ -205,6 +227,10 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     /// Graceful stop: no new connections, in-flight requests finish (their commands are

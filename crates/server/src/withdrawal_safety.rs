@@ -44,6 +44,10 @@ pub struct WithdrawalSafety {
     /// none wait.
     #[serde(deserialize_with = "bourse_core::decimal::deserialize_text_map")]
     pub review_above: BTreeMap<String, String>,
+    /// Withdrawals in review of more than this need the approvals of two different admins, by
+    /// symbol. No entry: one approval.
+    #[serde(deserialize_with = "bourse_core::decimal::deserialize_text_map")]
+    pub two_admins_above: BTreeMap<String, String>,
     /// How long after its confirmation an address added to a user's whitelist becomes usable.
     pub address_delay_s: u64,
     /// How often expired confirmations and cancellations are swept.
@@ -57,6 +61,7 @@ impl Default for WithdrawalSafety {
             confirmation_ttl_s: 30 * 60,
             daily_limits: BTreeMap::new(),
             review_above: BTreeMap::new(),
+            two_admins_above: BTreeMap::new(),
             address_delay_s: 24 * 3600,
             sweep_interval_ms: 10_000,
         }
@@ -64,18 +69,20 @@ impl Default for WithdrawalSafety {
 }
 
 impl WithdrawalSafety {
-    /// Each limit and threshold names a wallet asset and is an amount in its precision.
+    /// Each limit and threshold names an asset and is an amount in its precision.
     pub fn validate(&self, assets: &[(String, u8)]) -> Result<(), String> {
-        for (what, map) in
-            [("daily_limits", &self.daily_limits), ("review_above", &self.review_above)]
-        {
+        for (what, map) in [
+            ("daily_limits", &self.daily_limits),
+            ("review_above", &self.review_above),
+            ("two_admins_above", &self.two_admins_above),
+        ] {
             for (symbol, amount) in map {
                 let scale = assets
                     .iter()
                     .find(|(s, _)| s.eq_ignore_ascii_case(symbol))
                     .map(|(_, scale)| *scale)
                     .ok_or_else(|| {
-                        format!("withdrawals.{what}.{symbol}: no wallet for {symbol}")
+                        format!("withdrawals.{what}.{symbol}: there is no asset {symbol}")
                     })?;
                 bourse_core::decimal::parse_units(amount, scale)
                     .map_err(|e| format!("withdrawals.{what}.{symbol}: {e}"))?;
@@ -93,6 +100,15 @@ impl WithdrawalSafety {
     /// Whether a withdrawal of `amount` waits for an operator.
     pub fn needs_review(&self, symbol: &str, scale: u8, amount: u128) -> bool {
         Self::amount(&self.review_above, symbol, scale).is_some_and(|limit| amount > limit)
+    }
+
+    /// How many different admins must approve a withdrawal of `amount` in review.
+    pub fn approvals_needed(&self, symbol: &str, scale: u8, amount: u128) -> usize {
+        if Self::amount(&self.two_admins_above, symbol, scale).is_some_and(|limit| amount > limit) {
+            2
+        } else {
+            1
+        }
     }
 }
 

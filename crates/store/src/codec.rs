@@ -5,11 +5,12 @@
 //! rows implement.
 
 use crate::{
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
-    DepositAddressRow, DepositRow, DepositStatus, Interval, LedgerKind, LedgerRow, MailRow,
-    NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SecurityEventKind,
-    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
-    WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
+    AdminActionRow, AdminRole, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow,
+    CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus, DepositAddressRow, DepositRow,
+    DepositStatus, Interval, LedgerKind, LedgerRow, MailRow, NewLedgerEntry, OrderKind, OrderRow,
+    OrderStatus, Result, Scopes, SecurityEventKind, SecurityEventRow, SessionRow, StoreError,
+    TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -248,6 +249,12 @@ impl Code for TokenPurpose {
         self.as_str()
     }
 }
+
+codes!(AdminRole {
+    AdminRole::Viewer => "viewer",
+    AdminRole::Operator => "operator",
+    AdminRole::Superadmin => "superadmin",
+});
 
 // The only list of these codes: `SecurityEventKind::as_str` reads it, and the `match` this
 // expands to fails to compile if a kind is missing.
@@ -636,6 +643,50 @@ pub(crate) fn mail_row(r: &impl Get) -> Result<MailRow> {
     })
 }
 
+pub(crate) fn admin_row(r: &impl Get) -> Result<AdminRow> {
+    Ok(AdminRow {
+        id: r.i64("id")?,
+        email: r.string("email")?,
+        password_hash: r.string("password_hash")?,
+        role: r.code("role")?,
+        totp_sealed: r.bytes("totp_sealed")?,
+        totp_last_step: r.i64("totp_last_step")?,
+        created_ms: r.i64("created_ms")?,
+        disabled_ms: r.opt_i64("disabled_ms")?,
+    })
+}
+
+pub(crate) fn admin_session_row(r: &impl Get) -> Result<AdminSessionRow> {
+    Ok(AdminSessionRow {
+        id: r.i64("id")?,
+        admin: r.i64("admin_id")?,
+        created_ms: r.i64("created_ms")?,
+        last_seen_ms: r.i64("last_seen_ms")?,
+        totp_ms: r.i64("totp_ms")?,
+        ip: r.string("ip")?,
+        user_agent: r.string("user_agent")?,
+    })
+}
+
+pub(crate) fn admin_action_row(r: &impl Get) -> Result<AdminActionRow> {
+    Ok(AdminActionRow {
+        id: r.i64("id")?,
+        admin: r.i64("admin_id")?,
+        admin_email: r.string("admin_email")?,
+        at_ms: r.i64("at_ms")?,
+        ip: r.string("ip")?,
+        action: r.string("action")?,
+        target: r.string("target")?,
+        reason: r.string("reason")?,
+        detail: r.string("detail")?,
+    })
+}
+
+/// The admin ids of `WITHDRAWAL_APPROVALS`, in order.
+pub(crate) fn approvers<R: Get>(rows: &[R]) -> Result<Vec<i64>> {
+    all(rows, |r| r.i64("admin_id"))
+}
+
 /// Decodes every row with `f`.
 pub(crate) fn all<R, T>(rows: &[R], f: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(f).collect()
@@ -691,6 +742,7 @@ mod tests {
         check::<ChainSendKind>();
         check::<ChainSendStatus>();
         check::<SecurityEventKind>();
+        check::<AdminRole>();
     }
 
     #[test]
@@ -704,6 +756,17 @@ mod tests {
             SecurityEventKind::from_code("login_failed"),
             Some(SecurityEventKind::LoginFailed)
         );
+    }
+
+    #[test]
+    fn admin_roles_are_ordered_and_named() {
+        assert_eq!(AdminRole::ALL, [AdminRole::Viewer, AdminRole::Operator, AdminRole::Superadmin]);
+        assert!(AdminRole::ALL.windows(2).all(|w| w[0] < w[1]), "each role may do more");
+        for r in AdminRole::ALL {
+            assert_eq!(AdminRole::from_name(r.as_str()), Some(*r));
+        }
+        assert_eq!(AdminRole::Superadmin.as_str(), "superadmin");
+        assert_eq!(AdminRole::from_name("Operator"), None);
     }
 
     #[test]

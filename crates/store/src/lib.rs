@@ -122,6 +122,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// confirmed addresses).
     async fn set_address_whitelist(&self, user: UserId, on: bool) -> Result<()>;
 
+    // ---- the admin app ----------------------------------------------------------------------
+    /// Adds an admin (separate from users); returns its id. An e-mail that exists is
+    /// `Conflict("admin email")`.
+    async fn create_admin(&self, admin: &NewAdmin) -> Result<i64>;
+    async fn admin(&self, id: i64) -> Result<Option<AdminRow>>;
+    async fn admin_by_email(&self, email: &str) -> Result<Option<AdminRow>>;
+    /// Every admin, by id.
+    async fn admins(&self) -> Result<Vec<AdminRow>>;
+    /// [`Store::use_totp_step`] for an admin.
+    async fn use_admin_totp_step(&self, admin: i64, step: i64) -> Result<bool>;
+    async fn insert_admin_session(&self, session: &NewAdminSession) -> Result<i64>;
+    /// The session with this token hash, unless it ended or its admin is disabled.
+    async fn live_admin_session(&self, token_hash: &str) -> Result<Option<AdminSessionRow>>;
+    /// Sets a session's `last_seen_ms`, and its `totp_ms` when given (a fresh code was entered;
+    /// `None` keeps it); false if it ended or does not exist.
+    async fn touch_admin_session(&self, id: i64, now_ms: i64, totp_ms: Option<i64>)
+    -> Result<bool>;
+    /// Ends a session (it is never live again); false if it had ended or does not exist.
+    async fn end_admin_session(&self, id: i64, now_ms: i64) -> Result<bool>;
+    /// Appends to the admin audit log (append-only: nothing updates or deletes it); returns
+    /// its id.
+    async fn record_admin_action(&self, action: &NewAdminAction) -> Result<i64>;
+    /// The admin audit log, newest first, with each admin's e-mail; `before` is exclusive.
+    async fn admin_actions(&self, before: Option<i64>, limit: u32) -> Result<Vec<AdminActionRow>>;
+    /// Records `admin`'s approval of a withdrawal; returns every admin who approved it so far,
+    /// in the order they approved (this one last), in one transaction. Approvals of one
+    /// withdrawal are serialized: of concurrent ones, each sees all those before it. The same
+    /// admin twice is `Conflict("withdrawal approval")` (nothing written); an unknown withdrawal
+    /// or admin is a database error.
+    async fn approve_withdrawal(
+        &self,
+        withdrawal: i64,
+        admin: i64,
+        now_ms: i64,
+    ) -> Result<Vec<i64>>;
+    /// The admins who approved a withdrawal, in the order they approved.
+    async fn withdrawal_approvals(&self, withdrawal: i64) -> Result<Vec<i64>>;
+
     // ---- single-use tokens (e-mail links) ----------------------------------------------------
     async fn insert_token(&self, token: &NewToken) -> Result<()>;
     /// Marks the token used and returns its user and subject, if it exists with this purpose,

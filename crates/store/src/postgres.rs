@@ -6,13 +6,14 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
-    DepositFilter, DepositRow, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow,
-    MailRow, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSecurityEvent,
-    NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderRow, Projection,
-    Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose,
-    TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalRow,
-    WithdrawalStatus,
+    AdminActionRow, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow, CandleRow,
+    ChainSendRow, ChainSendStatus, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
+    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, MailRow, NewAdmin, NewAdminAction,
+    NewAdminSession, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail,
+    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
+    OrderRow, Projection, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
+    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
+    WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -50,6 +51,9 @@ async fn applied(conn: &mut PgConnection) -> Result<usize> {
 }
 
 const CURSOR_FOR_UPDATE: &str = "SELECT seq FROM projector_cursor WHERE id = 1 FOR UPDATE";
+/// Taken by `approve_withdrawal` before it writes: approvals of one withdrawal queue behind
+/// each other (READ COMMITTED: the next one's statements then see the one before).
+const LOCK_WITHDRAWAL: &str = "SELECT id FROM withdrawals WHERE id = $1 FOR UPDATE";
 
 /// The rows of `rows` with distinct keys, the last one of each key, in their order: one
 /// statement cannot upsert the same key twice.
@@ -516,6 +520,143 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // ---- the admin app -------------------------------------------------------------------
+
+    async fn create_admin(&self, admin: &NewAdmin) -> Result<i64> {
+        let row = sqlx::query(sql::CREATE_ADMIN)
+            .bind(admin.email.as_str())
+            .bind(admin.password_hash.as_str())
+            .bind(admin.role.code())
+            .bind(admin.totp_sealed.as_slice())
+            .bind(admin.created_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "admin email"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn admin(&self, id: i64) -> Result<Option<AdminRow>> {
+        let row = sqlx::query(sql::ADMIN).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::admin_row).transpose()
+    }
+
+    async fn admin_by_email(&self, email: &str) -> Result<Option<AdminRow>> {
+        let row = sqlx::query(sql::ADMIN_BY_EMAIL).bind(email).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::admin_row).transpose()
+    }
+
+    async fn admins(&self) -> Result<Vec<AdminRow>> {
+        let rows = sqlx::query(sql::ADMINS).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::admin_row)
+    }
+
+    async fn use_admin_totp_step(&self, admin: i64, step: i64) -> Result<bool> {
+        let done = sqlx::query(sql::USE_ADMIN_TOTP_STEP)
+            .bind(admin)
+            .bind(step)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_admin_session(&self, session: &NewAdminSession) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_ADMIN_SESSION)
+            .bind(session.admin)
+            .bind(session.token_hash.as_str())
+            .bind(session.created_ms)
+            .bind(session.totp_ms)
+            .bind(session.ip.as_str())
+            .bind(session.user_agent.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| codec::conflict(e, "admin session"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn live_admin_session(&self, token_hash: &str) -> Result<Option<AdminSessionRow>> {
+        let row = sqlx::query(sql::LIVE_ADMIN_SESSION)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(codec::admin_session_row).transpose()
+    }
+
+    async fn touch_admin_session(
+        &self,
+        id: i64,
+        now_ms: i64,
+        totp_ms: Option<i64>,
+    ) -> Result<bool> {
+        let done = sqlx::query(sql::TOUCH_ADMIN_SESSION)
+            .bind(id)
+            .bind(now_ms)
+            .bind(totp_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn end_admin_session(&self, id: i64, now_ms: i64) -> Result<bool> {
+        let done =
+            sqlx::query(sql::END_ADMIN_SESSION).bind(id).bind(now_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_admin_action(&self, action: &NewAdminAction) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_ADMIN_ACTION)
+            .bind(action.admin)
+            .bind(action.at_ms)
+            .bind(action.ip.as_str())
+            .bind(action.action.as_str())
+            .bind(action.target.as_str())
+            .bind(action.reason.as_str())
+            .bind(action.detail.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn admin_actions(&self, before: Option<i64>, limit: u32) -> Result<Vec<AdminActionRow>> {
+        let Some(bound) = codec::upper_bound_i64(before) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::ADMIN_ACTIONS)
+            .bind(bound)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::admin_action_row)
+    }
+
+    async fn approve_withdrawal(
+        &self,
+        withdrawal: i64,
+        admin: i64,
+        now_ms: i64,
+    ) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        // Approvals of one withdrawal one at a time, so each sees every approval before it.
+        sqlx::query(LOCK_WITHDRAWAL).bind(withdrawal).fetch_optional(&mut *tx).await?;
+        sqlx::query(sql::INSERT_WITHDRAWAL_APPROVAL)
+            .bind(withdrawal)
+            .bind(admin)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| codec::conflict(e, "withdrawal approval"))?;
+        let rows =
+            sqlx::query(sql::WITHDRAWAL_APPROVALS).bind(withdrawal).fetch_all(&mut *tx).await?;
+        let approvers = codec::approvers(&rows)?;
+        tx.commit().await?;
+        Ok(approvers)
+    }
+
+    async fn withdrawal_approvals(&self, withdrawal: i64) -> Result<Vec<i64>> {
+        let rows =
+            sqlx::query(sql::WITHDRAWAL_APPROVALS).bind(withdrawal).fetch_all(&self.pool).await?;
+        codec::approvers(&rows)
     }
 
     // ---- tokens --------------------------------------------------------------------------

@@ -711,3 +711,103 @@ pub struct MailRow {
     pub sent_ms: Option<i64>,
     pub last_error: Option<String>,
 }
+
+/// What an admin may do: each role may do everything the ones before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminRole {
+    /// Reads every view; changes nothing.
+    Viewer,
+    /// Runs the exchange day to day: approves withdrawals, locks users, credits bank deposits,
+    /// halts markets.
+    Operator,
+    /// Also adds assets and markets, changes fees and adjusts balances.
+    Superadmin,
+}
+
+impl AdminRole {
+    /// `viewer`, `operator` or `superadmin`: the text the store keeps.
+    pub fn as_str(self) -> &'static str {
+        crate::codec::Code::code(self)
+    }
+
+    pub fn from_name(name: &str) -> Option<AdminRole> {
+        crate::codec::Code::from_code(name)
+    }
+}
+
+/// See [`crate::Store::create_admin`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAdmin {
+    pub email: String,
+    pub password_hash: String,
+    pub role: AdminRole,
+    /// The TOTP secret, sealed by the caller (mandatory for admins).
+    pub totp_sealed: Vec<u8>,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRow {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub role: AdminRole,
+    pub totp_sealed: Vec<u8>,
+    /// The last TOTP step accepted (each code works once).
+    pub totp_last_step: i64,
+    pub created_ms: i64,
+    /// Set when the admin may no longer log in.
+    pub disabled_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAdminSession {
+    pub admin: i64,
+    /// The hash of the session cookie's token.
+    pub token_hash: String,
+    pub created_ms: i64,
+    /// When a TOTP code was last entered in this session (the login's).
+    pub totp_ms: i64,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSessionRow {
+    pub id: i64,
+    pub admin: i64,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+    pub totp_ms: i64,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// An entry of the admin audit log: who did what, to what, why, from where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAdminAction {
+    pub admin: i64,
+    pub at_ms: i64,
+    pub ip: String,
+    /// What was done, e.g. `withdrawal.approve`, `login`.
+    pub action: String,
+    /// What it was done to, e.g. `withdrawal 17`, `user 5` (may be empty).
+    pub target: String,
+    /// The admin's reason (may be empty where none is asked for).
+    pub reason: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminActionRow {
+    pub id: i64,
+    pub admin: i64,
+    /// The admin's e-mail.
+    pub admin_email: String,
+    pub at_ms: i64,
+    pub ip: String,
+    pub action: String,
+    pub target: String,
+    pub reason: String,
+    pub detail: String,
+}

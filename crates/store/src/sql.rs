@@ -36,6 +36,48 @@ pub(crate) const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_ms = 
 pub(crate) const RECOVERY_CODES_LEFT: &str =
     "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = $1 AND used_ms IS NULL";
 
+// ---- the admin app ----------------------------------------------------------------------------
+
+pub(crate) const CREATE_ADMIN: &str = "INSERT INTO admins \
+     (email, password_hash, role, totp_sealed, totp_last_step, created_ms) \
+     VALUES ($1, $2, $3, $4, 0, $5) RETURNING id";
+pub(crate) const ADMIN: &str = "SELECT id, email, password_hash, role, totp_sealed, totp_last_step, \
+     created_ms, disabled_ms FROM admins WHERE id = $1";
+pub(crate) const ADMIN_BY_EMAIL: &str = "SELECT id, email, password_hash, role, totp_sealed, \
+     totp_last_step, created_ms, disabled_ms FROM admins WHERE email = $1";
+pub(crate) const ADMINS: &str = "SELECT id, email, password_hash, role, totp_sealed, totp_last_step, \
+     created_ms, disabled_ms FROM admins ORDER BY id";
+/// [`USE_TOTP_STEP`] for an admin.
+pub(crate) const USE_ADMIN_TOTP_STEP: &str =
+    "UPDATE admins SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2";
+pub(crate) const INSERT_ADMIN_SESSION: &str = "INSERT INTO admin_sessions \
+     (admin_id, token_hash, created_ms, last_seen_ms, totp_ms, ip, user_agent) \
+     VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id";
+/// Not ended, and its admin not disabled.
+pub(crate) const LIVE_ADMIN_SESSION: &str = "SELECT s.id AS id, s.admin_id AS admin_id, \
+     s.created_ms AS created_ms, s.last_seen_ms AS last_seen_ms, s.totp_ms AS totp_ms, s.ip AS ip, \
+     s.user_agent AS user_agent FROM admin_sessions s JOIN admins a ON a.id = s.admin_id \
+     WHERE s.token_hash = $1 AND s.ended_ms IS NULL AND a.disabled_ms IS NULL";
+/// `$1` id, `$2` now, `$3` when a code was entered or NULL (kept).
+pub(crate) const TOUCH_ADMIN_SESSION: &str = "UPDATE admin_sessions SET last_seen_ms = $2, \
+     totp_ms = COALESCE($3, totp_ms) WHERE id = $1 AND ended_ms IS NULL";
+pub(crate) const END_ADMIN_SESSION: &str =
+    "UPDATE admin_sessions SET ended_ms = $2 WHERE id = $1 AND ended_ms IS NULL";
+pub(crate) const INSERT_ADMIN_ACTION: &str = "INSERT INTO admin_actions \
+     (admin_id, at_ms, ip, action, target, reason, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     RETURNING id";
+/// `$1` inclusive upper bound on id, `$2` limit. Walks the primary key newest first.
+pub(crate) const ADMIN_ACTIONS: &str = "SELECT x.id AS id, x.admin_id AS admin_id, \
+     a.email AS admin_email, x.at_ms AS at_ms, x.ip AS ip, x.action AS action, x.target AS target, \
+     x.reason AS reason, x.detail AS detail FROM admin_actions x JOIN admins a ON a.id = x.admin_id \
+     WHERE x.id <= $1 ORDER BY x.id DESC LIMIT $2";
+/// `$1` withdrawal, `$2` admin, `$3` now.
+pub(crate) const INSERT_WITHDRAWAL_APPROVAL: &str = "INSERT INTO withdrawal_approvals \
+     (withdrawal_id, admin_id, at_ms) VALUES ($1, $2, $3)";
+/// In the order they were given (by id, not by the caller's clock).
+pub(crate) const WITHDRAWAL_APPROVALS: &str =
+    "SELECT admin_id FROM withdrawal_approvals WHERE withdrawal_id = $1 ORDER BY id";
+
 // ---- tokens -----------------------------------------------------------------------------------
 
 pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, user_id, purpose, created_ms, expires_ms, \

@@ -105,7 +105,7 @@ pub async fn request(
 
 /// Records a withdrawal to an address the chain takes and holds its amount plus the fee;
 /// refused, with nothing held, under the minimum or over the balance.
-pub(crate) async fn record_and_hold(
+pub async fn record_and_hold(
     coin: &WithdrawalPolicy,
     store: &dyn Store,
     engine: &EngineHandle,

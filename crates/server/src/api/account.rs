@@ -102,10 +102,15 @@ pub async fn verify_password_of(
     password: String,
     user: &bourse_store::UserRow,
 ) -> ApiResult<bool> {
-    verify(state, password, user.password_hash.clone()).await
+    verify_password_hash(state, password, user.password_hash.clone()).await
 }
 
-async fn verify(state: &Shared, password: String, hash: String) -> ApiResult<bool> {
+/// Whether `password` matches `hash` (argon2id, in the bounded pool of password checks).
+pub(crate) async fn verify_password_hash(
+    state: &Shared,
+    password: String,
+    hash: String,
+) -> ApiResult<bool> {
     let _slot = state
         .password_slots
         .acquire()
@@ -449,7 +454,7 @@ pub async fn open_session(
     let user = state.store.user_by_email(&email).await?;
     let hash_to_check =
         user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = verify(state, password, hash_to_check).await?;
+    let ok = verify_password_hash(state, password, hash_to_check).await?;
     let user = match user {
         Some(u) if ok => u,
         other => {

@@ -9,11 +9,11 @@
 //! carries HSTS ([`strict_transport`]).
 
 mod account;
-mod assets;
+pub(crate) mod assets;
 pub(crate) mod format;
 mod history;
 mod info;
-mod pages;
+pub(crate) mod pages;
 mod trading;
 mod wallet;
 mod whitelist;

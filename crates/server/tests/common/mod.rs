@@ -49,6 +49,7 @@ impl App {
             ("BOURSE_SECRET_KEY".to_string(), self.secret.clone()),
             ("BOURSE_DATA_DIR".to_string(), self.data_dir.path().display().to_string()),
             ("BOURSE_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("BOURSE_ADMIN__LISTEN".to_string(), "127.0.0.1:0".to_string()),
             ("BOURSE_DATABASE_URL".to_string(), self.database_url.clone()),
             // Every test signs up and calls from 127.0.0.1: the per-address limits are tested
             // on their own (tests/throttle.rs), each test setting the limits it checks.

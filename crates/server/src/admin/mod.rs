@@ -1,0 +1,220 @@
+//! The admin app: its own listener (`[admin] listen`, 127.0.0.1:8081 by default), for
+//! operators only. Its rule: no admin action without an authenticated, authorised,
+//! second-factor-confirmed admin, and every action recorded.
+//!
+//! - A request from an address outside `allowed_ips` is refused before anything else.
+//! - Admins are separate from users (`bourse admin create`); TOTP is mandatory at login.
+//! - Each route declares the role it needs where it is defined ([`ROUTES`]); a test walks the
+//!   table. Roles: viewer < operator < superadmin.
+//! - Sessions end after `session_idle_s` without a request; state changes must come from the
+//!   admin app's own pages (same-origin rule) and need a TOTP code entered within
+//!   `fresh_totp_s` (the action's form asks for one otherwise).
+//! - Every action goes to the append-only admin audit log (`audit.rs`).
+
+mod audit;
+mod pages;
+mod session;
+mod withdrawals;
+
+pub use session::{AdminPrincipal, CreatedAdmin, create_admin};
+
+use crate::state::Shared;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use bourse_store::AdminRole;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// `[admin]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the admin app listens; loopback unless you say otherwise.
+    pub listen: SocketAddr,
+    /// Addresses or CIDR ranges the admin app answers (a list, or a comma-separated string);
+    /// everything else is refused first.
+    #[serde(deserialize_with = "crate::config::address_list")]
+    pub allowed_ips: Vec<String>,
+    /// The URL admins reach it at (default `http://<listen>`); `https://` makes its cookie
+    /// `Secure`.
+    pub public_url: Option<String>,
+    /// A session ends after this long without a request.
+    pub session_idle_s: u64,
+    /// A state change needs a TOTP code entered within this long (else its form asks for one).
+    pub fresh_totp_s: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            allowed_ips: vec!["127.0.0.1".into(), "::1".into()],
+            public_url: None,
+            session_idle_s: 15 * 60,
+            fresh_totp_s: 5 * 60,
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = self.allowed_ips.iter().find(|p| crate::auth::parse_cidr(p).is_none()) {
+            return Err(format!("admin.allowed_ips: {bad:?} is not an address or CIDR range"));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("admin.public_url must start with http:// or https://".into());
+        }
+        if self.session_idle_s == 0 {
+            return Err("admin.session_idle_s must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Whether the admin app is reached over TLS.
+    pub fn secure(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+}
+
+/// One admin route: its path, method, the role it needs, and its handler.
+pub struct AdminRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub role: AdminRole,
+    /// Whether it changes anything (then it needs a fresh TOTP code and is audited).
+    pub changes: bool,
+    handler: fn() -> MethodRouter<Shared>,
+}
+
+impl std::fmt::Debug for AdminRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRoute")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("role", &self.role)
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+use AdminRole::{Operator, Viewer};
+
+/// Every route behind the admin login, with the role it needs.
+pub const ROUTES: &[AdminRoute] = &[
+    AdminRoute {
+        method: "GET",
+        path: "/",
+        role: Viewer,
+        changes: false,
+        handler: || get(pages::dashboard),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/withdrawals",
+        role: Viewer,
+        changes: false,
+        handler: || get(withdrawals::queue),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/withdrawals/{id}/approve",
+        role: Operator,
+        changes: true,
+        handler: || post(withdrawals::approve),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/withdrawals/{id}/reject",
+        role: Operator,
+        changes: true,
+        handler: || post(withdrawals::reject),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/audit",
+        role: Viewer,
+        changes: false,
+        handler: || get(audit::page),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/logout",
+        role: Viewer,
+        changes: false,
+        handler: || post(session::logout),
+    },
+];
+
+/// The admin app's router.
+pub fn router(state: &Shared) -> Router {
+    let mut guarded = Router::new();
+    for route in ROUTES {
+        let guard = from_fn_with_state((state.clone(), route.role), session::guard);
+        guarded = guarded.route(route.path, (route.handler)().route_layer(guard));
+    }
+    Router::new()
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/static/{file}", get(crate::web::assets::serve))
+        .merge(guarded)
+        .fallback(not_found)
+        .layer(from_fn(headers))
+        .layer(from_fn_with_state(state.clone(), allowlist))
+        .layer(from_fn_with_state(state.clone(), crate::security::client))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .with_state(state.clone())
+}
+
+/// Refuses every request from outside `allowed_ips`, before anything else looks at it.
+async fn allowlist(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let allowed = request.extensions().get::<crate::security::Client>().is_some_and(|c| {
+        let list = &state.config.admin.allowed_ips;
+        !list.is_empty() && crate::auth::ip_allowed(list, c.addr)
+    });
+    if !allowed {
+        return (StatusCode::FORBIDDEN, "the admin app is not open to this address")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The web UI's security headers, and no caching of admin pages.
+async fn headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `text` (an `otpauth://` URI) as a QR code of Unicode half blocks, for a terminal.
+pub fn terminal_qr(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+        Err(e) => format!("(no QR code: {e})"),
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such page").into_response()
+}

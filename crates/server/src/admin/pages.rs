@@ -1,0 +1,84 @@
+//! The admin app's page frame, its message page, and the dashboard.
+
+use super::AdminPrincipal;
+use crate::state::Shared;
+use askama::Template;
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use bourse_store::WithdrawalStatus;
+
+pub use crate::web::pages::render;
+
+/// What every admin page's frame shows: who is logged in.
+#[derive(Clone, Debug)]
+pub struct AdminChrome {
+    pub email: String,
+    pub role: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/message.html")]
+struct MessagePage<'a> {
+    chrome: Option<AdminChrome>,
+    title: &'a str,
+    text: &'a str,
+}
+
+pub fn message(
+    chrome: Option<AdminChrome>,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
+    render(status, &MessagePage { chrome, title, text })
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct Dashboard {
+    chrome: Option<AdminChrome>,
+    users: u64,
+    review: usize,
+    unconfirmed: usize,
+    engine_seq: u64,
+    projected_seq: u64,
+}
+
+pub async fn dashboard(
+    State(state): State<Shared>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> Response {
+    let chrome = Some(p.chrome());
+    let limit = bourse_store::LIST_LIMIT_MAX;
+    let loaded = async {
+        let users = state.store.count_users().await?;
+        let review = state.store.withdrawals_in_status(WithdrawalStatus::Review, limit).await?;
+        let unconfirmed =
+            state.store.withdrawals_in_status(WithdrawalStatus::Unconfirmed, limit).await?;
+        Ok::<_, bourse_store::StoreError>((users, review.len(), unconfirmed.len()))
+    };
+    match loaded.await {
+        Ok((users, review, unconfirmed)) => render(
+            StatusCode::OK,
+            &Dashboard {
+                chrome,
+                users,
+                review,
+                unconfirmed,
+                engine_seq: state.engine.status().seq,
+                projected_seq: *state.projected.borrow(),
+            },
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "admin dashboard");
+            message(
+                chrome,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "The database does not answer.",
+            )
+        }
+    }
+}

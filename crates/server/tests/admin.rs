@@ -1,0 +1,338 @@
+//! The admin app over real HTTP on its own listener: every route in `admin::ROUTES` refuses a
+//! request from outside the allowlist, without a session, with too small a role, from another
+//! site, and (for changes) without a fresh TOTP code — and nothing changes; approving a
+//! withdrawal in review (two admins above the threshold), rejecting one (its funds released),
+//! and the audit log that records each action.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use bourse_server::admin::{ROUTES, create_admin};
+use bourse_store::{AdminRole, WithdrawalStatus};
+use common::{App, Backend, register};
+use reqwest::redirect::Policy;
+use std::net::IpAddr;
+
+const PASSWORD: &str = "admin passphrase 42";
+
+/// An admin of the test server: their TOTP secret and a browser.
+struct Admin {
+    email: String,
+    secret: Vec<u8>,
+    http: reqwest::Client,
+    base: String,
+    /// The last TOTP step used (each works once).
+    step: i64,
+}
+
+fn browser(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .local_address(from.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+fn now_step() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    bourse_server::totp::step_of(i64::try_from(now.as_secs()).unwrap())
+}
+
+impl Admin {
+    async fn create(app: &App, email: &str, role: AdminRole) -> Admin {
+        let state = &app.server().state;
+        let uri = create_admin(state.store.as_ref(), &state.keys, email, PASSWORD, role, "test")
+            .await
+            .unwrap()
+            .otpauth_uri;
+        let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+        let secret = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+        Admin {
+            email: email.into(),
+            secret,
+            http: browser("127.0.0.1"),
+            base: app.server().admin_url(),
+            step: now_step() - 2,
+        }
+    }
+
+    /// A code of a step not used yet (the current one, or the next: both are accepted).
+    fn code(&mut self) -> String {
+        self.step = (self.step + 1).max(now_step());
+        bourse_server::totp::code_at(&self.secret, self.step)
+    }
+
+    async fn login(&mut self) {
+        let code = self.code();
+        let r = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header("origin", &self.base)
+            .form(&[("email", self.email.as_str()), ("password", PASSWORD), ("code", &code)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// A withdrawal of `amount` BTC by a new user, held and waiting in review, as the wallet
+/// records one above `review_above`.
+async fn in_review(app: &App, email: &str, amount: &str) -> (i64, common::User) {
+    let user = register(app, email).await;
+    common::deposit(app, user.id, "BTC", "1").await;
+    let state = &app.server().state;
+    let asset = state.mirror.read().unwrap().asset_by_symbol("BTC").unwrap().id;
+    let policy = bourse_wallet::withdrawals::WithdrawalPolicy { asset, scale: 8, fee: 0, min: 1 };
+    let request = bourse_wallet::withdrawals::Request {
+        user: bourse_core::UserId(user.id),
+        address: "bc1qtestaddress",
+        amount: bourse_core::decimal::parse_units(amount, 8).unwrap(),
+        after_hold: WithdrawalStatus::Review,
+        now_ms: bourse_server::now_ms(),
+    };
+    let row = bourse_wallet::withdrawals::record_and_hold(
+        &policy,
+        state.store.as_ref(),
+        &state.engine,
+        &request,
+    )
+    .await
+    .unwrap();
+    assert_eq!(row.status, WithdrawalStatus::Review);
+    (row.id, user)
+}
+
+async fn status_of(app: &App, id: i64) -> WithdrawalStatus {
+    app.server().state.store.withdrawal_by_id(id).await.unwrap().unwrap().status
+}
+
+/// The demo's markets, then the server again with the admin settings (a threshold must name
+/// an asset that exists).
+async fn spawn() -> App {
+    let mut app =
+        App::spawn_with(Backend::Sqlite, &[("BOURSE_ADMIN__ALLOWED_IPS", "127.0.0.1")]).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    app.stop().await;
+    for (key, value) in
+        [("BOURSE_ADMIN__FRESH_TOTP_S", "1"), ("BOURSE_WITHDRAWALS__TWO_ADMINS_ABOVE__BTC", "0.5")]
+    {
+        app.extra_env.push((key.into(), value.into()));
+    }
+    app.start().await;
+    app
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_what_it_must_and_changes_nothing() {
+    let app = spawn().await;
+    let (id, _) = in_review(&app, "carol@example.com", "0.1").await;
+    let mut viewer = Admin::create(&app, "viewer@example.com", AdminRole::Viewer).await;
+    viewer.login().await;
+    let mut operator = Admin::create(&app, "operator@example.com", AdminRole::Operator).await;
+    operator.login().await;
+    let base = app.server().admin_url();
+    let path_of = |template: &str| template.replace("{id}", &id.to_string());
+    let request = |http: &reqwest::Client, method: &str, path: &str, headers: &[(&str, &str)]| {
+        let url = format!("{base}{path}");
+        let mut r = match method {
+            "GET" => http.get(url),
+            _ => http.post(url).form(&[("reason", "because"), ("code", "000000")]),
+        };
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let here = [("origin", base.as_str())];
+    assert!(ROUTES.len() >= 6);
+    for route in ROUTES {
+        let path = path_of(route.path);
+        let what = format!("{} {}", route.method, route.path);
+        // From an address outside the allowlist: refused first, session or not.
+        let (status, body) = request(&browser("127.0.0.2"), route.method, &path, &here).await;
+        assert_eq!(status, 403, "{what}");
+        assert!(body.contains("not open to this address"), "{what}: {body}");
+        // No session.
+        let (status, _) = request(&browser("127.0.0.1"), route.method, &path, &here).await;
+        assert_eq!(status, if route.method == "GET" { 303 } else { 401 }, "{what}");
+        // A role below the route's.
+        if route.role > AdminRole::Viewer {
+            let (status, body) = request(&viewer.http, route.method, &path, &here).await;
+            assert_eq!(status, 403, "{what}");
+            assert!(body.contains("This needs the"), "{what}: {body}");
+        }
+        // From another site.
+        if route.method != "GET" && route.path != "/logout" {
+            let evil = [("origin", "https://evil.example")];
+            let (status, body) = request(&operator.http, route.method, &path, &evil).await;
+            assert_eq!(status, 403, "{what}");
+            assert!(body.contains("Request refused"), "{what}: {body}");
+        }
+        // A change without a fresh code (the login's is a second old): refused.
+        if route.changes {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            let (status, body) = operator.post(&path, &[("reason", "because")]).await;
+            assert_eq!(status, 403, "{what}: {body}");
+            assert!(body.contains("enter a code"), "{what}: {body}");
+            let wrong = [("reason", "because"), ("code", "000000")];
+            let (status, body) = operator.post(&path, &wrong).await;
+            assert_eq!(status, 403, "{what}: {body}");
+        }
+    }
+    // Nothing changed.
+    assert_eq!(status_of(&app, id).await, WithdrawalStatus::Review);
+    let store = &app.server().state.store;
+    assert!(store.withdrawal_approvals(id).await.unwrap().is_empty());
+    // The viewer reads every view.
+    for (path, needle) in
+        [("/", "Dashboard"), ("/withdrawals", "bc1qtestaddress"), ("/audit", "login")]
+    {
+        let (status, body) = viewer.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn operators_approve_and_reject_withdrawals_and_the_log_records_it() {
+    let app = spawn().await;
+    let (small, _) = in_review(&app, "dave@example.com", "0.2").await;
+    let (big, _) = in_review(&app, "erin@example.com", "0.8").await;
+    let (rejected, frank) = in_review(&app, "frank@example.com", "0.3").await;
+    let mut alice = Admin::create(&app, "alice@example.com", AdminRole::Operator).await;
+    let mut bob = Admin::create(&app, "bob@example.com", AdminRole::Superadmin).await;
+    alice.login().await;
+    bob.login().await;
+    let (_, queue) = alice.get("/withdrawals").await;
+    assert!(queue.contains(&format!("withdrawal-{big}")) && queue.contains("0 of 2"), "{queue}");
+
+    // Under the two-admin threshold one approval sends it on.
+    let code = alice.code();
+    let (status, _) =
+        alice.post(&format!("/withdrawals/{small}/approve"), &[("code", &code)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&app, small).await, WithdrawalStatus::Held);
+    // Above it, the same admin twice is not enough; a second admin is.
+    let (status, _) = alice.post(&format!("/withdrawals/{big}/approve"), &[]).await;
+    assert_eq!(status, 303, "the code entered a moment ago is still fresh");
+    assert_eq!(status_of(&app, big).await, WithdrawalStatus::Review);
+    let (status, body) = alice.post(&format!("/withdrawals/{big}/approve"), &[]).await;
+    assert_eq!(status, 409);
+    assert!(body.contains("another admin must approve it too"), "{body}");
+    assert_eq!(status_of(&app, big).await, WithdrawalStatus::Review);
+    let (status, _) = bob.post(&format!("/withdrawals/{big}/approve"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&app, big).await, WithdrawalStatus::Held);
+    // A decided one cannot be decided again.
+    let (status, body) =
+        bob.post(&format!("/withdrawals/{small}/reject"), &[("reason", "late")]).await;
+    assert_eq!(status, 409, "{body}");
+
+    // A rejection needs a reason; its funds come back and the user is told why.
+    let (status, body) = bob.post(&format!("/withdrawals/{rejected}/reject"), &[]).await;
+    assert_eq!(status, 400, "{body}");
+    let reason = [("reason", "the address belongs to a sanctioned service")];
+    let (status, _) = bob.post(&format!("/withdrawals/{rejected}/reject"), &reason).await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&app, rejected).await, WithdrawalStatus::Failed);
+    let (_, balances) = frank.get("/api/v1/balances").await;
+    let btc = balances.as_array().unwrap().iter().find(|b| b["asset"] == "BTC").unwrap().clone();
+    assert_eq!((btc["available"].as_str(), btc["held"].as_str()), (Some("1"), Some("0")), "{btc}");
+    let mail = app.mail_with("frank@example.com", "was not approved").await;
+    assert!(mail.contains("sanctioned service"), "{mail}");
+
+    // The audit log: each action, by whom, from where, with its reason.
+    let (_, log) = alice.get("/audit").await;
+    for needle in [
+        "withdrawal.approve",
+        "withdrawal.reject",
+        "sanctioned service",
+        "approval 2 of 2",
+        "bob@example.com",
+        "127.0.0.1",
+        "login",
+    ] {
+        assert!(log.contains(needle), "{needle}: {log}");
+    }
+    let actions = app.server().state.store.admin_actions(None, 100).await.unwrap();
+    let approvals = actions.iter().filter(|a| a.action == "withdrawal.approve").count();
+    assert_eq!(approvals, 3, "three approvals, the refused fourth not recorded");
+
+    // Logging out ends the session.
+    let (status, _) = alice.post("/logout", &[]).await;
+    assert_eq!(status, 303);
+    let (status, _) = alice.get("/withdrawals").await;
+    assert_eq!(status, 303, "to the login page");
+}
+
+#[tokio::test]
+async fn the_login_needs_the_password_and_a_code_once() {
+    let app = spawn().await;
+    let mut admin = Admin::create(&app, "root@example.com", AdminRole::Superadmin).await;
+    let base = app.server().admin_url();
+    let login = |http: &reqwest::Client, password: &str, code: &str| {
+        http.post(format!("{base}/login"))
+            .header("origin", &base)
+            .form(&[("email", "root@example.com"), ("password", password), ("code", code)])
+            .send()
+    };
+    let http = browser("127.0.0.1");
+    let code = admin.code();
+    let r = login(&http, "wrong password", &code).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = login(&http, PASSWORD, "000000").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = login(&http, PASSWORD, &code).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // The same code again: refused (each works once).
+    let r = login(&browser("127.0.0.1"), PASSWORD, &code).await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A user's account is not an admin's.
+    register(&app, "user@example.com").await;
+    let r = browser("127.0.0.1")
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[("email", "user@example.com"), ("password", common::PASSWORD), ("code", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The log has the existing admin's failures and the login, newest first.
+    let actions = app.server().state.store.admin_actions(None, 100).await.unwrap();
+    let kinds: Vec<(&str, &str)> =
+        actions.iter().map(|a| (a.action.as_str(), a.detail.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("login_failed", "wrong code"),
+            ("login", ""),
+            ("login_failed", "wrong code"),
+            ("login_failed", "wrong password")
+        ],
+        "{actions:?}"
+    );
+}
