@@ -136,6 +136,19 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// The answer to anything a locked account tries.
+pub fn locked_account() -> ApiError {
+    ApiError::forbidden("account_locked", "this account is locked; contact the exchange")
+}
+
+/// Drops `user`'s keys from the cache: the next request with one reads the database again (a
+/// locked account's keys then stop working at once).
+pub fn forget_keys_of(state: &Shared, user: bourse_core::UserId) {
+    if let Ok(mut cache) = state.api_keys.lock() {
+        cache.retain(|_, k| k.user != user);
+    }
+}
+
 /// The opened key, from the cache or the database.
 pub async fn open_key(state: &Shared, key: &str, now: i64) -> Result<CachedKey, ApiError> {
     if let Ok(cache) = state.api_keys.lock()
@@ -148,6 +161,9 @@ pub async fn open_key(state: &Shared, key: &str, now: i64) -> Result<CachedKey, 
         state.store.api_key(key).await?.ok_or_else(|| {
             ApiError::unauthorized("invalid_api_key", "unknown or revoked API key")
         })?;
+    if state.store.user(row.user).await?.is_some_and(|u| u.locked_ms.is_some()) {
+        return Err(locked_account());
+    }
     let secret = state
         .keys
         .open(&row.secret_sealed)

@@ -140,6 +140,9 @@ pub async fn check_request(
         .user(user)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unauthenticated", "no such user"))?;
+    if row.locked_ms.is_some() {
+        return Err(crate::auth::locked_account());
+    }
     if row.address_whitelist {
         let listed = state.store.withdrawal_addresses(user).await?;
         let usable = listed.iter().any(|a| {

@@ -126,15 +126,16 @@ async fn status_of(app: &App, id: i64) -> WithdrawalStatus {
 }
 
 /// The demo's markets, then the server again with the admin settings (a threshold must name
-/// an asset that exists).
-async fn spawn() -> App {
+/// an asset that exists), a TOTP code staying fresh for `seconds`.
+async fn spawn_fresh_for(seconds: &str) -> App {
     let mut app =
         App::spawn_with(Backend::Sqlite, &[("BOURSE_ADMIN__ALLOWED_IPS", "127.0.0.1")]).await;
     bourse_server::demo::setup(&app.server().state).await.unwrap();
     app.stop().await;
-    for (key, value) in
-        [("BOURSE_ADMIN__FRESH_TOTP_S", "1"), ("BOURSE_WITHDRAWALS__TWO_ADMINS_ABOVE__BTC", "0.5")]
-    {
+    for (key, value) in [
+        ("BOURSE_ADMIN__FRESH_TOTP_S", seconds),
+        ("BOURSE_WITHDRAWALS__TWO_ADMINS_ABOVE__BTC", "0.5"),
+    ] {
         app.extra_env.push((key.into(), value.into()));
     }
     app.start().await;
@@ -143,7 +144,8 @@ async fn spawn() -> App {
 
 #[tokio::test]
 async fn every_admin_route_refuses_what_it_must_and_changes_nothing() {
-    let app = spawn().await;
+    // A code is fresh for a second: the test then waits it out.
+    let app = spawn_fresh_for("1").await;
     let (id, _) = in_review(&app, "carol@example.com", "0.1").await;
     let mut viewer = Admin::create(&app, "viewer@example.com", AdminRole::Viewer).await;
     viewer.login().await;
@@ -217,7 +219,7 @@ async fn every_admin_route_refuses_what_it_must_and_changes_nothing() {
 
 #[tokio::test]
 async fn operators_approve_and_reject_withdrawals_and_the_log_records_it() {
-    let app = spawn().await;
+    let app = spawn_fresh_for("300").await;
     let (small, _) = in_review(&app, "dave@example.com", "0.2").await;
     let (big, _) = in_review(&app, "erin@example.com", "0.8").await;
     let (rejected, frank) = in_review(&app, "frank@example.com", "0.3").await;
@@ -289,7 +291,7 @@ async fn operators_approve_and_reject_withdrawals_and_the_log_records_it() {
 
 #[tokio::test]
 async fn the_login_needs_the_password_and_a_code_once() {
-    let app = spawn().await;
+    let app = spawn_fresh_for("300").await;
     let mut admin = Admin::create(&app, "root@example.com", AdminRole::Superadmin).await;
     let base = app.server().admin_url();
     let login = |http: &reqwest::Client, password: &str, code: &str| {
@@ -335,4 +337,111 @@ async fn the_login_needs_the_password_and_a_code_once() {
         ],
         "{actions:?}"
     );
+}
+
+#[tokio::test]
+async fn operators_find_lock_sign_out_and_reset_users() {
+    // The login's code stays fresh for the whole test.
+    let app = spawn_fresh_for("300").await;
+    let mut grace = register(&app, "grace@example.com").await;
+    common::deposit(&app, grace.id, "BTC", "0.25").await;
+    let (key, secret) = grace.create_key(&["read"]).await;
+    let mut op = Admin::create(&app, "op@example.com", AdminRole::Operator).await;
+    op.login().await;
+
+    // Found by id, by part of the e-mail (any case); the detail shows the account.
+    for q in [grace.id.to_string(), "GRACE@EXAM".to_string()] {
+        let (status, page) = op.get(&format!("/users?q={q}")).await;
+        assert_eq!(status, 200);
+        assert!(page.contains(&format!("href=\"/users/{}\"", grace.id)), "{q}: {page}");
+    }
+    let (_, page) = op.get("/users?q=nobody-here").await;
+    assert!(page.contains("No user matches"), "{page}");
+    let (status, page) = op.get(&format!("/users/{}", grace.id)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("grace@example.com") && page.contains("0.25"), "{page}");
+    let (status, _) = op.get("/users/999999").await;
+    assert_eq!(status, 404);
+
+    // Locked: a reason is needed; then her session ends, her key and her password stop
+    // working, and she is told.
+    let lock = format!("/users/{}/lock", grace.id);
+    let (status, page) = op.post(&lock, &[]).await;
+    assert_eq!(status, 400, "{page}");
+    let (status, _) = op.post(&lock, &[("reason", "a court order")]).await;
+    assert_eq!(status, 303);
+    assert_eq!(grace.get("/api/v1/me").await.0, 401, "her session ended");
+    let (status, body) = common::signed_request(
+        &app.url,
+        &key,
+        &secret,
+        reqwest::Method::GET,
+        "/api/v1/me",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("account_locked")), "{body}");
+    let login = || {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&serde_json::json!({"email": "grace@example.com", "password": common::PASSWORD}))
+            .send()
+    };
+    let r = login().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "account_locked");
+    app.mail_with("grace@example.com", "a court order").await;
+    let (_, page) = op.get(&format!("/users/{}", grace.id)).await;
+    assert!(page.contains("locked"), "{page}");
+
+    // Unlocked: she logs in again.
+    let (status, _) =
+        op.post(&format!("/users/{}/unlock", grace.id), &[("reason", "order lifted")]).await;
+    assert_eq!(status, 303);
+    assert_eq!(login().await.unwrap().status(), 200);
+    app.mail_with("grace@example.com", "unlocked").await;
+
+    // Her two-factor authentication reset (she lost her phone): off, mailed, logged.
+    let state = &app.server().state;
+    let sealed = state.keys.seal_totp(&[7u8; 20]).unwrap();
+    state.store.enable_totp(bourse_core::UserId(grace.id), &sealed, 1, &[]).await.unwrap();
+    let reset = format!("/users/{}/reset-two-factor", grace.id);
+    let (status, _) = op.post(&reset, &[("reason", "identity checked by video call")]).await;
+    assert_eq!(status, 303);
+    let row = state.store.user(bourse_core::UserId(grace.id)).await.unwrap().unwrap();
+    assert!(row.totp_sealed.is_none());
+    app.mail_with("grace@example.com", "identity checked by video call").await;
+    let (status, page) = op.post(&reset, &[("reason", "again")]).await;
+    assert_eq!(status, 409, "{page}");
+
+    // Every session signed out.
+    grace.http = common::cookie_client();
+    let r = grace
+        .http
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&serde_json::json!({"email": "grace@example.com", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(grace.get("/api/v1/me").await.0, 200);
+    let (status, _) =
+        op.post(&format!("/users/{}/sign-out", grace.id), &[("reason", "she asked")]).await;
+    assert_eq!(status, 303);
+    assert_eq!(grace.get("/api/v1/me").await.0, 401);
+
+    // The audit log has each, with its reason; her security log too.
+    let actions = state.store.admin_actions(None, 100).await.unwrap();
+    for (action, reason) in [
+        ("user.lock", "a court order"),
+        ("user.unlock", "order lifted"),
+        ("user.reset_two_factor", "identity checked by video call"),
+        ("user.sign_out", "she asked"),
+    ] {
+        assert!(
+            actions.iter().any(|a| a.action == action && a.reason == reason),
+            "{action}: {actions:?}"
+        );
+    }
 }

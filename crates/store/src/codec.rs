@@ -68,6 +68,22 @@ pub(crate) fn projection_seqs(p: &crate::Projection) -> Result<(u64, i64)> {
     }
 }
 
+/// The `LIKE` pattern (escape character `\`) of the values that contain `text`, with ASCII
+/// letters folded to lower case; `%`, `_` and `\` in `text` match themselves. Compare it with a
+/// value folded the same way: ASCII only, so both backends agree whatever the database's locale.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c.to_ascii_lowercase());
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// A list limit as bound to `LIMIT`: at most [`crate::LIST_LIMIT_MAX`].
 pub(crate) fn limit(limit: u32) -> i64 {
     i64::from(limit.min(crate::LIST_LIMIT_MAX))
@@ -398,6 +414,7 @@ pub(crate) fn user_row(r: &impl Get) -> Result<UserRow> {
         totp_pending_sealed: r.opt_bytes("totp_pending_sealed")?,
         totp_last_step: r.i64("totp_last_step")?,
         address_whitelist: r.boolean("address_whitelist")?,
+        locked_ms: r.opt_i64("locked_ms")?,
     })
 }
 
@@ -813,6 +830,14 @@ mod tests {
         assert_eq!(fills_bound(Some((u64::MAX, MarketId(2), TradeId(1)))).0, i64::MAX);
         assert_eq!(limit(u32::MAX), 1000);
         assert!(db_u64("id", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn contains_patterns_escape_wildcards_and_fold_ascii() {
+        assert_eq!(contains_pattern(""), "%%");
+        assert_eq!(contains_pattern("Bob@X.com"), "%bob@x.com%");
+        assert_eq!(contains_pattern(r"a_b%c\d"), r"%a\_b\%c\\d%");
+        assert_eq!(contains_pattern("ÉMILE"), "%Émile%");
     }
 
     #[test]

@@ -89,6 +89,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_email_verified(&self, id: UserId) -> Result<()>;
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
     async fn count_users(&self) -> Result<u64>;
+    /// Locks a user (`Some(when)`) or unlocks them (`None`); false for an unknown user.
+    async fn set_user_locked(&self, user: UserId, locked_ms: Option<i64>) -> Result<bool>;
+    /// Users whose e-mail contains `text` (case-insensitive; `%` and `_` match themselves),
+    /// by id, at most `min(limit, LIST_LIMIT_MAX)`.
+    async fn search_users(&self, text: &str, limit: u32) -> Result<Vec<UserRow>>;
+    /// The user a deposit address was given to.
+    async fn user_by_deposit_address(&self, address: &str) -> Result<Option<UserId>>;
 
     // ---- two-factor authentication -----------------------------------------------------------
     /// Stores (or, with `None`, clears) the secret of a TOTP setup not yet confirmed, sealed by

@@ -21,6 +21,8 @@ pub struct UserRow {
     pub totp_last_step: i64,
     /// Withdrawals go only to confirmed addresses of the user's whitelist.
     pub address_whitelist: bool,
+    /// Set while an operator has locked the account (no login, no API key, no withdrawal).
+    pub locked_ms: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,14 +9,21 @@
 pub(crate) const CREATE_USER: &str = "INSERT INTO users (email, password_hash, email_verified, created_ms) \
      VALUES ($1, $2, FALSE, $3) RETURNING id";
 pub(crate) const USER: &str = "SELECT id, email, password_hash, email_verified, created_ms, \
-     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist FROM users WHERE id = $1";
+     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist, locked_ms \
+     FROM users WHERE id = $1";
 pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, email_verified, created_ms, \
-     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist FROM users WHERE email = $1";
+     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist, locked_ms \
+     FROM users WHERE email = $1";
 pub(crate) const SET_EMAIL_VERIFIED: &str = "UPDATE users SET email_verified = TRUE WHERE id = $1";
 pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
 pub(crate) const SET_ADDRESS_WHITELIST: &str =
     "UPDATE users SET address_whitelist = $2 WHERE id = $1";
+pub(crate) const SET_USER_LOCKED: &str = "UPDATE users SET locked_ms = $2 WHERE id = $1";
+/// The first user a deposit address was given to (the same string may be an address of several
+/// assets). Served by `deposit_addresses_address`.
+pub(crate) const USER_BY_DEPOSIT_ADDRESS: &str =
+    "SELECT user_id FROM deposit_addresses WHERE address = $1 ORDER BY id LIMIT 1";
 
 // ---- two-factor authentication ----------------------------------------------------------------
 

@@ -30,6 +30,11 @@ use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// `$1` a [`codec::contains_pattern`], `$2` limit. SQLite's `LOWER` folds ASCII letters only.
+const SEARCH_USERS: &str = "SELECT id, email, password_hash, email_verified, created_ms, \
+     totp_sealed, totp_pending_sealed, totp_last_step, address_whitelist, locked_ms FROM users \
+     WHERE LOWER(email) LIKE $1 ESCAPE '\\' ORDER BY id LIMIT $2";
+
 impl_get!(SqliteRow);
 
 #[derive(Debug)]
@@ -343,6 +348,37 @@ impl Store for SqliteStore {
     async fn count_users(&self) -> Result<u64> {
         let row = sqlx::query(sql::COUNT_USERS).fetch_one(&self.pool).await?;
         codec::Get::u64(&row, "n")
+    }
+
+    async fn set_user_locked(&self, user: UserId, locked_ms: Option<i64>) -> Result<bool> {
+        let Ok(id) = i64::try_from(user.0) else { return Ok(false) };
+        let done =
+            sqlx::query(sql::SET_USER_LOCKED).bind(id).bind(locked_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn search_users(&self, text: &str, limit: u32) -> Result<Vec<UserRow>> {
+        if text.contains('\0') {
+            // No e-mail holds one (and PostgreSQL text cannot): the same answer on both backends.
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(SEARCH_USERS)
+            .bind(codec::contains_pattern(text))
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::user_row)
+    }
+
+    async fn user_by_deposit_address(&self, address: &str) -> Result<Option<UserId>> {
+        if address.contains('\0') {
+            return Ok(None);
+        }
+        let row = sqlx::query(sql::USER_BY_DEPOSIT_ADDRESS)
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| codec::Get::u64(&r, "user_id").map(UserId)).transpose()
     }
 
     // ---- two-factor authentication -------------------------------------------------------

@@ -88,6 +88,9 @@ macro_rules! conformance {
 conformance!(
     migrate_is_idempotent,
     users,
+    user_locking,
+    user_search,
+    user_by_deposit_address,
     tokens,
     tokens_are_used_once_under_concurrency,
     sessions,
@@ -267,6 +270,7 @@ async fn users(db: &Db) {
         totp_pending_sealed: None,
         totp_last_step: 0,
         address_whitelist: false,
+        locked_ms: None,
     };
     assert_eq!(s.user(a).await.unwrap(), Some(row_a.clone()));
     assert_eq!(s.user_by_email("a@example.com").await.unwrap(), Some(row_a.clone()));
@@ -283,6 +287,110 @@ async fn users(db: &Db) {
     assert_eq!(b_now.password_hash, "hash-b2");
     assert!(!b_now.email_verified);
     assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+async fn user_locking(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let b_before = s.user(b).await.unwrap().unwrap();
+    assert_eq!(s.user(a).await.unwrap().unwrap().locked_ms, None, "a new user is not locked");
+
+    assert!(s.set_user_locked(a, Some(500)).await.unwrap());
+    let locked = s.user(a).await.unwrap().unwrap();
+    assert_eq!(locked.locked_ms, Some(500));
+    assert_eq!(s.user_by_email("a@example.com").await.unwrap(), Some(locked.clone()));
+    assert_eq!(s.search_users("a@example", 10).await.unwrap(), vec![locked.clone()]);
+    assert_eq!(s.user(b).await.unwrap(), Some(b_before.clone()), "other users untouched");
+    // Locking again moves the time; nothing else of the user changes.
+    assert!(s.set_user_locked(a, Some(600)).await.unwrap());
+    let relocked = s.user(a).await.unwrap().unwrap();
+    assert_eq!(relocked, UserRow { locked_ms: Some(600), ..locked.clone() });
+
+    assert!(s.set_user_locked(a, None).await.unwrap());
+    assert_eq!(s.user(a).await.unwrap(), Some(UserRow { locked_ms: None, ..locked }));
+    // Unlocking a user who is not locked is no error.
+    assert!(s.set_user_locked(a, None).await.unwrap());
+    assert_eq!(s.user(b).await.unwrap(), Some(b_before));
+
+    assert!(!s.set_user_locked(UserId(9_999), Some(1)).await.unwrap());
+    assert!(!s.set_user_locked(UserId(u64::MAX), Some(1)).await.unwrap());
+    assert!(!s.set_user_locked(UserId(9_999), None).await.unwrap());
+}
+
+async fn user_search(db: &Db) {
+    let s = &*db.store;
+    let alice = user(s, "alice@example.com").await;
+    let bob = user(s, "BOB@Example.COM").await;
+    let carol = user(s, "carol@other.org").await;
+    let a_b = user(s, "a_b@x.com").await;
+    let axb = user(s, "axb@x.com").await;
+    let pct = user(s, "50%off@x.com").await;
+    let no_pct = user(s, "500ff@x.com").await;
+    let slash = user(s, "back\\slash@x.com").await;
+    let emile = user(s, "Émile@x.com").await;
+    let ids = |rows: Vec<UserRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let find = |text: &'static str| async move { ids(s.search_users(text, 100).await.unwrap()) };
+
+    // Rows come whole.
+    assert_eq!(
+        s.search_users("alice", 10).await.unwrap(),
+        vec![s.user(alice).await.unwrap().unwrap()]
+    );
+    // Any part, either case, by id.
+    assert_eq!(find("EXAMPLE.com").await, vec![alice, bob]);
+    assert_eq!(find("bob@").await, vec![bob]);
+    assert_eq!(find("Bob@eXample").await, vec![bob]);
+    assert_eq!(find("@x.com").await, vec![a_b, axb, pct, no_pct, slash, emile]);
+    assert_eq!(find("other.org").await, vec![carol]);
+    assert_eq!(find("nobody").await, Vec::<UserId>::new());
+    // `%`, `_` and `\` match themselves.
+    assert_eq!(find("a_b").await, vec![a_b]);
+    assert_eq!(find("_").await, vec![a_b]);
+    assert_eq!(find("50%").await, vec![pct]);
+    assert_eq!(find("%").await, vec![pct]);
+    assert_eq!(find("%%").await, Vec::<UserId>::new());
+    assert_eq!(find("k\\s").await, vec![slash]);
+    assert_eq!(find("\\").await, vec![slash]);
+    assert_eq!(find("\\%").await, Vec::<UserId>::new());
+    // Letters beyond ASCII match as they are (case folds ASCII letters only, on both backends).
+    assert_eq!(find("Émile").await, vec![emile]);
+    assert_eq!(find("éMILE").await, Vec::<UserId>::new());
+    assert_eq!(find("\0").await, Vec::<UserId>::new());
+
+    // Empty text: everyone, by id, up to the limit.
+    let all = vec![alice, bob, carol, a_b, axb, pct, no_pct, slash, emile];
+    assert_eq!(find("").await, all);
+    assert_eq!(ids(s.search_users("", 3).await.unwrap()), all[..3]);
+    assert_eq!(ids(s.search_users("@x.com", 2).await.unwrap()), vec![a_b, axb]);
+    assert_eq!(s.search_users("", 0).await.unwrap(), Vec::<UserRow>::new());
+    assert_eq!(ids(s.search_users("", u32::MAX).await.unwrap()), all);
+}
+
+async fn user_by_deposit_address(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let new = |user, asset, address: &str, at| NewDepositAddress {
+        user,
+        asset: AssetId(asset),
+        address: address.into(),
+        label: format!("bourse:user:{}", user.0),
+        created_ms: at,
+    };
+    s.insert_deposit_address(&new(a, 1, "bcrt1qa", 10)).await.unwrap();
+    s.insert_deposit_address(&new(b, 1, "bcrt1qb", 20)).await.unwrap();
+    s.insert_deposit_address(&new(b, 2, "0xB0b", 30)).await.unwrap();
+    s.insert_deposit_address(&new(a, 3, "0xB0b", 40)).await.unwrap();
+
+    assert_eq!(s.user_by_deposit_address("bcrt1qa").await.unwrap(), Some(a));
+    assert_eq!(s.user_by_deposit_address("bcrt1qb").await.unwrap(), Some(b));
+    // The same string given for several assets: the first it was given to.
+    assert_eq!(s.user_by_deposit_address("0xB0b").await.unwrap(), Some(b));
+    // Exact: no other case, no part, no pattern.
+    for other in ["nope", "", "0xb0b", "bcrt1q", "bcrt1qa ", "bcrt1q_", "bcrt1q%", "\0"] {
+        assert_eq!(s.user_by_deposit_address(other).await.unwrap(), None, "{other:?}");
+    }
 }
 
 async fn tokens(db: &Db) {

@@ -14,6 +14,7 @@
 mod audit;
 mod pages;
 mod session;
+mod users;
 mod withdrawals;
 
 pub use session::{AdminPrincipal, CreatedAdmin, create_admin};
@@ -138,6 +139,48 @@ pub const ROUTES: &[AdminRoute] = &[
         role: Operator,
         changes: true,
         handler: || post(withdrawals::reject),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/users",
+        role: Viewer,
+        changes: false,
+        handler: || get(users::search),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/users/{id}",
+        role: Viewer,
+        changes: false,
+        handler: || get(users::detail),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/users/{id}/lock",
+        role: Operator,
+        changes: true,
+        handler: || post(users::lock),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/users/{id}/unlock",
+        role: Operator,
+        changes: true,
+        handler: || post(users::unlock),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/users/{id}/sign-out",
+        role: Operator,
+        changes: true,
+        handler: || post(users::sign_out),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/users/{id}/reset-two-factor",
+        role: Operator,
+        changes: true,
+        handler: || post(users::reset_two_factor),
     },
     AdminRoute {
         method: "GET",

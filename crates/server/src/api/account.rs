@@ -413,7 +413,7 @@ pub struct LoginResponse {
         (status = 200, description = "Logged in; sets the `bourse_session` cookie", body = LoginResponse),
         (status = 400, description = "`bad_json`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`email_not_verified`, `two_factor_required`, `bad_two_factor_code`", body = ErrorBody),
+        (status = 403, description = "`email_not_verified`, `account_locked` (by the exchange), `two_factor_required`, `bad_two_factor_code`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts` (with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
@@ -470,6 +470,9 @@ pub async fn open_session(
     };
     if !user.email_verified {
         return Err(ApiError::forbidden("email_not_verified", "verify your e-mail address first"));
+    }
+    if user.locked_ms.is_some() {
+        return Err(crate::auth::locked_account());
     }
     if let Err(e) = super::two_factor::verify_second_factor(state, &user, two_factor_code).await {
         if e.code == "bad_two_factor_code" {

@@ -14,6 +14,9 @@
 -- with detail. Append-only: nothing updates or deletes a row.
 -- withdrawal_approvals: each admin's approval of a withdrawal in review, at most one per admin
 -- per withdrawal; id keeps the order they were given in.
+-- users.locked_ms: set while an operator has locked the account (no sign-in, no API key, no
+-- withdrawal), NULL otherwise.
+-- deposit_addresses_address: finds who a deposit address was given to, whatever its asset.
 
 CREATE TABLE admins (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,3 +61,8 @@ CREATE TABLE withdrawal_approvals (
     at_ms         BIGINT NOT NULL,
     UNIQUE (withdrawal_id, admin_id)
 );
+
+ALTER TABLE users ADD COLUMN locked_ms BIGINT;
+
+-- Looked up without the asset, which the unique (asset_id, address) index needs first.
+CREATE INDEX deposit_addresses_address ON deposit_addresses (address);
