@@ -94,6 +94,17 @@ impl AppState {
         }
     }
 
+    /// Waits (bounded, polling) until the mirror has applied command `seq`, so the page an
+    /// operator is sent to after a command shows it.
+    pub async fn wait_mirror(&self, seq: u64) {
+        let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
+        while self.mirror.read().map(|m| m.seq < seq).unwrap_or(false)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits (bounded) until the read models include the user's last command, so a client
     /// that placed an order sees it in its next read.
     pub async fn wait_projected(&self, user: UserId) {

@@ -152,12 +152,23 @@ async fn every_admin_route_refuses_what_it_must_and_changes_nothing() {
     let mut operator = Admin::create(&app, "operator@example.com", AdminRole::Operator).await;
     operator.login().await;
     let base = app.server().admin_url();
-    let path_of = |template: &str| template.replace("{id}", &id.to_string());
+    let path_of =
+        |template: &str| template.replace("{id}", &id.to_string()).replace("{symbol}", "BTC-USDT");
+    // Every field any admin form takes, filled in: the refusals must come from the rules, not
+    // from a form that does not parse.
+    const FORM: [(&str, &str); 6] = [
+        ("reason", "because"),
+        ("action", "halt"),
+        ("user", "1"),
+        ("asset", "BTC"),
+        ("amount", "1"),
+        ("reference", "ref-1"),
+    ];
     let request = |http: &reqwest::Client, method: &str, path: &str, headers: &[(&str, &str)]| {
         let url = format!("{base}{path}");
         let mut r = match method {
             "GET" => http.get(url),
-            _ => http.post(url).form(&[("reason", "because"), ("code", "000000")]),
+            _ => http.post(url).form(&FORM),
         };
         for (k, v) in headers {
             r = r.header(*k, *v);
@@ -195,16 +206,23 @@ async fn every_admin_route_refuses_what_it_must_and_changes_nothing() {
         // A change without a fresh code (the login's is a second old): refused.
         if route.changes {
             tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-            let (status, body) = operator.post(&path, &[("reason", "because")]).await;
+            let (status, body) = operator.post(&path, &FORM).await;
             assert_eq!(status, 403, "{what}: {body}");
             assert!(body.contains("enter a code"), "{what}: {body}");
-            let wrong = [("reason", "because"), ("code", "000000")];
+            let mut wrong = FORM.to_vec();
+            wrong.push(("code", "000000"));
             let (status, body) = operator.post(&path, &wrong).await;
             assert_eq!(status, 403, "{what}: {body}");
         }
     }
-    // Nothing changed.
+    // Nothing changed: the withdrawal waits, the market trades, no one was credited, and the
+    // audit log holds only the logins.
     assert_eq!(status_of(&app, id).await, WithdrawalStatus::Review);
+    let trading =
+        app.server().state.mirror.read().unwrap().market_by_symbol("BTC-USDT").unwrap().status;
+    assert_eq!(trading, bourse_core::MarketStatus::Trading);
+    let actions = app.server().state.store.admin_actions(None, 100).await.unwrap();
+    assert!(actions.iter().all(|a| a.action == "login"), "{actions:?}");
     let store = &app.server().state.store;
     assert!(store.withdrawal_approvals(id).await.unwrap().is_empty());
     // The viewer reads every view.
@@ -444,4 +462,77 @@ async fn operators_find_lock_sign_out_and_reset_users() {
             "{action}: {actions:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn operators_credit_bank_deposits_once_and_halt_markets() {
+    let app = spawn_fresh_for("300").await;
+    let heidi = register(&app, "heidi@example.com").await;
+    let mut op = Admin::create(&app, "op@example.com", AdminRole::Operator).await;
+    op.login().await;
+    let user = heidi.id.to_string();
+    let credit = |reference: &'static str, amount: &'static str| {
+        let form = [
+            ("user", user.clone()),
+            ("asset", "USDT".to_string()),
+            ("amount", amount.to_string()),
+            ("reference", reference.to_string()),
+            ("reason", "SEPA transfer".to_string()),
+        ];
+        let http = op.http.clone();
+        let url = format!("{}/deposits/credit", op.base);
+        let origin = op.base.clone();
+        async move {
+            let r = http.post(url).header("origin", origin).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, _) = credit("SEPA-2026-0001", "1500.25").await;
+    assert_eq!(status, 303);
+    // The same reference again credits nothing, whatever the amount.
+    let (status, body) = credit("SEPA-2026-0001", "1500.25").await;
+    assert_eq!(status, 409);
+    assert!(body.contains("credited already"), "{body}");
+    let (status, body) = credit("SEPA-2026-0002", "-3").await;
+    assert_eq!(status, 400, "{body}");
+    let usdt = || async {
+        let (_, balances) = heidi.get("/api/v1/balances").await;
+        let b = balances.as_array().unwrap().iter().find(|b| b["asset"] == "USDT").cloned();
+        b.map(|b| b["available"].as_str().unwrap().to_string())
+    };
+    assert_eq!(usdt().await.as_deref(), Some("1500.25"));
+    app.mail_with("heidi@example.com", "1500.25 USDT").await;
+
+    // Halting a market: it takes cancels only; resumed, it trades again.
+    let (status, _) =
+        op.post("/markets/BTC-USDT/status", &[("action", "halt"), ("reason", "incident")]).await;
+    assert_eq!(status, 303);
+    let (_, page) = op.get("/markets").await;
+    assert!(page.contains("halted (cancels only)"), "{page}");
+    let order = serde_json::json!({"market": "BTC-USDT", "side": "buy", "type": "limit",
+        "price": "100", "quantity": "0.01"});
+    let r =
+        heidi.http.post(format!("{}/api/v1/orders", app.url)).json(&order).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "market_halted");
+    let (status, _) =
+        op.post("/markets/BTC-USDT/status", &[("action", "resume"), ("reason", "fixed")]).await;
+    assert_eq!(status, 303);
+    let r =
+        heidi.http.post(format!("{}/api/v1/orders", app.url)).json(&order).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+
+    let actions = app.server().state.store.admin_actions(None, 100).await.unwrap();
+    let done: Vec<(&str, &str)> = actions
+        .iter()
+        .filter(|a| a.action != "login")
+        .map(|a| (a.action.as_str(), a.reason.as_str()))
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("market.resume", "fixed"),
+            ("market.halt", "incident"),
+            ("deposit.credit", "SEPA transfer")
+        ]
+    );
 }

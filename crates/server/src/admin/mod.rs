@@ -12,6 +12,8 @@
 //! - Every action goes to the append-only admin audit log (`audit.rs`).
 
 mod audit;
+mod deposits;
+mod markets;
 mod pages;
 mod session;
 mod users;
@@ -181,6 +183,34 @@ pub const ROUTES: &[AdminRoute] = &[
         role: Operator,
         changes: true,
         handler: || post(users::reset_two_factor),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/deposits",
+        role: Viewer,
+        changes: false,
+        handler: || get(deposits::form),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/deposits/credit",
+        role: Operator,
+        changes: true,
+        handler: || post(deposits::credit),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/markets",
+        role: Viewer,
+        changes: false,
+        handler: || get(markets::list),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/markets/{symbol}/status",
+        role: Operator,
+        changes: true,
+        handler: || post(markets::set_status),
     },
     AdminRoute {
         method: "GET",

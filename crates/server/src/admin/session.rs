@@ -71,16 +71,20 @@ impl AdminPrincipal {
         AdminChrome { email: self.admin.email.clone(), role: self.admin.role.as_str() }
     }
 
+    /// Whether a TOTP code was entered in this session within `fresh_totp_s` (forms then ask
+    /// for none). The guard read the session at the start of this request.
+    pub fn is_fresh(&self, state: &Shared) -> bool {
+        let window =
+            i64::try_from(state.config.admin.fresh_totp_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        self.session.totp_ms.saturating_add(window) >= crate::now_ms()
+    }
+
     /// A state change goes ahead only with a TOTP code entered in this session within
     /// `fresh_totp_s`, or a valid one given now (`code`, which then counts as the fresh one).
     pub async fn fresh_totp(&self, state: &Shared, code: Option<&str>) -> Result<(), String> {
-        let now = crate::now_ms();
-        let window =
-            i64::try_from(state.config.admin.fresh_totp_s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let code = code.map(str::trim).unwrap_or("");
         if code.is_empty() {
-            // The guard read the session at the start of this request.
-            return if self.session.totp_ms.saturating_add(window) >= now {
+            return if self.is_fresh(state) {
                 Ok(())
             } else {
                 Err("enter a code from your authenticator app to confirm this".into())
@@ -89,6 +93,7 @@ impl AdminPrincipal {
         if !verify_code(state, &self.admin, code).await {
             return Err("the code is wrong, expired or already used".into());
         }
+        let now = crate::now_ms();
         let _ = state.store.touch_admin_session(self.session.id, now, Some(now)).await;
         Ok(())
     }

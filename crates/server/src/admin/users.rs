@@ -168,8 +168,6 @@ async fn detail_page(
     let asset = |a: &bourse_core::AssetId| {
         mirror.assets.get(a).map(|x| (x.symbol.clone(), x.scale)).unwrap_or_default()
     };
-    let window =
-        i64::try_from(state.config.admin.fresh_totp_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let page = DetailPage {
         chrome,
         id,
@@ -227,7 +225,7 @@ async fn detail_page(
             })
             .collect(),
         error,
-        fresh: p.session.totp_ms.saturating_add(window) >= crate::now_ms(),
+        fresh: p.is_fresh(state),
     };
     render(status, &page)
 }

@@ -89,9 +89,7 @@ async fn queue_page(
     };
     match loaded.await {
         Ok(lines) => {
-            let window = i64::try_from(state.config.admin.fresh_totp_s.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
-            let fresh = p.session.totp_ms.saturating_add(window) >= crate::now_ms();
+            let fresh = p.is_fresh(state);
             render(status, &QueuePage { chrome, lines, error, notice, fresh })
         }
         Err(e) => {
