@@ -66,9 +66,11 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     let config = load_config(args)?;
     runtime()?.block_on(async move {
         let server = Server::start(config).await?;
-        println!("bourse is running at {}  (Ctrl-C to stop)", server.url());
+        // One line: a supervisor that reads the first line for the address may close the
+        // pipe after it.
         println!(
-            "the admin app is at {} (`bourse admin create` adds an admin)",
+            "bourse is running at {}, the admin app at {}  (Ctrl-C to stop)",
+            server.url(),
             server.admin_url()
         );
         signal().await;
@@ -116,6 +118,21 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         println!("  API key:    {}", info.api_key);
         println!("  API secret: {}", info.api_secret);
         println!("  try:        curl {}/api/v1/tickers", server.url());
+        let password: String = bourse_server::crypto::random_token()?.chars().take(20).collect();
+        let state = &server.state;
+        let admin = bourse_server::admin::create_admin(
+            state.store.as_ref(),
+            &state.keys,
+            "admin@bourse.demo",
+            &password,
+            bourse_store::AdminRole::Superadmin,
+            "bourse demo",
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        println!("  admin app:  {}", server.admin_url());
+        println!("  admin:      {} / {password}", admin.email);
+        println!("  admin TOTP: {}", admin.otpauth_uri);
         println!("Ctrl-C to stop.");
         signal().await;
         server.stop().await;
