@@ -69,7 +69,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         // One line: a supervisor that reads the first line for the address may close the
         // pipe after it.
         println!(
-            "bourse is running at {}, the admin app at {}  (Ctrl-C to stop)",
+            "bourse is running at {}  (the admin app at {}; Ctrl-C to stop)",
             server.url(),
             server.admin_url()
         );
