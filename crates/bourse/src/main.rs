@@ -63,12 +63,33 @@ enum Cmd {
         #[arg(long, env = "BOURSE_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Lock or unlock a user (safe while the exchange runs).
+    #[command(subcommand)]
+    User(UserCmd),
     /// Manage the admin app's accounts (safe while the exchange runs).
     #[command(subcommand)]
     Admin(AdminCmd),
     /// Tools for tests and debugging.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCmd {
+    /// No login, no API key, no withdrawal; every session ends: `bourse user lock 42`.
+    Lock {
+        /// The user's id or e-mail.
+        user: String,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
+    /// Lets a locked user in again.
+    Unlock {
+        /// The user's id or e-mail.
+        user: String,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +196,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Admin(AdminCmd::Create(args)) => admin::create(&args)?,
+        Cmd::User(UserCmd::Lock { user, serve }) => operator::user_lock(&serve, &user, true)?,
+        Cmd::User(UserCmd::Unlock { user, serve }) => operator::user_lock(&serve, &user, false)?,
         Cmd::Debug(DebugCmd::Feed(args)) => feed::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)

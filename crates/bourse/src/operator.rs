@@ -1,7 +1,8 @@
-//! Operator commands for what exists so far: `bourse migrate`, `bourse asset add`,
-//! `bourse market add|halt|resume`. Engine commands are journaled like any other: the command
-//! opens the data directory's engine itself, so the exchange must be stopped (the data
-//! directory lock says so clearly if it is not).
+//! Operator commands: `bourse migrate`, `bourse asset add`, `bourse market add|halt|resume`,
+//! `bourse user lock|unlock`. Engine commands (assets, markets) are journaled like any other:
+//! the command opens the data directory's engine itself, so the exchange must be stopped (the
+//! data directory lock says so clearly if it is not). `user lock|unlock` needs only the
+//! database and runs beside the exchange.
 
 use crate::serve::{ServeArgs, load_config};
 use anyhow::{Context, Result};
@@ -148,4 +149,38 @@ pub fn market_status(args: &ServeArgs, symbol: &str, status: MarketStatus) -> Re
     with_engine(args, Command::SetMarketStatus { market, status })?;
     println!("market {} is now {status:?}", symbol.to_ascii_uppercase());
     Ok(())
+}
+
+/// `bourse user lock|unlock ID-OR-EMAIL`: a locked user cannot log in, use API keys (a running
+/// server's key cache forgets them within a minute) or withdraw; locking also ends every
+/// session. Needs only the database, so it runs while the exchange does. The admin app does
+/// the same with an audited reason; this is for an operator at the machine.
+pub fn user_lock(args: &ServeArgs, who: &str, lock: bool) -> Result<()> {
+    let config = load_config(args)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = bourse_store::connect(config.database_url().expose())
+            .await
+            .context("cannot open the database")?;
+        store.migrate().await.context("cannot migrate the database")?;
+        let done = async {
+            let user = match who.parse::<u64>() {
+                Ok(id) => store.user(bourse_core::UserId(id)).await?,
+                Err(_) => store.user_by_email(&who.trim().to_lowercase()).await?,
+            }
+            .with_context(|| format!("no user {who}"))?;
+            let now = bourse_server::now_ms();
+            store.set_user_locked(user.id, lock.then_some(now)).await?;
+            if lock {
+                let ended = store.revoke_sessions(user.id, None).await?;
+                println!("user {} ({}) locked; {ended} session(s) ended", user.id.0, user.email);
+            } else {
+                println!("user {} ({}) unlocked", user.id.0, user.email);
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        let result = done.await;
+        store.close().await;
+        result
+    })
 }

@@ -37,6 +37,19 @@ fn http_get(addr: &str, path: &str) -> String {
     text
 }
 
+fn http_post_json(addr: &str, path: &str, body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
 #[test]
 fn operator_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,6 +104,13 @@ fn operator_lifecycle() {
         "{markets}"
     );
     assert!(http_get(&addr, "/api/v1/health").contains("\"status\":\"ok\""));
+    // A user signs up; the operator locks and unlocks them beside the running exchange.
+    let signup = r#"{"email":"mallory@example.com","password":"a long enough passphrase"}"#;
+    assert!(http_post_json(&addr, "/api/v1/auth/signup", signup).starts_with("HTTP/1.1 202"));
+    let out = ok(&["user", "lock", "Mallory@example.com", "--config", c]);
+    assert!(out.contains("(mallory@example.com) locked; 0 session(s) ended"), "{out}");
+    assert!(ok(&["user", "unlock", "1", "--config", c]).contains("unlocked"));
+    assert!(fails(&["user", "lock", "nobody@example.com", "--config", c]).contains("no user"));
     assert!(
         fails(&["market", "resume", "BTC/USDT", "--config", c])
             .contains("stop `bourse serve` first")

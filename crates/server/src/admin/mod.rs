@@ -200,6 +200,13 @@ pub const ROUTES: &[AdminRoute] = &[
     },
     AdminRoute {
         method: "GET",
+        path: "/wallets",
+        role: Viewer,
+        changes: false,
+        handler: || get(pages::wallets),
+    },
+    AdminRoute {
+        method: "GET",
         path: "/markets",
         role: Viewer,
         changes: false,

@@ -44,6 +44,9 @@ struct Dashboard {
     unconfirmed: usize,
     engine_seq: u64,
     projected_seq: u64,
+    /// Each market's last 24 hours.
+    tickers: Vec<crate::views::TickerView>,
+    health: crate::api::public::Health,
 }
 
 pub async fn dashboard(
@@ -59,6 +62,14 @@ pub async fn dashboard(
             state.store.withdrawals_in_status(WithdrawalStatus::Unconfirmed, limit).await?;
         Ok::<_, bourse_store::StoreError>((users, review.len(), unconfirmed.len()))
     };
+    let tickers = match (state.mirror.read(), state.tickers.lock()) {
+        (Ok(mirror), Ok(tickers)) => {
+            let now = crate::now_ms();
+            mirror.markets.keys().filter_map(|m| tickers.view(*m, now, &mirror)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let health = crate::api::public::health_of(&state).await;
     match loaded.await {
         Ok((users, review, unconfirmed)) => render(
             StatusCode::OK,
@@ -69,6 +80,8 @@ pub async fn dashboard(
                 unconfirmed,
                 engine_seq: state.engine.status().seq,
                 projected_seq: *state.projected.borrow(),
+                tickers,
+                health,
             },
         ),
         Err(e) => {
@@ -81,4 +94,21 @@ pub async fn dashboard(
             )
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "admin/wallets.html")]
+struct WalletsPage {
+    chrome: Option<AdminChrome>,
+    health: crate::api::public::Health,
+}
+
+/// `GET /wallets`: each coin's node, its hot wallet against what users are owed, and whether
+/// withdrawals are paused.
+pub async fn wallets(
+    State(state): State<Shared>,
+    Extension(p): Extension<AdminPrincipal>,
+) -> Response {
+    let health = crate::api::public::health_of(&state).await;
+    render(StatusCode::OK, &WalletsPage { chrome: Some(p.chrome()), health })
 }
