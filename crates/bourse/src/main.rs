@@ -120,6 +120,13 @@ enum MarketCmd {
         #[command(flatten)]
         serve: serve::ServeArgs,
     },
+    /// Change a market's tick, lot, limits or fees: `bourse market edit BTC/USDT --maker-fee-ppm 500`.
+    Edit {
+        #[command(flatten)]
+        market: operator::MarketEditArgs,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
     /// Stop trading on a market (cancels still work).
     Halt {
         symbol: String,
@@ -176,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             operator::asset_add(&serve, &symbol, scale)?
         }
         Cmd::Market(MarketCmd::Add { market, serve }) => operator::market_add(&serve, &market)?,
+        Cmd::Market(MarketCmd::Edit { market, serve }) => operator::market_edit(&serve, &market)?,
         Cmd::Market(MarketCmd::Halt { symbol, serve }) => {
             operator::market_status(&serve, &symbol, bourse_core::MarketStatus::Halted)?
         }

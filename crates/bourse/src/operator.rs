@@ -1,4 +1,4 @@
-//! Operator commands: `bourse migrate`, `bourse asset add`, `bourse market add|halt|resume`,
+//! Operator commands: `bourse migrate`, `bourse asset add`, `bourse market add|edit|halt|resume`,
 //! `bourse user lock|unlock`. Engine commands (assets, markets) are journaled like any other:
 //! the command opens the data directory's engine itself, so the exchange must be stopped (the
 //! data directory lock says so clearly if it is not). `user lock|unlock` needs only the
@@ -130,11 +130,11 @@ pub fn market_add(args: &ServeArgs, m: &MarketAddArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn market_status(args: &ServeArgs, symbol: &str, status: MarketStatus) -> Result<()> {
-    let exchange = state(args)?;
+/// The market `BASE/QUOTE` (or `BASE-QUOTE`) of `exchange`.
+fn find_market(exchange: &bourse_core::Exchange, symbol: &str) -> Result<bourse_core::MarketId> {
     let (base, quote) =
         symbol.split_once(['/', '-']).context("market symbol must be BASE/QUOTE")?;
-    let market = exchange
+    exchange
         .market_ids()
         .find(|id| {
             exchange.market_spec(*id).is_some_and(|(spec, _)| {
@@ -144,7 +144,76 @@ pub fn market_status(args: &ServeArgs, symbol: &str, status: MarketStatus) -> Re
                     && name(spec.quote).as_deref() == Some(&quote.to_ascii_uppercase())
             })
         })
-        .with_context(|| format!("unknown market {symbol}"))?;
+        .with_context(|| format!("unknown market {symbol}"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MarketEditArgs {
+    /// BASE/QUOTE, e.g. BTC/USDT.
+    pub symbol: String,
+    /// A new price step in quote units; resting orders must sit on it.
+    #[arg(long)]
+    pub tick: Option<String>,
+    /// A new quantity step in base units.
+    #[arg(long)]
+    pub lot: Option<String>,
+    #[arg(long)]
+    pub min_qty: Option<String>,
+    #[arg(long)]
+    pub max_qty: Option<String>,
+    #[arg(long)]
+    pub min_notional: Option<String>,
+    /// Fee rates in parts per million; resting orders keep at most the rate they reserved.
+    #[arg(long)]
+    pub maker_fee_ppm: Option<u32>,
+    #[arg(long)]
+    pub taker_fee_ppm: Option<u32>,
+}
+
+/// `bourse market edit`: changes a market's grid, limits or fees (engine commands; the
+/// exchange must be stopped). What is not given stays as it is.
+pub fn market_edit(args: &ServeArgs, m: &MarketEditArgs) -> Result<()> {
+    let exchange = state(args)?;
+    let market = find_market(&exchange, &m.symbol)?;
+    let (spec, _) = exchange.market_spec(market).context("unknown market")?;
+    let scale = |a| exchange.asset(a).map(|s| s.spec.scale).context("unknown asset");
+    let (bs, qs) = (scale(spec.base)?, scale(spec.quote)?);
+    let (maker, taker) = (spec.maker_fee_ppm, spec.taker_fee_ppm);
+    drop(exchange);
+    let units = |name: &str, v: &Option<String>, scale: u8| {
+        v.as_deref()
+            .map(|v| parse_units(v, scale).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+            .transpose()
+    };
+    let change = bourse_core::MarketChange {
+        tick: units("tick", &m.tick, qs)?,
+        lot: units("lot", &m.lot, bs)?,
+        min_qty: units("min-qty", &m.min_qty, bs)?,
+        max_qty: units("max-qty", &m.max_qty, bs)?,
+        min_notional: units("min-notional", &m.min_notional, qs)?,
+    };
+    let fees = m.maker_fee_ppm.is_some() || m.taker_fee_ppm.is_some();
+    anyhow::ensure!(
+        change != bourse_core::MarketChange::default() || fees,
+        "nothing to change: give --tick, --lot, --min-qty, --max-qty, --min-notional or a fee"
+    );
+    let symbol = m.symbol.to_ascii_uppercase();
+    if change != bourse_core::MarketChange::default() {
+        with_engine(args, Command::ChangeMarket { market, change })?;
+        println!("market {symbol}: grid and limits changed");
+    }
+    if fees {
+        let maker_fee_ppm = m.maker_fee_ppm.unwrap_or(maker);
+        let taker_fee_ppm = m.taker_fee_ppm.unwrap_or(taker);
+        with_engine(args, Command::SetFees { market, maker_fee_ppm, taker_fee_ppm })?;
+        println!("market {symbol}: fees maker {maker_fee_ppm} ppm, taker {taker_fee_ppm} ppm");
+    }
+    Ok(())
+}
+
+pub fn market_status(args: &ServeArgs, symbol: &str, status: MarketStatus) -> Result<()> {
+    let exchange = state(args)?;
+    let market = find_market(&exchange, symbol)?;
     drop(exchange);
     with_engine(args, Command::SetMarketStatus { market, status })?;
     println!("market {} is now {status:?}", symbol.to_ascii_uppercase());

@@ -124,6 +124,27 @@ fn operator_lifecycle() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(std::fs::read_dir(data.join("snapshots")).unwrap().count() > 0);
     ok(&["market", "resume", "BTC/USDT", "--config", c]);
+    // Editing a market: what is given changes, the rest stays; the engine's rules still hold.
+    let edit = |extra: &[&str]| {
+        let mut args = vec!["market", "edit"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--config", c]);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| bourse(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(edit(&["BTC/USDT", "--maker-fee-ppm", "500", "--min-notional", "10"]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("grid and limits changed"), "{text}");
+    assert!(text.contains("fees maker 500 ppm, taker 2000 ppm"), "{text}");
+    let out = run(edit(&["BTC/USDT"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));
+    let out = run(edit(&["BTC/EUR", "--lot", "1"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown market"));
+    // One lot at a 0.001 tick would cost a tenth of a USDT minor unit: refused.
+    let out = run(edit(&["BTC/USDT", "--tick", "0.001"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused: invalid market"));
     assert!(ok(&["replay", "--verify", "--data-dir", data.to_str().unwrap()]).contains("hash"));
 }
 
