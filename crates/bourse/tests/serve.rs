@@ -96,7 +96,11 @@ fn operator_lifecycle() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Killed if this test fails before its SIGTERM: a leaked server would keep the suite's
+    // output pipe open.
+    let mut child = KillOnDrop(Some(child));
+    BufReader::new(stdout).read_line(&mut line).unwrap();
     let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let markets = http_get(&addr, "/api/v1/markets");
     assert!(
@@ -118,6 +122,7 @@ fn operator_lifecycle() {
 
     // SIGTERM: a clean stop with a final snapshot.
     let started = Instant::now();
+    let mut child = child.0.take().unwrap();
     terminate(child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
@@ -146,6 +151,17 @@ fn operator_lifecycle() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused: invalid market"));
     assert!(ok(&["replay", "--verify", "--data-dir", data.to_str().unwrap()]).contains("hash"));
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn terminate(pid: u32) {
