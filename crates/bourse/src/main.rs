@@ -63,6 +63,9 @@ enum Cmd {
         #[arg(long, env = "BOURSE_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Cancel a resting order (the exchange must be stopped).
+    #[command(subcommand)]
+    Order(OrderCmd),
     /// Lock or unlock a user (safe while the exchange runs).
     #[command(subcommand)]
     User(UserCmd),
@@ -72,6 +75,19 @@ enum Cmd {
     /// Tools for tests and debugging.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCmd {
+    /// Cancel an order as its owner could: `bourse order cancel 1234 --user 42`.
+    Cancel {
+        order: u64,
+        /// The order's owner.
+        #[arg(long)]
+        user: u64,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +220,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Admin(AdminCmd::Create(args)) => admin::create(&args)?,
+        Cmd::Order(OrderCmd::Cancel { order, user, serve }) => {
+            operator::order_cancel(&serve, order, user)?
+        }
         Cmd::User(UserCmd::Lock { user, serve }) => operator::user_lock(&serve, &user, true)?,
         Cmd::User(UserCmd::Unlock { user, serve }) => operator::user_lock(&serve, &user, false)?,
         Cmd::Debug(DebugCmd::Feed(args)) => feed::run(&args)?,

@@ -1,5 +1,5 @@
 //! Operator commands: `bourse migrate`, `bourse asset add`, `bourse market add|edit|halt|resume`,
-//! `bourse user lock|unlock`. Engine commands (assets, markets) are journaled like any other:
+//! `bourse order cancel`, `bourse user lock|unlock`. Engine commands (assets, markets, orders) are journaled like any other:
 //! the command opens the data directory's engine itself, so the exchange must be stopped (the
 //! data directory lock says so clearly if it is not). `user lock|unlock` needs only the
 //! database and runs beside the exchange.
@@ -252,4 +252,21 @@ pub fn user_lock(args: &ServeArgs, who: &str, lock: bool) -> Result<()> {
         store.close().await;
         result
     })
+}
+
+/// `bourse order cancel ORDER --user USER`: cancels a resting order through the engine (the
+/// exchange must be stopped), as its owner could. The admin app is the place for a running
+/// exchange.
+pub fn order_cancel(args: &ServeArgs, order: u64, user: u64) -> Result<()> {
+    let command = Command::Cancel {
+        user: bourse_core::UserId(user),
+        market: None,
+        order: bourse_core::OrderRef::Id(bourse_core::OrderId(order)),
+    };
+    for event in with_engine(args, command)? {
+        if let Event::OrderEnded { order, remaining, .. } = event {
+            println!("order {order} of user {user} canceled ({remaining} minor units unfilled)");
+        }
+    }
+    Ok(())
 }

@@ -129,6 +129,10 @@ fn operator_lifecycle() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(std::fs::read_dir(data.join("snapshots")).unwrap().count() > 0);
     ok(&["market", "resume", "BTC/USDT", "--config", c]);
+    // Cancelling an order that does not exist (for that user) is refused with the engine's
+    // reason.
+    let err = fails(&["order", "cancel", "99", "--user", "1", "--config", c]);
+    assert!(err.contains("refused: unknown order"), "{err}");
     // Editing a market: what is given changes, the rest stays; the engine's rules still hold.
     let edit = |extra: &[&str]| {
         let mut args = vec!["market", "edit"];
