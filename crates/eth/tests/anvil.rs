@@ -108,8 +108,17 @@ async fn a_signed_transfer_moves_exactly_its_value_and_is_sent_once() {
     assert_eq!(after_recipient, value);
     assert_eq!(after_ours, 5 * ETHER - value - fee);
 
-    // The node's view of the transaction, and the block it is in.
-    let seen = rpc.transaction(&signed.hash).await.unwrap().unwrap();
+    // The node's view of the transaction, and the block it is in. anvil may answer the
+    // transaction as still pending for a moment after its receipt exists: ask until it is
+    // placed (bounded).
+    let mut seen = rpc.transaction(&signed.hash).await.unwrap().unwrap();
+    for _ in 0..100 {
+        if seen.block_number.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        seen = rpc.transaction(&signed.hash).await.unwrap().unwrap();
+    }
     assert_eq!((seen.from, seen.to, seen.value_wei, seen.nonce), (ours, Some(recipient), value, 0));
     assert!(seen.input_is_empty);
     assert_eq!(
