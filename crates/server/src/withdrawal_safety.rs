@@ -69,6 +69,11 @@ impl Default for WithdrawalSafety {
 }
 
 impl WithdrawalSafety {
+    /// How long a mailed confirmation link works, in milliseconds.
+    pub fn confirmation_ttl_ms(&self) -> i64 {
+        i64::try_from(self.confirmation_ttl_s).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    }
+
     /// Each limit and threshold names an asset and is an amount in its precision.
     pub fn validate(&self, assets: &[(String, u8)]) -> Result<(), String> {
         for (what, map) in [
@@ -237,9 +242,7 @@ pub async fn mail_confirmation(
     scale: u8,
 ) -> ApiResult<()> {
     let Some(user) = state.store.user(w.user).await? else { return Ok(()) };
-    let ttl_ms = i64::try_from(state.config.withdrawals.confirmation_ttl_s)
-        .unwrap_or(1800)
-        .saturating_mul(1000);
+    let ttl_ms = state.config.withdrawals.confirmation_ttl_ms();
     let purpose = TokenPurpose::ConfirmWithdrawal;
     let path = "/confirm-withdrawal";
     let link =
@@ -259,19 +262,9 @@ pub async fn mail_confirmation(
 /// Uses a withdrawal's confirmation link: it goes on to review (above the asset's threshold) or
 /// to the wallet to be sent. The REST and web confirmations.
 pub async fn confirm(state: &Shared, token: &str) -> ApiResult<WithdrawalRow> {
-    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
-    if token.is_empty() || token.len() > 128 {
-        return Err(bad_token());
-    }
-    let used = state
-        .store
-        .use_token(
-            &crate::crypto::token_hash(token),
-            TokenPurpose::ConfirmWithdrawal,
-            crate::now_ms(),
-        )
-        .await?
-        .ok_or_else(bad_token)?;
+    use crate::api::account::bad_token;
+    let purpose = TokenPurpose::ConfirmWithdrawal;
+    let used = crate::api::account::use_mailed_link(state, token, purpose).await?;
     let id = used.subject.ok_or_else(bad_token)?;
     let w = state.store.withdrawal(used.user, id).await?.ok_or_else(bad_token)?;
     let (symbol, scale) = {
@@ -303,9 +296,7 @@ pub async fn confirm(state: &Shared, token: &str) -> ApiResult<WithdrawalRow> {
 /// (an expiry, an operator's rejection): the hold is released and the withdrawal fails.
 pub async fn sweep(state: &Shared) -> Result<usize, bourse_wallet::deposits::WalletError> {
     let now = crate::now_ms();
-    let ttl_ms = i64::try_from(state.config.withdrawals.confirmation_ttl_s)
-        .unwrap_or(1800)
-        .saturating_mul(1000);
+    let ttl_ms = state.config.withdrawals.confirmation_ttl_ms();
     let limit = bourse_store::LIST_LIMIT_MAX;
     for w in state.store.withdrawals_in_status(WithdrawalStatus::Unconfirmed, limit).await? {
         if w.created_ms + ttl_ms + EXPIRY_GRACE_MS.min(ttl_ms / 2) < now {

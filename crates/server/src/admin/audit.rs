@@ -2,7 +2,7 @@
 //! address), append-only in the store, and the page that lists it.
 
 use super::AdminPrincipal;
-use super::pages::{AdminChrome, message, render};
+use super::pages::{AdminChrome, render, unavailable};
 use crate::security::Client;
 use crate::state::Shared;
 use askama::Template;
@@ -78,14 +78,6 @@ pub async fn page(
                 rows.into_iter().map(|r| (crate::web::format::utc_seconds(r.at_ms), r)).collect();
             render(StatusCode::OK, &AuditPage { chrome, entries, next })
         }
-        Err(e) => {
-            tracing::error!(error = %e, "admin audit page");
-            message(
-                chrome,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "The database does not answer.",
-            )
-        }
+        Err(e) => unavailable(chrome, "audit page", &e),
     }
 }

@@ -26,6 +26,16 @@ struct MessagePage<'a> {
     text: &'a str,
 }
 
+/// The database did not answer: logged with what was being done, and said on a page.
+pub fn unavailable(
+    chrome: Option<AdminChrome>,
+    what: &str,
+    e: &bourse_store::StoreError,
+) -> Response {
+    tracing::error!(error = %e, what, "admin app: database error");
+    message(chrome, StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The database does not answer.")
+}
+
 pub fn message(
     chrome: Option<AdminChrome>,
     status: StatusCode,
@@ -84,15 +94,7 @@ pub async fn dashboard(
                 health,
             },
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "admin dashboard");
-            message(
-                chrome,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "The database does not answer.",
-            )
-        }
+        Err(e) => unavailable(chrome, "dashboard", &e),
     }
 }
 

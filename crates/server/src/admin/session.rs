@@ -2,7 +2,7 @@
 //! and a TOTP code, always), the guard every admin route runs (session, idle timeout, role,
 //! same-origin rule), the fresh-code check of state changes, and logout.
 
-use super::pages::{AdminChrome, message, render};
+use super::pages::{AdminChrome, message, render, unavailable};
 use crate::crypto;
 use crate::security::Client;
 use crate::state::Shared;
@@ -150,15 +150,7 @@ pub async fn guard(
 ) -> Response {
     let now = crate::now_ms();
     let Some(token) = session_token(request.headers()) else { return to_login(&request) };
-    let unavailable = |e: bourse_store::StoreError| {
-        tracing::error!(error = %e, "admin session lookup failed");
-        message(
-            None,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            "The database does not answer.",
-        )
-    };
+    let unavailable = |e: bourse_store::StoreError| unavailable(None, "session lookup", &e);
     let session = match state.store.live_admin_session(&crypto::token_hash(&token)).await {
         Ok(Some(s)) => s,
         Ok(None) => return to_login(&request),

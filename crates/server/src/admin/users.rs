@@ -4,7 +4,7 @@
 //! a reason, a fresh TOTP code, an entry in the audit log and a mail to the user.
 
 use super::AdminPrincipal;
-use super::pages::{AdminChrome, message, render};
+use super::pages::{AdminChrome, message, render, unavailable};
 use crate::state::Shared;
 use crate::views::{BalanceView, OrderView};
 use askama::Template;
@@ -54,11 +54,6 @@ struct SearchPage {
     users: Vec<UserLine>,
 }
 
-fn unavailable(chrome: Option<AdminChrome>, e: &StoreError) -> Response {
-    tracing::error!(error = %e, "admin users");
-    message(chrome, StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The database does not answer.")
-}
-
 /// `GET /users?q=`: a number is a user id, anything else a part of an e-mail or a deposit
 /// address (exact).
 pub async fn search(
@@ -96,7 +91,7 @@ pub async fn search(
                 .collect();
             render(StatusCode::OK, &SearchPage { chrome, q: text, users })
         }
-        Err(e) => unavailable(chrome, &e),
+        Err(e) => unavailable(chrome, "users", &e),
     }
 }
 
@@ -159,7 +154,7 @@ async fn detail_page(
                 &format!("There is no user {id}."),
             );
         }
-        Err(e) => return unavailable(chrome, &e),
+        Err(e) => return unavailable(chrome, "users", &e),
     };
     let utc = crate::web::format::utc_seconds;
     let Ok(mirror) = state.mirror.read() else {

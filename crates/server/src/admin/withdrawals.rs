@@ -6,7 +6,7 @@
 //! compare-and-sets on the `review` status, so two admins can never both decide one withdrawal.
 
 use super::AdminPrincipal;
-use super::pages::{AdminChrome, message, render};
+use super::pages::{AdminChrome, render, unavailable};
 use crate::state::Shared;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -92,15 +92,7 @@ async fn queue_page(
             let fresh = p.is_fresh(state);
             render(status, &QueuePage { chrome, lines, error, notice, fresh })
         }
-        Err(e) => {
-            tracing::error!(error = %e, "admin withdrawal queue");
-            message(
-                chrome,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "The database does not answer.",
-            )
-        }
+        Err(e) => unavailable(chrome, "withdrawal queue", &e),
     }
 }
 

@@ -146,6 +146,25 @@ pub(crate) async fn mailed_link(
     Ok(format!("{}{path}?token={token}", state.config.public_url().trim_end_matches('/')))
 }
 
+/// The answer to a mailed link whose token is unknown, used, expired or for something else.
+pub(crate) fn bad_token() -> ApiError {
+    ApiError::bad_request("bad_token", "the link is invalid, used or expired")
+}
+
+/// Spends the token of a link [`mailed_link`] made for `purpose`: its user and subject, or
+/// `bad_token` (nothing spent).
+pub(crate) async fn use_mailed_link(
+    state: &Shared,
+    token: &str,
+    purpose: TokenPurpose,
+) -> ApiResult<bourse_store::UsedToken> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(bad_token());
+    }
+    let hash = crypto::token_hash(token);
+    state.store.use_token(&hash, purpose, crate::now_ms()).await?.ok_or_else(bad_token)
+}
+
 /// At most `signups_per_ip_hour` signups and reset requests from one client IP address.
 fn signup_rate(state: &Shared, client: &Client) -> ApiResult<()> {
     state.throttles.signup.hit(&client.ip, crate::now_ms()).map_err(|wait| {
@@ -238,14 +257,7 @@ pub async fn verify_email(
 
 /// Uses a verification token (single use, expiring). The REST and web verifications.
 pub async fn verify_address(state: &Shared, token: &str, client: &Client) -> ApiResult<()> {
-    let user = state
-        .store
-        .use_token(&crypto::token_hash(token), TokenPurpose::VerifyEmail, crate::now_ms())
-        .await?
-        .map(|t| t.user)
-        .ok_or_else(|| {
-            ApiError::bad_request("bad_token", "the link is invalid, used or expired")
-        })?;
+    let user = use_mailed_link(state, token, TokenPurpose::VerifyEmail).await?.user;
     state.store.set_email_verified(user).await?;
     security::record(state, user, SecurityEventKind::EmailVerified, client, "").await;
     if let Some(row) = state.store.user(user).await? {
@@ -298,17 +310,12 @@ pub async fn reset_password(
 ) -> ApiResult<()> {
     // The policy before the token is spent; the e-mail part of it once the user is known.
     check_password_policy(&password, "")?;
-    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
+    // A token that cannot be one costs no password hash.
     if token.is_empty() || token.len() > 128 {
         return Err(bad_token());
     }
     let password_hash = hash(state, password.clone()).await?;
-    let user = state
-        .store
-        .use_token(&crypto::token_hash(token), TokenPurpose::ResetPassword, crate::now_ms())
-        .await?
-        .map(|t| t.user)
-        .ok_or_else(bad_token)?;
+    let user = use_mailed_link(state, token, TokenPurpose::ResetPassword).await?.user;
     let row = state.store.user(user).await?.ok_or_else(bad_token)?;
     check_password_policy(&password, &row.email)?;
     state.store.set_password_hash(user, &password_hash).await?;
@@ -556,16 +563,7 @@ async fn new_device_mail(
 /// Uses the link of a "new login" mail: every session of the account ends. The REST and web
 /// sign-outs.
 pub async fn sign_out_everywhere(state: &Shared, token: &str, client: &Client) -> ApiResult<u64> {
-    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
-    if token.is_empty() || token.len() > 128 {
-        return Err(bad_token());
-    }
-    let user = state
-        .store
-        .use_token(&crypto::token_hash(token), TokenPurpose::SignOutEverywhere, crate::now_ms())
-        .await?
-        .map(|t| t.user)
-        .ok_or_else(bad_token)?;
+    let user = use_mailed_link(state, token, TokenPurpose::SignOutEverywhere).await?.user;
     let ended = state.store.revoke_sessions(user, None).await?;
     let detail = format!("every session ({ended}), from the new-login mail");
     security::record(state, user, SecurityEventKind::SessionRevoked, client, detail).await;

@@ -143,7 +143,7 @@ pub async fn add(
         }
         Err(e) => return Err(e.into()),
     };
-    let ttl_ms = confirmation_ttl_ms(state);
+    let ttl_ms = state.config.withdrawals.confirmation_ttl_ms();
     let purpose = TokenPurpose::ConfirmAddress;
     let link =
         super::account::mailed_link(state, user, purpose, ttl_ms, Some(id), "/confirm-address")
@@ -173,10 +173,6 @@ pub async fn add(
     Ok(WithdrawalAddressView::new(&row, symbol, now))
 }
 
-fn confirmation_ttl_ms(state: &Shared) -> i64 {
-    i64::try_from(state.config.withdrawals.confirmation_ttl_s).unwrap_or(1800).saturating_mul(1000)
-}
-
 /// "24 hour(s)", "90 second(s)": how long a confirmed address waits.
 pub fn delay_text(seconds: u64) -> String {
     match seconds {
@@ -193,17 +189,9 @@ pub async fn confirm(
     token: &str,
     client: &Client,
 ) -> ApiResult<WithdrawalAddressView> {
-    let bad_token = || ApiError::bad_request("bad_token", "the link is invalid, used or expired");
-    if token.is_empty() || token.len() > 128 {
-        return Err(bad_token());
-    }
+    use super::account::bad_token;
+    let used = super::account::use_mailed_link(state, token, TokenPurpose::ConfirmAddress).await?;
     let now = crate::now_ms();
-    let hash = crate::crypto::token_hash(token);
-    let used = state
-        .store
-        .use_token(&hash, TokenPurpose::ConfirmAddress, now)
-        .await?
-        .ok_or_else(bad_token)?;
     let id = used.subject.ok_or_else(bad_token)?;
     let delay_ms = i64::try_from(state.config.withdrawals.address_delay_s.saturating_mul(1000))
         .unwrap_or(i64::MAX);

@@ -95,7 +95,8 @@ pub async fn strict_transport(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    if state.config.public_url().starts_with("https://") {
+    // Read in place: `Config::public_url` builds a String, and this runs on every response.
+    if state.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
         response
             .headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
