@@ -6,9 +6,9 @@
 
 use crate::serve::{ServeArgs, load_config};
 use anyhow::{Context, Result};
-use bourse_core::decimal::parse_units;
-use bourse_core::{AssetSpec, Command, Event, MarketSpec, MarketStatus, Symbol};
+use bourse_core::{Command, Event, MarketStatus};
 use bourse_engine::{Engine, EngineConfig, SystemClock};
+use bourse_server::market_setup::{self, MarketText};
 
 pub fn migrate(args: &ServeArgs) -> Result<()> {
     let config = load_config(args)?;
@@ -48,10 +48,7 @@ fn with_engine(args: &ServeArgs, command: Command) -> Result<Vec<Event>> {
 }
 
 pub fn asset_add(args: &ServeArgs, symbol: &str, scale: u8) -> Result<()> {
-    let spec = AssetSpec {
-        symbol: Symbol::new(symbol).map_err(|e| anyhow::anyhow!("symbol {e}"))?,
-        scale,
-    };
+    let spec = market_setup::asset_spec(symbol, scale).map_err(anyhow::Error::msg)?;
     for event in with_engine(args, Command::AddAsset(spec))? {
         if let Event::AssetAdded { asset, spec } = event {
             println!("asset {} added with id {asset} (scale {})", spec.symbol, spec.scale);
@@ -77,9 +74,9 @@ pub struct MarketAddArgs {
     #[arg(long, default_value = "0")]
     pub min_notional: String,
     /// Fee rates in parts per million (1000 = 0.1 %).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = market_setup::DEFAULT_MAKER_FEE_PPM)]
     pub maker_fee_ppm: u32,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = market_setup::DEFAULT_TAKER_FEE_PPM)]
     pub taker_fee_ppm: u32,
 }
 
@@ -97,31 +94,21 @@ pub fn market_add(args: &ServeArgs, m: &MarketAddArgs) -> Result<()> {
         exchange
             .assets()
             .find(|(_, a)| a.spec.symbol.as_str().eq_ignore_ascii_case(s))
-            .map(|(id, a)| (id, a.spec.scale))
+            .map(|(id, a)| market_setup::Side { id, scale: a.spec.scale })
             .with_context(|| format!("unknown asset {s}; add it with `bourse asset add`"))
     };
-    let ((base_id, bs), (quote_id, qs)) = (find(base)?, find(quote)?);
-    let units = |name: &str, v: &str, scale: u8| {
-        parse_units(v, scale).map_err(|e| anyhow::anyhow!("{name}: {e}"))
-    };
-    let lot = units("lot", &m.lot, bs)?;
-    let spec = MarketSpec {
-        base: base_id,
-        quote: quote_id,
-        tick: units("tick", &m.tick, qs)?,
-        lot,
-        min_qty: m.min_qty.as_deref().map(|v| units("min-qty", v, bs)).transpose()?.unwrap_or(lot),
-        max_qty: m
-            .max_qty
-            .as_deref()
-            .map(|v| units("max-qty", v, bs))
-            .transpose()?
-            .unwrap_or(lot.saturating_mul(1 << 30)),
-        min_notional: units("min-notional", &m.min_notional, qs)?,
-        maker_fee_ppm: m.maker_fee_ppm,
-        taker_fee_ppm: m.taker_fee_ppm,
-    };
+    let (base, quote) = (find(base)?, find(quote)?);
     drop(exchange);
+    let text = MarketText {
+        tick: Some(&m.tick),
+        lot: Some(&m.lot),
+        min_qty: m.min_qty.as_deref(),
+        max_qty: m.max_qty.as_deref(),
+        min_notional: Some(&m.min_notional),
+        maker_fee_ppm: Some(m.maker_fee_ppm),
+        taker_fee_ppm: Some(m.taker_fee_ppm),
+    };
+    let spec = market_setup::new_market(base, quote, &text).map_err(anyhow::Error::msg)?;
     for event in with_engine(args, Command::AddMarket(spec))? {
         if let Event::MarketAdded { market, .. } = event {
             println!("market {} added with id {market}", m.symbol.to_ascii_uppercase());
@@ -178,33 +165,25 @@ pub fn market_edit(args: &ServeArgs, m: &MarketEditArgs) -> Result<()> {
     let (spec, _) = exchange.market_spec(market).context("unknown market")?;
     let scale = |a| exchange.asset(a).map(|s| s.spec.scale).context("unknown asset");
     let (bs, qs) = (scale(spec.base)?, scale(spec.quote)?);
-    let (maker, taker) = (spec.maker_fee_ppm, spec.taker_fee_ppm);
+    let fees_now = (spec.maker_fee_ppm, spec.taker_fee_ppm);
     drop(exchange);
-    let units = |name: &str, v: &Option<String>, scale: u8| {
-        v.as_deref()
-            .map(|v| parse_units(v, scale).map_err(|e| anyhow::anyhow!("{name}: {e}")))
-            .transpose()
+    let text = MarketText {
+        tick: m.tick.as_deref(),
+        lot: m.lot.as_deref(),
+        min_qty: m.min_qty.as_deref(),
+        max_qty: m.max_qty.as_deref(),
+        min_notional: m.min_notional.as_deref(),
+        maker_fee_ppm: m.maker_fee_ppm,
+        taker_fee_ppm: m.taker_fee_ppm,
     };
-    let change = bourse_core::MarketChange {
-        tick: units("tick", &m.tick, qs)?,
-        lot: units("lot", &m.lot, bs)?,
-        min_qty: units("min-qty", &m.min_qty, bs)?,
-        max_qty: units("max-qty", &m.max_qty, bs)?,
-        min_notional: units("min-notional", &m.min_notional, qs)?,
-    };
-    let fees = m.maker_fee_ppm.is_some() || m.taker_fee_ppm.is_some();
-    anyhow::ensure!(
-        change != bourse_core::MarketChange::default() || fees,
-        "nothing to change: give --tick, --lot, --min-qty, --max-qty, --min-notional or a fee"
-    );
+    let (change, fees) =
+        market_setup::edit_market(bs, qs, fees_now, &text).map_err(anyhow::Error::msg)?;
     let symbol = m.symbol.to_ascii_uppercase();
-    if change != bourse_core::MarketChange::default() {
+    if let Some(change) = change {
         with_engine(args, Command::ChangeMarket { market, change })?;
         println!("market {symbol}: grid and limits changed");
     }
-    if fees {
-        let maker_fee_ppm = m.maker_fee_ppm.unwrap_or(maker);
-        let taker_fee_ppm = m.taker_fee_ppm.unwrap_or(taker);
+    if let Some((maker_fee_ppm, taker_fee_ppm)) = fees {
         with_engine(args, Command::SetFees { market, maker_fee_ppm, taker_fee_ppm })?;
         println!("market {symbol}: fees maker {maker_fee_ppm} ppm, taker {taker_fee_ppm} ppm");
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod feed;
 pub mod hub;
 pub mod mail;
+pub mod market_setup;
 pub mod mirror;
 pub mod orders;
 pub mod projector;
@@ -103,6 +104,19 @@ impl Server {
         let tickers = Arc::new(Mutex::new(Tickers::default()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (projected_tx, projected_rx) = watch::channel(0);
+        // A database from before the fee report: its history is counted once, from the read
+        // models, before the projector adds to it.
+        let quote_of: std::collections::HashMap<_, _> = mirror
+            .read()
+            .map(|m| m.markets.values().map(|m| (m.id, m.quote.id)).collect())
+            .unwrap_or_default();
+        let filled = store.backfill_fee_revenue(&quote_of).await.context("fee revenue backfill")?;
+        if filled > 0 {
+            tracing::info!(
+                hours = filled,
+                "fee revenue counted from earlier trades and withdrawals"
+            );
+        }
         let mut projector = projector::Projector::new(
             store.clone(),
             handle.clone(),

@@ -1,6 +1,7 @@
 //! The worker's projector: turns engine events into the read models (orders, trades, ledger
-//! entries, balances, candles) and writes each engine batch in one transaction that also moves
-//! the stored cursor (`Store::apply_projection`), so a crash never writes twice or skips.
+//! entries, balances, candles, the exchange's fee income per asset and hour) and writes each
+//! engine batch in one transaction that also moves the stored cursor
+//! (`Store::apply_projection`), so a crash never writes twice or skips.
 //!
 //! It follows the engine from the cursor on: from the engine's in-memory ring when it can, by
 //! rebuilding the events from the journal (`bourse_engine::replay_events`) when it fell further
@@ -12,11 +13,11 @@ use crate::mirror::Mirror;
 use crate::orders;
 use crate::ticker::Tickers;
 use crate::views::CandleView;
-use bourse_core::{AssetId, Event, MarketId, OrderId, UserId};
+use bourse_core::{AssetId, Event, MarketId, OrderId, UserId, WithdrawalState};
 use bourse_engine::{EngineHandle, SubscribeError};
 use bourse_store::{
-    BalanceRow, CandleRow, Interval, LedgerKind, NewLedgerEntry, OrderRow, Projection, Store,
-    StoreError,
+    BalanceRow, CandleRow, FeeRevenueRow, Interval, LedgerKind, NewLedgerEntry, OrderRow,
+    Projection, Store, StoreError,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ use tokio::sync::{mpsc, watch};
 /// Commands per transaction while catching up from the journal (and the most a live
 /// transaction gathers from queued batches).
 const CATCH_UP_CHUNK: usize = 2_000;
+/// Fee income is kept per asset and hour.
+const FEE_HOUR_MS: i64 = 3_600_000;
 
 pub struct Projector {
     store: Arc<dyn Store>,
@@ -62,6 +65,10 @@ struct WorkingSet {
     open: HashMap<OrderId, OrderRow>,
     balances: HashMap<(UserId, AssetId), (i128, i128, i128)>,
     candles: HashMap<(MarketId, Interval), CandleRow>,
+    /// Each asset's newest hour of fee income.
+    fees: HashMap<AssetId, FeeRevenueRow>,
+    /// Each market's quote asset (trade fees are taken in it), filled from the mirror.
+    quote_of: HashMap<MarketId, AssetId>,
 }
 
 impl std::fmt::Debug for Projector {
@@ -176,6 +183,7 @@ impl Projector {
         let seq = self.store.projected_seq().await?;
         let open = self.store.open_orders_all().await?;
         let candles = self.store.latest_candles().await?;
+        let fees = self.store.latest_fee_revenue().await?;
         let now = crate::now_ms();
         let mut recent = Vec::new();
         for c in candles.iter().filter(|c| c.interval == Interval::M1) {
@@ -199,6 +207,8 @@ impl Projector {
             open: open.into_iter().map(|o| (o.id, o)).collect(),
             balances: HashMap::new(),
             candles: candles.into_iter().map(|c| ((c.market, c.interval), c)).collect(),
+            fees: fees.into_iter().map(|f| (f.asset, f)).collect(),
+            quote_of: HashMap::new(),
         };
         let _ = self.projected.send(seq);
         Ok(())
@@ -341,6 +351,7 @@ impl Projector {
         let mut orders: HashMap<OrderId, OrderRow> = HashMap::new();
         let mut balances: HashMap<(UserId, AssetId), BalanceRow> = HashMap::new();
         let mut candles: HashMap<(MarketId, Interval, i64), CandleRow> = HashMap::new();
+        let mut fees: HashMap<(AssetId, i64), FeeRevenueRow> = HashMap::new();
         for (seq, time_ns, events) in commands {
             let time_ms = orders::ms(*time_ns);
             let (mut kind, mut reference) = command_kind(events);
@@ -364,10 +375,25 @@ impl Projector {
                     {
                         reference = format!("order:{order}");
                     }
-                    Event::Trade { market, trade, price, quantity, notional, .. } => {
+                    Event::Trade {
+                        market,
+                        trade,
+                        price,
+                        quantity,
+                        notional,
+                        maker_fee,
+                        taker_fee,
+                        ..
+                    } => {
                         kind = LedgerKind::Trade;
                         reference = format!("trade:{market}:{trade}");
                         p.trades.extend(orders::trade_row(event, *seq, time_ms));
+                        if let Some(quote) = self.quote_of(*market) {
+                            let row = self.fee_hour(quote, time_ms);
+                            row.trade_fees =
+                                row.trade_fees.saturating_add(maker_fee.saturating_add(*taker_fee));
+                            fees.insert((row.asset, row.hour_ms), row.clone());
+                        }
                         for interval in Interval::ALL {
                             let candle = self.candle(*market, interval, time_ms, *price);
                             candle.high = candle.high.max(*price);
@@ -379,6 +405,16 @@ impl Projector {
                             let c = candle.clone();
                             candles.insert((c.market, c.interval, c.open_ms), c);
                         }
+                    }
+                    Event::WithdrawalChanged {
+                        asset,
+                        fee,
+                        state: WithdrawalState::Completed,
+                        ..
+                    } => {
+                        let row = self.fee_hour(*asset, time_ms);
+                        row.withdrawal_fees = row.withdrawal_fees.saturating_add(*fee);
+                        fees.insert((row.asset, row.hour_ms), row.clone());
                     }
                     Event::BalanceChanged { user, asset, available, locked, held } => {
                         let before = self
@@ -421,7 +457,31 @@ impl Projector {
         p.balances = balances.into_values().collect();
         p.candles = candles.into_values().collect();
         p.candles.sort_by_key(|c| (c.market, c.interval, c.open_ms));
+        p.fee_revenue = fees.into_values().collect();
+        p.fee_revenue.sort_by_key(|f| (f.asset, f.hour_ms));
         p
+    }
+
+    /// The quote asset of `market` (markets never change their assets).
+    fn quote_of(&mut self, market: MarketId) -> Option<AssetId> {
+        if let Some(quote) = self.work.quote_of.get(&market) {
+            return Some(*quote);
+        }
+        let quote = self.mirror.read().ok()?.markets.get(&market)?.quote.id;
+        self.work.quote_of.insert(market, quote);
+        Some(quote)
+    }
+
+    /// The fee income row of `asset` for the hour of `time_ms`.
+    fn fee_hour(&mut self, asset: AssetId, time_ms: i64) -> &mut FeeRevenueRow {
+        let hour_ms = time_ms.div_euclid(FEE_HOUR_MS) * FEE_HOUR_MS;
+        let opened = || FeeRevenueRow { asset, hour_ms, trade_fees: 0, withdrawal_fees: 0 };
+        let entry = self.work.fees.entry(asset).or_insert_with(opened);
+        // Engine time never goes back: a newer event is in this hour or a later one.
+        if entry.hour_ms < hour_ms {
+            *entry = opened();
+        }
+        entry
     }
 
     /// The current candle of (market, interval) at `time_ms`, opened at `price` if new.

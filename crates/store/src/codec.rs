@@ -5,16 +5,17 @@
 //! rows implement.
 
 use crate::{
-    AdminActionRow, AdminRole, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow,
-    CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus, DepositAddressRow, DepositRow,
-    DepositStatus, Interval, LedgerKind, LedgerRow, MailRow, NewLedgerEntry, OrderKind, OrderRow,
-    OrderStatus, Result, Scopes, SecurityEventKind, SecurityEventRow, SessionRow, StoreError,
-    TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalRow,
-    WithdrawalStatus,
+    AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRole, AdminRow, AdminSessionRow,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
+    DepositAddressRow, DepositRow, DepositStatus, FeeRevenueRow, Interval, LedgerKind, LedgerRow,
+    MailRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SecurityEventKind,
+    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
+    WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
 };
+use std::collections::BTreeMap;
 
 // ---- numbers ----------------------------------------------------------------------------------
 
@@ -127,6 +128,86 @@ fn parse_i128(column: &'static str, s: &str) -> Result<i128> {
         return Err(corrupt(column, s));
     }
     s.parse().map_err(|_| corrupt(column, s))
+}
+
+/// A balance adjustment's delta as stored; 0 (a change that changes nothing) is `Invalid`.
+pub(crate) fn adjustment_delta(delta: i128) -> Result<String> {
+    if delta == 0 {
+        return Err(StoreError::Invalid("adjustment delta 0".into()));
+    }
+    Ok(signed(delta))
+}
+
+// ---- fee revenue ------------------------------------------------------------------------------
+
+/// The length of a fee-revenue bucket: one hour.
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// A fee-revenue row's `hour_ms` as stored: it must start an hour (`Invalid` otherwise).
+pub(crate) fn fee_hour(hour_ms: i64) -> Result<i64> {
+    if hour_ms.rem_euclid(HOUR_MS) != 0 {
+        return Err(StoreError::Invalid(format!("fee revenue hour_ms {hour_ms} is not an hour")));
+    }
+    Ok(hour_ms)
+}
+
+/// The start of the hour that contains `time_ms` (read from `column`); `Corrupt` for the few
+/// times before the first hour an `i64` can hold.
+fn hour_of(column: &'static str, time_ms: i64) -> Result<i64> {
+    time_ms.div_euclid(HOUR_MS).checked_mul(HOUR_MS).ok_or_else(|| corrupt(column, time_ms))
+}
+
+/// Rows per page the fee backfill reads.
+pub(crate) const BACKFILL_PAGE: i64 = 10_000;
+
+/// Fee sums by (asset, hour), added up exactly as the backfill reads trades and withdrawals:
+/// memory grows with the buckets, not with the rows.
+#[derive(Debug, Default)]
+pub(crate) struct FeeBuckets(BTreeMap<(u32, i64), (u128, u128)>);
+
+impl FeeBuckets {
+    fn bucket(&mut self, asset: AssetId, hour_ms: i64) -> &mut (u128, u128) {
+        self.0.entry((asset.0, hour_ms)).or_insert((0, 0))
+    }
+
+    /// Adds a trade (columns `maker_fee`, `taker_fee`, `time_ms`) of a market quoted in `quote`
+    /// to the trade fees of its hour.
+    pub(crate) fn add_trade(&mut self, quote: AssetId, r: &impl Get) -> Result<()> {
+        let hour_ms = hour_of("time_ms", r.i64("time_ms")?)?;
+        let fees = r.u128("maker_fee")?.checked_add(r.u128("taker_fee")?);
+        let sum = self.bucket(quote, hour_ms);
+        sum.0 = fees.and_then(|f| sum.0.checked_add(f)).ok_or_else(|| overflow("trade_fees"))?;
+        Ok(())
+    }
+
+    /// Adds a completed withdrawal (columns `asset_id`, `fee`, `updated_ms`) to the withdrawal
+    /// fees of the hour it completed in.
+    pub(crate) fn add_withdrawal(&mut self, r: &impl Get) -> Result<()> {
+        let asset = AssetId(r.u32("asset_id")?);
+        let hour_ms = hour_of("updated_ms", r.i64("updated_ms")?)?;
+        let fee = r.u128("fee")?;
+        let sum = self.bucket(asset, hour_ms);
+        sum.1 = sum.1.checked_add(fee).ok_or_else(|| overflow("withdrawal_fees"))?;
+        Ok(())
+    }
+
+    /// One row per bucket, by (asset, hour).
+    pub(crate) fn into_rows(self) -> Vec<FeeRevenueRow> {
+        self.0
+            .into_iter()
+            .map(|((asset, hour_ms), (trade_fees, withdrawal_fees))| FeeRevenueRow {
+                asset: AssetId(asset),
+                hour_ms,
+                trade_fees,
+                withdrawal_fees,
+            })
+            .collect()
+    }
+}
+
+/// A sum of stored fees that does not fit a `u128`: no real one can, so the rows are corrupt.
+fn overflow(column: &'static str) -> StoreError {
+    corrupt(column, "a sum above u128::MAX")
 }
 
 // ---- bytes ------------------------------------------------------------------------------------
@@ -265,6 +346,16 @@ impl Code for TokenPurpose {
         self.as_str()
     }
 }
+
+// `pending` and `approved` are also spelled out in the SQL that inserts and decides
+// adjustments, `approved` in the SQL that finishes them.
+codes!(AdjustmentStatus {
+    AdjustmentStatus::Pending => "pending",
+    AdjustmentStatus::Approved => "approved",
+    AdjustmentStatus::Applied => "applied",
+    AdjustmentStatus::Refused => "refused",
+    AdjustmentStatus::Rejected => "rejected",
+});
 
 codes!(AdminRole {
     AdminRole::Viewer => "viewer",
@@ -699,6 +790,34 @@ pub(crate) fn admin_action_row(r: &impl Get) -> Result<AdminActionRow> {
     })
 }
 
+pub(crate) fn adjustment_row(r: &impl Get) -> Result<AdjustmentRow> {
+    Ok(AdjustmentRow {
+        id: r.i64("id")?,
+        user: UserId(r.u64("user_id")?),
+        asset: AssetId(r.u32("asset_id")?),
+        delta: r.i128("delta")?,
+        reason: r.string("reason")?,
+        proposed_by: r.i64("proposed_by")?,
+        proposed_by_email: r.string("proposed_by_email")?,
+        proposed_ms: r.i64("proposed_ms")?,
+        status: r.code("status")?,
+        decided_by: r.opt_i64("decided_by")?,
+        decided_by_email: r.opt_string("decided_by_email")?,
+        decided_ms: r.opt_i64("decided_ms")?,
+        outcome: r.string("outcome")?,
+        finished_ms: r.opt_i64("finished_ms")?,
+    })
+}
+
+pub(crate) fn fee_revenue_row(r: &impl Get) -> Result<FeeRevenueRow> {
+    Ok(FeeRevenueRow {
+        asset: AssetId(r.u32("asset_id")?),
+        hour_ms: r.i64("hour_ms")?,
+        trade_fees: r.u128("trade_fees")?,
+        withdrawal_fees: r.u128("withdrawal_fees")?,
+    })
+}
+
 /// The admin ids of `WITHDRAWAL_APPROVALS`, in order.
 pub(crate) fn approvers<R: Get>(rows: &[R]) -> Result<Vec<i64>> {
     all(rows, |r| r.i64("admin_id"))
@@ -760,6 +879,40 @@ mod tests {
         check::<ChainSendStatus>();
         check::<SecurityEventKind>();
         check::<AdminRole>();
+        check::<AdjustmentStatus>();
+    }
+
+    #[test]
+    fn adjustment_statuses_are_named() {
+        assert_eq!(AdjustmentStatus::ALL.len(), 5);
+        for s in AdjustmentStatus::ALL {
+            assert_eq!(s.as_str(), s.code());
+        }
+        assert_eq!(AdjustmentStatus::Pending.as_str(), "pending");
+        assert_eq!(AdjustmentStatus::Approved.as_str(), "approved");
+        assert_eq!(AdjustmentStatus::from_code("rejected"), Some(AdjustmentStatus::Rejected));
+        assert_eq!(adjustment_delta(-5).unwrap(), "-5");
+        assert_eq!(adjustment_delta(i128::MIN).unwrap(), i128::MIN.to_string());
+        assert!(matches!(adjustment_delta(0), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn fee_hours() {
+        assert_eq!(hour_of("t", 0).unwrap(), 0);
+        assert_eq!(hour_of("t", 3_599_999).unwrap(), 0);
+        assert_eq!(hour_of("t", 3_600_000).unwrap(), 3_600_000);
+        assert_eq!(hour_of("t", -1).unwrap(), -3_600_000, "floored, not truncated");
+        assert_eq!(hour_of("t", -3_600_000).unwrap(), -3_600_000);
+        assert_eq!(hour_of("t", i64::MAX).unwrap(), i64::MAX - i64::MAX.rem_euclid(HOUR_MS));
+        assert!(matches!(hour_of("t", i64::MIN), Err(StoreError::Corrupt { column: "t", .. })));
+        for t in [0, 1_234_567_890_123, -7, i64::MAX] {
+            assert_eq!(hour_of("t", t).unwrap(), Interval::H1.open_of(t));
+        }
+        assert_eq!(fee_hour(-3_600_000).unwrap(), -3_600_000);
+        assert_eq!(fee_hour(7_200_000).unwrap(), 7_200_000);
+        for bad in [1, -1, 3_599_999, i64::MAX, i64::MIN] {
+            assert!(matches!(fee_hour(bad), Err(StoreError::Invalid(_))), "{bad}");
+        }
     }
 
     #[test]

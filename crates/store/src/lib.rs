@@ -25,6 +25,7 @@ pub mod testing;
 pub use rows::*;
 
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The most rows any list query returns, whatever the caller asks.
@@ -166,6 +167,42 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<i64>>;
     /// The admins who approved a withdrawal, in the order they approved.
     async fn withdrawal_approvals(&self, withdrawal: i64) -> Result<Vec<i64>>;
+    /// Records a proposed balance adjustment, `pending`; returns its id. A `delta` of 0 is
+    /// `Invalid`; an unknown user or admin is a database error.
+    async fn insert_adjustment(&self, a: &NewAdjustment) -> Result<i64>;
+    /// The adjustment, with its admins' e-mails.
+    async fn adjustment(&self, id: i64) -> Result<Option<AdjustmentRow>>;
+    /// Adjustments (of `status` if given), newest first, with their admins' e-mails; `before` is
+    /// exclusive.
+    async fn adjustments(
+        &self,
+        status: Option<AdjustmentStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AdjustmentRow>>;
+    /// Decides a `pending` adjustment in one compare-and-set statement: `approve` moves it to
+    /// `approved`, only if `admin` is not its proposer (no admin approves their own; `note` is
+    /// not kept); otherwise to `rejected` (any admin, the proposer included) with `note` as its
+    /// outcome. Sets `decided_by` and `decided_ms`. Returns whether it changed the row (false:
+    /// unknown, not pending, or the proposer approving). Of concurrent decisions, one succeeds.
+    async fn decide_adjustment(
+        &self,
+        id: i64,
+        admin: i64,
+        approve: bool,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Records what the engine did with an `approved` adjustment, in one compare-and-set
+    /// statement: `applied` (`outcome`: the seq that applied it) or `refused` (`outcome`: why),
+    /// with `finished_ms`. Returns whether it changed the row (false: unknown or not approved).
+    async fn finish_adjustment(
+        &self,
+        id: i64,
+        applied: bool,
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
 
     // ---- single-use tokens (e-mail links) ----------------------------------------------------
     async fn insert_token(&self, token: &NewToken) -> Result<()>;
@@ -243,6 +280,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn deposit(&self, asset: AssetId, txid: &str, vout: u32) -> Result<Option<DepositRow>>;
     /// Deposits of `user`, newest (highest id) first.
     async fn deposits(&self, user: UserId, filter: &DepositFilter) -> Result<Vec<DepositRow>>;
+    /// Deposits of every user (in `status` if given), newest (highest id) first; `before` is
+    /// exclusive.
+    async fn recent_deposits(
+        &self,
+        status: Option<DepositStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DepositRow>>;
     /// Deposits of the asset still to follow, oldest first: pending ones, and credited ones
     /// with fewer than `watch` confirmations (a reorg could still take them away).
     async fn watched_deposits(&self, asset: AssetId, watch: i64) -> Result<Vec<DepositRow>>;
@@ -364,14 +409,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The last engine seq whose events are in the read models (0: none).
     async fn projected_seq(&self) -> Result<u64>;
     /// In one transaction: checks that the cursor is `projection.from_seq - 1`
-    /// (`CursorMismatch` otherwise, nothing written), upserts orders, balances and candles by
-    /// their keys, inserts trades and ledger entries, queues the mails (due at once, as
-    /// [`Store::enqueue_mail`] does), and sets the cursor to `projection.to_seq`.
+    /// (`CursorMismatch` otherwise, nothing written), upserts orders, balances, candles and fee
+    /// revenue by their keys, inserts trades and ledger entries, queues the mails (due at once,
+    /// as [`Store::enqueue_mail`] does), and sets the cursor to `projection.to_seq`. A fee
+    /// revenue row whose `hour_ms` does not start an hour is `Invalid` (nothing written).
     async fn apply_projection(&self, projection: &Projection) -> Result<()>;
     /// Orders with status open or partially filled (the projector's working set at start).
     async fn open_orders_all(&self) -> Result<Vec<OrderRow>>;
     /// The newest candle of every (market, interval) (the projector's working set at start).
     async fn latest_candles(&self) -> Result<Vec<CandleRow>>;
+    /// The newest fee revenue row (largest `hour_ms`) of every asset, by asset (the projector's
+    /// working set at start).
+    async fn latest_fee_revenue(&self) -> Result<Vec<FeeRevenueRow>>;
+    /// Fills `fee_revenue` once from the read models, in one transaction that no projection
+    /// interleaves with. If it has any row, writes nothing and returns 0. Otherwise adds up, per
+    /// asset and UTC hour, every trade's maker and taker fees (by trade time, in the quote asset
+    /// of its market: `quote_of`; trades of markets not in it are skipped) and the fee of every
+    /// completed withdrawal (by `updated_ms`, in its asset), writes one row per (asset, hour)
+    /// that had any, even when its sums are 0, and returns how many. Reads in pages: memory
+    /// grows with the rows written, not the rows read. Sums are exact; one above `u128::MAX` is
+    /// `Corrupt` (nothing written).
+    async fn backfill_fee_revenue(&self, quote_of: &HashMap<MarketId, AssetId>) -> Result<u64>;
 
     // ---- read models ------------------------------------------------------------------------
     async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>>;
@@ -387,6 +445,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<OrderRow>>;
     /// Orders of `user`, newest (highest id) first.
     async fn orders(&self, user: UserId, filter: &OrderFilter) -> Result<Vec<OrderRow>>;
+    /// Every user with an open or partially filled order in `market`, once each, ascending (not
+    /// limited).
+    async fn open_order_users(&self, market: MarketId) -> Result<Vec<UserId>>;
     /// Trades where `user` is maker or taker, ordered by (seq, market, id) descending.
     async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>>;
     /// A market's trades, newest first; `before` is a trade id of that market.
@@ -408,4 +469,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         to_ms: Option<i64>,
         limit: u32,
     ) -> Result<Vec<CandleRow>>;
+    /// The fee revenue rows with `from_ms <= hour_ms < to_ms`, by (hour_ms, asset). Not limited
+    /// by [`LIST_LIMIT_MAX`]: callers bound the period.
+    async fn fee_revenue(&self, from_ms: i64, to_ms: i64) -> Result<Vec<FeeRevenueRow>>;
 }

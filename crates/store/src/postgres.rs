@@ -6,20 +6,20 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    AdminActionRow, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow, CandleRow,
-    ChainSendRow, ChainSendStatus, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
-    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, MailRow, NewAdmin, NewAdminAction,
-    NewAdminSession, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail,
-    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
-    OrderRow, Projection, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
-    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
-    WithdrawalRow, WithdrawalStatus,
+    AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRow, AdminSessionRow, AlertRow,
+    ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
+    DepositFilter, DepositRow, DepositStatus, FeeRevenueRow, FillFilter, Interval, LIST_LIMIT_MAX,
+    LedgerFilter, LedgerRow, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
+    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSecurityEvent, NewSession,
+    NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderRow, Projection, Result,
+    SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, PgConnection, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::str::FromStr;
 use std::time::Duration;
@@ -294,6 +294,9 @@ async fn write_projection(tx: &mut PgConnection, p: &Projection) -> Result<()> {
             .execute(&mut *tx)
             .await?;
     }
+    if !p.fee_revenue.is_empty() {
+        upsert_fee_revenue(tx, &last_per_key(&p.fee_revenue, |f| (f.asset, f.hour_ms))).await?;
+    }
     if !p.mails.is_empty() {
         let n = p.mails.len();
         let mut to = Vec::with_capacity(n);
@@ -317,6 +320,29 @@ async fn write_projection(tx: &mut PgConnection, p: &Projection) -> Result<()> {
             .execute(&mut *tx)
             .await?;
     }
+    Ok(())
+}
+
+/// Upserts fee revenue rows of distinct keys in one statement.
+async fn upsert_fee_revenue(tx: &mut PgConnection, rows: &[&FeeRevenueRow]) -> Result<()> {
+    let n = rows.len();
+    let mut asset = Vec::with_capacity(n);
+    let mut hour_ms = Vec::with_capacity(n);
+    let mut trade_fees = Vec::with_capacity(n);
+    let mut withdrawal_fees = Vec::with_capacity(n);
+    for f in rows {
+        asset.push(i64::from(f.asset.0));
+        hour_ms.push(codec::fee_hour(f.hour_ms)?);
+        trade_fees.push(codec::amount(f.trade_fees));
+        withdrawal_fees.push(codec::amount(f.withdrawal_fees));
+    }
+    sqlx::query(UPSERT_FEE_REVENUE)
+        .bind(asset)
+        .bind(hour_ms)
+        .bind(trade_fees)
+        .bind(withdrawal_fees)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -356,6 +382,10 @@ const UPSERT_CANDLES: &str = "INSERT INTO candles (market_id, period, open_ms, o
      ON CONFLICT (market_id, period, open_ms) DO UPDATE SET open = excluded.open, \
      high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, \
      quote_volume = excluded.quote_volume, trades = excluded.trades";
+const UPSERT_FEE_REVENUE: &str = "INSERT INTO fee_revenue (asset_id, hour_ms, trade_fees, \
+     withdrawal_fees) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[]) \
+     ON CONFLICT (asset_id, hour_ms) DO UPDATE SET trade_fees = excluded.trade_fees, \
+     withdrawal_fees = excluded.withdrawal_fees";
 
 /// Queued as `enqueue_mail` queues one (due at once), ids in the order of the mails.
 const INSERT_MAILS: &str = "INSERT INTO mail_outbox (to_address, subject, text_body, html_body, \
@@ -696,6 +726,82 @@ impl Store for PgStore {
         codec::approvers(&rows)
     }
 
+    async fn insert_adjustment(&self, a: &NewAdjustment) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_ADJUSTMENT)
+            .bind(db_u64("user id", a.user.0)?)
+            .bind(i64::from(a.asset.0))
+            .bind(codec::adjustment_delta(a.delta)?)
+            .bind(a.reason.as_str())
+            .bind(a.proposed_by)
+            .bind(a.proposed_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn adjustment(&self, id: i64) -> Result<Option<AdjustmentRow>> {
+        let row = sqlx::query(sql::ADJUSTMENT).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::adjustment_row).transpose()
+    }
+
+    async fn adjustments(
+        &self,
+        status: Option<AdjustmentStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AdjustmentRow>> {
+        let Some(bound) = codec::upper_bound_i64(before) else {
+            return Ok(Vec::new());
+        };
+        let query = match status {
+            None => sqlx::query(sql::ADJUSTMENTS),
+            Some(_) => sqlx::query(sql::ADJUSTMENTS_IN_STATUS),
+        };
+        let mut query = query.bind(bound).bind(codec::limit(limit));
+        if let Some(status) = status {
+            query = query.bind(status.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::adjustment_row)
+    }
+
+    async fn decide_adjustment(
+        &self,
+        id: i64,
+        admin: i64,
+        approve: bool,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        // READ COMMITTED: a second decision waits for the first's row lock, then finds the row
+        // no longer pending.
+        let query = if approve {
+            sqlx::query(sql::APPROVE_ADJUSTMENT).bind(id).bind(admin).bind(now_ms)
+        } else {
+            sqlx::query(sql::REJECT_ADJUSTMENT).bind(id).bind(admin).bind(now_ms).bind(note)
+        };
+        let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_adjustment(
+        &self,
+        id: i64,
+        applied: bool,
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let status = if applied { AdjustmentStatus::Applied } else { AdjustmentStatus::Refused };
+        let done = sqlx::query(sql::FINISH_ADJUSTMENT)
+            .bind(id)
+            .bind(status.code())
+            .bind(outcome)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- tokens --------------------------------------------------------------------------
 
     async fn insert_token(&self, token: &NewToken) -> Result<()> {
@@ -961,6 +1067,27 @@ impl Store for PgStore {
             .bind(codec::limit(filter.limit))
             .fetch_all(&self.pool)
             .await?;
+        codec::all(&rows, codec::deposit_row)
+    }
+
+    async fn recent_deposits(
+        &self,
+        status: Option<DepositStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DepositRow>> {
+        let Some(bound) = codec::upper_bound_i64(before) else {
+            return Ok(Vec::new());
+        };
+        let query = match status {
+            None => sqlx::query(sql::RECENT_DEPOSITS),
+            Some(_) => sqlx::query(sql::RECENT_DEPOSITS_IN_STATUS),
+        };
+        let mut query = query.bind(bound).bind(codec::limit(limit));
+        if let Some(status) = status {
+            query = query.bind(status.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         codec::all(&rows, codec::deposit_row)
     }
 
@@ -1342,6 +1469,63 @@ impl Store for PgStore {
         codec::all(&rows, codec::candle_row)
     }
 
+    async fn latest_fee_revenue(&self) -> Result<Vec<FeeRevenueRow>> {
+        let rows = sqlx::query(sql::LATEST_FEE_REVENUE).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::fee_revenue_row)
+    }
+
+    async fn backfill_fee_revenue(&self, quote_of: &HashMap<MarketId, AssetId>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // The projector's lock: no projection (nor another backfill) commits meanwhile, so every
+        // page sees the same trades and fee revenue.
+        sqlx::query(CURSOR_FOR_UPDATE).fetch_optional(&mut *tx).await?;
+        if sqlx::query(sql::ANY_FEE_REVENUE).fetch_optional(&mut *tx).await?.is_some() {
+            return Ok(0);
+        }
+        let mut buckets = codec::FeeBuckets::default();
+        let mut markets: Vec<_> = quote_of.iter().collect();
+        markets.sort();
+        for (market, &quote) in markets {
+            let mut after = i64::MIN;
+            loop {
+                let rows = sqlx::query(sql::TRADE_FEES_PAGE)
+                    .bind(i64::from(market.0))
+                    .bind(after)
+                    .bind(codec::BACKFILL_PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in &rows {
+                    buckets.add_trade(quote, row)?;
+                }
+                match rows.last() {
+                    Some(last) => after = last.try_get("id")?,
+                    None => break,
+                }
+            }
+        }
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(sql::WITHDRAWAL_FEES_PAGE)
+                .bind(after)
+                .bind(codec::BACKFILL_PAGE)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &rows {
+                buckets.add_withdrawal(row)?;
+            }
+            match rows.last() {
+                Some(last) => after = last.try_get("id")?,
+                None => break,
+            }
+        }
+        let rows = buckets.into_rows();
+        if !rows.is_empty() {
+            upsert_fee_revenue(&mut tx, &rows.iter().collect::<Vec<_>>()).await?;
+        }
+        tx.commit().await?;
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    }
+
     // ---- read models ---------------------------------------------------------------------
 
     async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>> {
@@ -1399,6 +1583,14 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         codec::all(&rows, codec::order_row)
+    }
+
+    async fn open_order_users(&self, market: MarketId) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(sql::OPEN_ORDER_USERS)
+            .bind(i64::from(market.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, |r| codec::Get::u64(r, "user_id").map(UserId))
     }
 
     async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>> {
@@ -1477,5 +1669,11 @@ impl Store for PgStore {
         let mut candles = codec::all(&rows, codec::candle_row)?;
         candles.reverse();
         Ok(candles)
+    }
+
+    async fn fee_revenue(&self, from_ms: i64, to_ms: i64) -> Result<Vec<FeeRevenueRow>> {
+        let rows =
+            sqlx::query(sql::FEE_REVENUE).bind(from_ms).bind(to_ms).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::fee_revenue_row)
     }
 }

@@ -380,6 +380,18 @@ pub struct CandleRow {
     pub trades: u64,
 }
 
+/// The exchange's fee income in one asset during one UTC hour, in minor units of the asset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeRevenueRow {
+    pub asset: AssetId,
+    /// The start of the hour: a multiple of 3 600 000 (`Interval::H1.open_of(time_ms)`).
+    pub hour_ms: i64,
+    /// Maker and taker fees of the trades of the markets quoted in `asset`, by trade time.
+    pub trade_fees: u128,
+    /// Fees of the withdrawals of `asset` completed in the hour.
+    pub withdrawal_fees: u128,
+}
+
 /// What one projector step writes: the read-model effect of the commands `from_seq..=to_seq`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Projection {
@@ -394,6 +406,8 @@ pub struct Projection {
     pub balances: Vec<BalanceRow>,
     /// Upserted by (market, interval, open_ms).
     pub candles: Vec<CandleRow>,
+    /// Upserted by (asset, hour_ms) (full rows).
+    pub fee_revenue: Vec<FeeRevenueRow>,
     /// Mails about these events, queued (due at once) with them, so each is queued once.
     pub mails: Vec<NewMail>,
 }
@@ -812,4 +826,65 @@ pub struct AdminActionRow {
     pub target: String,
     pub reason: String,
     pub detail: String,
+}
+
+/// Where a balance adjustment is; see [`crate::Store::decide_adjustment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdjustmentStatus {
+    /// Proposed; waiting for another admin's approval (or anyone's rejection).
+    Pending,
+    /// Approved by an admin other than its proposer; waiting for the engine.
+    Approved,
+    /// The engine applied it ([`AdjustmentRow::outcome`]: its seq).
+    Applied,
+    /// The engine would not apply it ([`AdjustmentRow::outcome`]: why).
+    Refused,
+    /// Rejected by an admin; never sent to the engine ([`AdjustmentRow::outcome`]: why).
+    Rejected,
+}
+
+impl AdjustmentStatus {
+    /// `pending`, `approved`, `applied`, `refused` or `rejected`: the text the store keeps.
+    pub fn as_str(self) -> &'static str {
+        crate::codec::Code::code(self)
+    }
+}
+
+/// A change of a user's available balance proposed by an admin; see
+/// [`crate::Store::insert_adjustment`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAdjustment {
+    pub user: UserId,
+    pub asset: AssetId,
+    /// Minor units, signed; never 0.
+    pub delta: i128,
+    /// The proposer's reason.
+    pub reason: String,
+    /// The admin who proposes it (who may not approve it).
+    pub proposed_by: i64,
+    pub proposed_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdjustmentRow {
+    pub id: i64,
+    pub user: UserId,
+    pub asset: AssetId,
+    pub delta: i128,
+    pub reason: String,
+    pub proposed_by: i64,
+    /// The proposer's e-mail.
+    pub proposed_by_email: String,
+    pub proposed_ms: i64,
+    pub status: AdjustmentStatus,
+    /// The admin who approved or rejected it; None while pending.
+    pub decided_by: Option<i64>,
+    /// Their e-mail.
+    pub decided_by_email: Option<String>,
+    pub decided_ms: Option<i64>,
+    /// Empty until there is one. Approved: the engine seq that applied it, or the engine's
+    /// refusal; rejected: the rejecting admin's reason.
+    pub outcome: String,
+    /// When the engine applied or refused it.
+    pub finished_ms: Option<i64>,
 }

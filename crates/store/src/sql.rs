@@ -85,6 +85,46 @@ pub(crate) const INSERT_WITHDRAWAL_APPROVAL: &str = "INSERT INTO withdrawal_appr
 pub(crate) const WITHDRAWAL_APPROVALS: &str =
     "SELECT admin_id FROM withdrawal_approvals WHERE withdrawal_id = $1 ORDER BY id";
 
+/// `$1` user, `$2` asset, `$3` delta, `$4` reason, `$5` proposer, `$6` when.
+pub(crate) const INSERT_ADJUSTMENT: &str = "INSERT INTO balance_adjustments \
+     (user_id, asset_id, delta, reason, proposed_by, proposed_ms, status) \
+     VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING id";
+pub(crate) const ADJUSTMENT: &str = "SELECT x.id AS id, x.user_id AS user_id, \
+     x.asset_id AS asset_id, x.delta AS delta, x.reason AS reason, x.proposed_by AS proposed_by, \
+     p.email AS proposed_by_email, x.proposed_ms AS proposed_ms, x.status AS status, \
+     x.decided_by AS decided_by, d.email AS decided_by_email, x.decided_ms AS decided_ms, \
+     x.outcome AS outcome, x.finished_ms AS finished_ms FROM balance_adjustments x \
+     JOIN admins p ON p.id = x.proposed_by LEFT JOIN admins d ON d.id = x.decided_by \
+     WHERE x.id = $1";
+/// `$1` inclusive upper bound on id, `$2` limit. Walks the primary key newest first.
+pub(crate) const ADJUSTMENTS: &str = "SELECT x.id AS id, x.user_id AS user_id, \
+     x.asset_id AS asset_id, x.delta AS delta, x.reason AS reason, x.proposed_by AS proposed_by, \
+     p.email AS proposed_by_email, x.proposed_ms AS proposed_ms, x.status AS status, \
+     x.decided_by AS decided_by, d.email AS decided_by_email, x.decided_ms AS decided_ms, \
+     x.outcome AS outcome, x.finished_ms AS finished_ms FROM balance_adjustments x \
+     JOIN admins p ON p.id = x.proposed_by LEFT JOIN admins d ON d.id = x.decided_by \
+     WHERE x.id <= $1 ORDER BY x.id DESC LIMIT $2";
+/// [`ADJUSTMENTS`] of one status (`$3`), served by `balance_adjustments_status`.
+pub(crate) const ADJUSTMENTS_IN_STATUS: &str = "SELECT x.id AS id, x.user_id AS user_id, \
+     x.asset_id AS asset_id, x.delta AS delta, x.reason AS reason, x.proposed_by AS proposed_by, \
+     p.email AS proposed_by_email, x.proposed_ms AS proposed_ms, x.status AS status, \
+     x.decided_by AS decided_by, d.email AS decided_by_email, x.decided_ms AS decided_ms, \
+     x.outcome AS outcome, x.finished_ms AS finished_ms FROM balance_adjustments x \
+     JOIN admins p ON p.id = x.proposed_by LEFT JOIN admins d ON d.id = x.decided_by \
+     WHERE x.status = $3 AND x.id <= $1 ORDER BY x.id DESC LIMIT $2";
+/// A compare-and-set from `pending`: `$1` id, `$2` the approving admin, `$3` now. The proposer
+/// never matches, so no admin approves their own.
+pub(crate) const APPROVE_ADJUSTMENT: &str = "UPDATE balance_adjustments SET status = 'approved', \
+     decided_by = $2, decided_ms = $3 WHERE id = $1 AND status = 'pending' AND proposed_by <> $2";
+/// A compare-and-set from `pending`: `$1` id, `$2` the rejecting admin (the proposer too), `$3`
+/// now, `$4` their reason.
+pub(crate) const REJECT_ADJUSTMENT: &str = "UPDATE balance_adjustments SET status = 'rejected', \
+     decided_by = $2, decided_ms = $3, outcome = $4 WHERE id = $1 AND status = 'pending'";
+/// A compare-and-set from `approved`: `$1` id, `$2` `applied` or `refused`, `$3` the outcome,
+/// `$4` now.
+pub(crate) const FINISH_ADJUSTMENT: &str = "UPDATE balance_adjustments SET status = $2, \
+     outcome = $3, finished_ms = $4 WHERE id = $1 AND status = 'approved'";
+
 // ---- tokens -----------------------------------------------------------------------------------
 
 pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens (token_hash, user_id, purpose, created_ms, expires_ms, \
@@ -148,7 +188,31 @@ pub(crate) const LATEST_CANDLES: &str = "SELECT c.market_id AS market_id, c.peri
      ON c.market_id = l.market_id AND c.period = l.period AND c.open_ms = l.open_ms \
      ORDER BY c.market_id, c.period";
 
+/// The newest row of each asset (the grouping walks the primary key).
+pub(crate) const LATEST_FEE_REVENUE: &str = "SELECT f.asset_id AS asset_id, f.hour_ms AS hour_ms, \
+     f.trade_fees AS trade_fees, f.withdrawal_fees AS withdrawal_fees \
+     FROM fee_revenue f JOIN (SELECT asset_id, MAX(hour_ms) AS hour_ms FROM fee_revenue \
+     GROUP BY asset_id) l ON f.asset_id = l.asset_id AND f.hour_ms = l.hour_ms \
+     ORDER BY f.asset_id";
+/// `$1` inclusive, `$2` exclusive bound on `hour_ms`. Served by `fee_revenue_hour`.
+pub(crate) const FEE_REVENUE: &str = "SELECT asset_id, hour_ms, trade_fees, withdrawal_fees \
+     FROM fee_revenue WHERE hour_ms >= $1 AND hour_ms < $2 ORDER BY hour_ms, asset_id";
+/// Whether the backfill has anything to do (a row: no).
+pub(crate) const ANY_FEE_REVENUE: &str = "SELECT asset_id FROM fee_revenue LIMIT 1";
+/// One page of a market's trades for the fee backfill: `$1` market, `$2` exclusive lower bound
+/// on id, `$3` page size. Walks the primary key.
+pub(crate) const TRADE_FEES_PAGE: &str = "SELECT id, maker_fee, taker_fee, time_ms FROM trades \
+     WHERE market_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+/// One page of the completed withdrawals for the fee backfill: `$1` exclusive lower bound on id,
+/// `$2` page size. Served by `withdrawals_status`.
+pub(crate) const WITHDRAWAL_FEES_PAGE: &str = "SELECT id, asset_id, fee, updated_ms \
+     FROM withdrawals WHERE status = 'completed' AND id > $1 ORDER BY id LIMIT $2";
+
 // ---- read models ------------------------------------------------------------------------------
+
+/// `$1` market. Walks the partial index `orders_open` (open orders only).
+pub(crate) const OPEN_ORDER_USERS: &str = "SELECT DISTINCT user_id FROM orders \
+     WHERE market_id = $1 AND status IN ('open', 'partial') ORDER BY user_id";
 
 pub(crate) const BALANCE: &str = "SELECT user_id, asset_id, available, locked, held, seq FROM balances \
      WHERE user_id = $1 AND asset_id = $2";
@@ -229,6 +293,15 @@ pub(crate) const UPSERT_DEPOSIT: &str = "INSERT INTO deposits (asset_id, txid, v
 pub(crate) const DEPOSIT: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
      confirmations, status, seq, first_seen_ms, updated_ms \
      FROM deposits WHERE asset_id = $1 AND txid = $2 AND vout = $3";
+/// Deposits of every user: `$1` inclusive upper bound on id, `$2` limit. Walks the primary key
+/// newest first.
+pub(crate) const RECENT_DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, \
+     amount, confirmations, status, seq, first_seen_ms, updated_ms \
+     FROM deposits WHERE id <= $1 ORDER BY id DESC LIMIT $2";
+/// [`RECENT_DEPOSITS`] of one status (`$3`), served by `deposits_status`.
+pub(crate) const RECENT_DEPOSITS_IN_STATUS: &str = "SELECT id, asset_id, txid, vout, user_id, \
+     address, amount, confirmations, status, seq, first_seen_ms, updated_ms \
+     FROM deposits WHERE status = $3 AND id <= $1 ORDER BY id DESC LIMIT $2";
 /// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
 pub(crate) const DEPOSITS: &str = "SELECT id, asset_id, txid, vout, user_id, address, amount, \
      confirmations, status, seq, first_seen_ms, updated_ms \

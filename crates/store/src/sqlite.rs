@@ -8,10 +8,11 @@
 use crate::codec::{self, Code, db_u64, impl_get};
 use crate::sql;
 use crate::{
-    AdminActionRow, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow, CandleRow,
-    ChainSendRow, ChainSendStatus, DepositAddressRow, DepositFilter, DepositRow, FillFilter,
-    Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerRow, MailRow, NewAdmin, NewAdminAction,
-    NewAdminSession, NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
+    AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRow, AdminSessionRow, AlertRow,
+    ApiKeyRow, BalanceRow, CandleRow, ChainSendRow, ChainSendStatus, DepositAddressRow,
+    DepositFilter, DepositRow, DepositStatus, FeeRevenueRow, FillFilter, Interval, LIST_LIMIT_MAX,
+    LedgerFilter, LedgerRow, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
+    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
     NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
     OrderRow, Projection, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
     StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Executor, Row, Sqlite, SqliteConnection};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -177,6 +179,12 @@ static CANDLES: Insert = Insert::new(
      high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, \
      quote_volume = excluded.quote_volume, trades = excluded.trades",
 );
+static FEE_REVENUE: Insert = Insert::new(
+    "INSERT INTO fee_revenue (asset_id, hour_ms, trade_fees, withdrawal_fees)",
+    4,
+    " ON CONFLICT (asset_id, hour_ms) DO UPDATE SET trade_fees = excluded.trade_fees, \
+     withdrawal_fees = excluded.withdrawal_fees",
+);
 
 /// Queued as `enqueue_mail` queues one: due at once (`next_attempt_ms` is `created_ms`).
 static MAILS: Insert = Insert::new(
@@ -193,6 +201,7 @@ async fn write_projection(tx: &mut SqliteConnection, p: &Projection) -> Result<(
     LEDGER.run(tx, &p.ledger, bind_ledger, "ledger entry").await?;
     BALANCES.run(tx, &p.balances, bind_balance, "balance").await?;
     CANDLES.run(tx, &p.candles, bind_candle, "candle").await?;
+    FEE_REVENUE.run(tx, &p.fee_revenue, bind_fee_revenue, "fee revenue").await?;
     MAILS.run(tx, &p.mails, bind_mail, "mail").await?;
     Ok(())
 }
@@ -271,6 +280,13 @@ fn bind_candle<'q>(q: Query<'q>, c: &'q CandleRow) -> Result<Query<'q>> {
         .bind(codec::amount(c.volume))
         .bind(codec::amount(c.quote_volume))
         .bind(db_u64("candle trades", c.trades)?))
+}
+
+fn bind_fee_revenue<'q>(q: Query<'q>, f: &'q FeeRevenueRow) -> Result<Query<'q>> {
+    Ok(q.bind(i64::from(f.asset.0))
+        .bind(codec::fee_hour(f.hour_ms)?)
+        .bind(codec::amount(f.trade_fees))
+        .bind(codec::amount(f.withdrawal_fees)))
 }
 
 fn bind_mail<'q>(q: Query<'q>, m: &'q NewMail) -> Result<Query<'q>> {
@@ -604,6 +620,80 @@ impl Store for SqliteStore {
         codec::approvers(&rows)
     }
 
+    async fn insert_adjustment(&self, a: &NewAdjustment) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_ADJUSTMENT)
+            .bind(db_u64("user id", a.user.0)?)
+            .bind(i64::from(a.asset.0))
+            .bind(codec::adjustment_delta(a.delta)?)
+            .bind(a.reason.as_str())
+            .bind(a.proposed_by)
+            .bind(a.proposed_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn adjustment(&self, id: i64) -> Result<Option<AdjustmentRow>> {
+        let row = sqlx::query(sql::ADJUSTMENT).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::adjustment_row).transpose()
+    }
+
+    async fn adjustments(
+        &self,
+        status: Option<AdjustmentStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AdjustmentRow>> {
+        let Some(bound) = codec::upper_bound_i64(before) else {
+            return Ok(Vec::new());
+        };
+        let query = match status {
+            None => sqlx::query(sql::ADJUSTMENTS),
+            Some(_) => sqlx::query(sql::ADJUSTMENTS_IN_STATUS),
+        };
+        let mut query = query.bind(bound).bind(codec::limit(limit));
+        if let Some(status) = status {
+            query = query.bind(status.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::adjustment_row)
+    }
+
+    async fn decide_adjustment(
+        &self,
+        id: i64,
+        admin: i64,
+        approve: bool,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let query = if approve {
+            sqlx::query(sql::APPROVE_ADJUSTMENT).bind(id).bind(admin).bind(now_ms)
+        } else {
+            sqlx::query(sql::REJECT_ADJUSTMENT).bind(id).bind(admin).bind(now_ms).bind(note)
+        };
+        let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_adjustment(
+        &self,
+        id: i64,
+        applied: bool,
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let status = if applied { AdjustmentStatus::Applied } else { AdjustmentStatus::Refused };
+        let done = sqlx::query(sql::FINISH_ADJUSTMENT)
+            .bind(id)
+            .bind(status.code())
+            .bind(outcome)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- tokens --------------------------------------------------------------------------
 
     async fn insert_token(&self, token: &NewToken) -> Result<()> {
@@ -869,6 +959,27 @@ impl Store for SqliteStore {
             .bind(codec::limit(filter.limit))
             .fetch_all(&self.pool)
             .await?;
+        codec::all(&rows, codec::deposit_row)
+    }
+
+    async fn recent_deposits(
+        &self,
+        status: Option<DepositStatus>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<DepositRow>> {
+        let Some(bound) = codec::upper_bound_i64(before) else {
+            return Ok(Vec::new());
+        };
+        let query = match status {
+            None => sqlx::query(sql::RECENT_DEPOSITS),
+            Some(_) => sqlx::query(sql::RECENT_DEPOSITS_IN_STATUS),
+        };
+        let mut query = query.bind(bound).bind(codec::limit(limit));
+        if let Some(status) = status {
+            query = query.bind(status.code());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         codec::all(&rows, codec::deposit_row)
     }
 
@@ -1246,6 +1357,59 @@ impl Store for SqliteStore {
         codec::all(&rows, codec::candle_row)
     }
 
+    async fn latest_fee_revenue(&self) -> Result<Vec<FeeRevenueRow>> {
+        let rows = sqlx::query(sql::LATEST_FEE_REVENUE).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::fee_revenue_row)
+    }
+
+    async fn backfill_fee_revenue(&self, quote_of: &HashMap<MarketId, AssetId>) -> Result<u64> {
+        // The write lock up front: no projection (nor another backfill) runs meanwhile.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if sqlx::query(sql::ANY_FEE_REVENUE).fetch_optional(&mut *tx).await?.is_some() {
+            return Ok(0);
+        }
+        let mut buckets = codec::FeeBuckets::default();
+        let mut markets: Vec<_> = quote_of.iter().collect();
+        markets.sort();
+        for (market, &quote) in markets {
+            let mut after = i64::MIN;
+            loop {
+                let rows = sqlx::query(sql::TRADE_FEES_PAGE)
+                    .bind(i64::from(market.0))
+                    .bind(after)
+                    .bind(codec::BACKFILL_PAGE)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in &rows {
+                    buckets.add_trade(quote, row)?;
+                }
+                match rows.last() {
+                    Some(last) => after = last.try_get("id")?,
+                    None => break,
+                }
+            }
+        }
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(sql::WITHDRAWAL_FEES_PAGE)
+                .bind(after)
+                .bind(codec::BACKFILL_PAGE)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &rows {
+                buckets.add_withdrawal(row)?;
+            }
+            match rows.last() {
+                Some(last) => after = last.try_get("id")?,
+                None => break,
+            }
+        }
+        let rows = buckets.into_rows();
+        FEE_REVENUE.run(&mut tx, &rows, bind_fee_revenue, "fee revenue").await?;
+        tx.commit().await?;
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    }
+
     // ---- read models ---------------------------------------------------------------------
 
     async fn balance(&self, user: UserId, asset: AssetId) -> Result<Option<BalanceRow>> {
@@ -1303,6 +1467,14 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         codec::all(&rows, codec::order_row)
+    }
+
+    async fn open_order_users(&self, market: MarketId) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(sql::OPEN_ORDER_USERS)
+            .bind(i64::from(market.0))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, |r| codec::Get::u64(r, "user_id").map(UserId))
     }
 
     async fn fills(&self, user: UserId, filter: &FillFilter) -> Result<Vec<TradeRow>> {
@@ -1381,5 +1553,11 @@ impl Store for SqliteStore {
         let mut candles = codec::all(&rows, codec::candle_row)?;
         candles.reverse();
         Ok(candles)
+    }
+
+    async fn fee_revenue(&self, from_ms: i64, to_ms: i64) -> Result<Vec<FeeRevenueRow>> {
+        let rows =
+            sqlx::query(sql::FEE_REVENUE).bind(from_ms).bind(to_ms).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::fee_revenue_row)
     }
 }

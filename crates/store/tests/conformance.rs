@@ -10,17 +10,17 @@ use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
 };
 use bourse_store::{
-    AdminActionRow, AdminRole, AdminRow, AdminSessionRow, AlertRow, ApiKeyRow, BalanceRow,
-    CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus, DepositFilter, DepositRow,
-    DepositStatus, FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, MailRow,
-    NewAdmin, NewAdminAction, NewAdminSession, NewAlert, NewApiKey, NewChainSend,
-    NewDepositAddress, NewLedgerEntry, NewMail, NewSecurityEvent, NewSession, NewToken,
-    NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderKind, OrderRow, OrderStatus, Projection,
-    Scopes, SecurityEventFilter, SecurityEventKind, SecurityEventRow, SessionRow, Store,
-    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
-    WithdrawalStatus, connect,
+    AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRole, AdminRow, AdminSessionRow,
+    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
+    DepositFilter, DepositRow, DepositStatus, FeeRevenueRow, FillFilter, Interval, LIST_LIMIT_MAX,
+    LedgerFilter, LedgerKind, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
+    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
+    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
+    OrderKind, OrderRow, OrderStatus, Projection, Scopes, SecurityEventFilter, SecurityEventKind,
+    SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
+    WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 struct Db {
@@ -32,7 +32,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 10, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 11, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -124,6 +124,13 @@ conformance!(
     admin_audit_log,
     withdrawal_approvals,
     withdrawal_approvals_are_serialized_under_concurrency,
+    adjustments_lifecycle,
+    adjustment_decisions_are_compare_and_set_under_concurrency,
+    fee_revenue_upserts_and_ranges,
+    fee_revenue_backfill,
+    fee_revenue_backfill_overflow_is_an_error,
+    recent_deposits_filter_and_pages,
+    open_order_users,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -606,6 +613,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         ledger: vec![entry(u, 1, 10, 1)],
         balances: vec![b1.clone()],
         candles: vec![c1.clone()],
+        fee_revenue: vec![fees(2, 0, 3, 0)],
         mails: Vec::new(),
     };
     s.apply_projection(&p1).await.unwrap();
@@ -620,6 +628,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
             s.ledger(u, &LedgerFilter { limit: 100, ..Default::default() }).await.unwrap(),
             s.balances(u).await.unwrap(),
             s.latest_candles().await.unwrap(),
+            s.fee_revenue(i64::MIN, i64::MAX).await.unwrap(),
         )
     };
     let before = snapshot().await;
@@ -627,6 +636,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
     assert_eq!(before.2, vec![t1.clone()]);
     assert_eq!(before.4, vec![b1.clone()]);
     assert_eq!(before.5, vec![c1.clone()]);
+    assert_eq!(before.6, vec![fees(2, 0, 3, 0)]);
 
     // Re-applying the same batch: refused, nothing written twice.
     assert!(matches!(
@@ -642,6 +652,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         ledger: vec![entry(u, 1, 12, 2)],
         balances: vec![BalanceRow { available: 0, seq: 12, ..b1.clone() }],
         candles: vec![candle(1, Interval::M1, 60_000, 99)],
+        fee_revenue: vec![fees(2, 0, 9, 1), fees(2, HOUR, 1, 0)],
         mails: Vec::new(),
     };
     assert!(matches!(
@@ -686,6 +697,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
     assert_eq!(after.3.len(), 2);
     assert_eq!(after.4, changed.balances);
     assert_eq!(after.5, changed.candles);
+    assert_eq!(after.6, changed.fee_revenue);
 }
 
 async fn concurrent_projections_apply_once(db: &Db) {
@@ -2846,4 +2858,689 @@ async fn withdrawal_approvals_are_serialized_under_concurrency(db: &Db) {
         );
         assert_eq!(s.withdrawal_approvals(w).await.unwrap(), vec![admins[0]]);
     }
+}
+
+// ---- the admin app's money --------------------------------------------------------------------
+
+/// The row a new adjustment reads back as (pending, undecided).
+fn pending_adjustment(id: i64, n: &NewAdjustment, proposer_email: &str) -> AdjustmentRow {
+    AdjustmentRow {
+        id,
+        user: n.user,
+        asset: n.asset,
+        delta: n.delta,
+        reason: n.reason.clone(),
+        proposed_by: n.proposed_by,
+        proposed_by_email: proposer_email.into(),
+        proposed_ms: n.proposed_ms,
+        status: AdjustmentStatus::Pending,
+        decided_by: None,
+        decided_by_email: None,
+        decided_ms: None,
+        outcome: String::new(),
+        finished_ms: None,
+    }
+}
+
+async fn adjustments_lifecycle(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "u@example.com").await;
+    let a = admin(s, "a@admin.example").await;
+    let b = admin(s, "b@admin.example").await;
+    let c = admin(s, "c@admin.example").await;
+    let ids = |rows: &[AdjustmentRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let list = |status, before, limit| s.adjustments(status, before, limit);
+    let get = |id| async move { s.adjustment(id).await.unwrap().unwrap() };
+    assert!(list(None, None, 10).await.unwrap().is_empty());
+    assert_eq!(s.adjustment(1).await.unwrap(), None);
+
+    // Big deltas either way, exactly.
+    let n1 = NewAdjustment {
+        user: u,
+        asset: AssetId(2),
+        delta: -i128::from(u64::MAX) * 1_000_000_007,
+        reason: "ticket «17»: double credit 'x' \"y\" \\".into(),
+        proposed_by: a,
+        proposed_ms: 1_000,
+    };
+    let n2 = NewAdjustment { delta: i128::MAX, reason: "goodwill".into(), ..n1.clone() };
+    let id1 = s.insert_adjustment(&n1).await.unwrap();
+    let id2 = s.insert_adjustment(&n2).await.unwrap();
+    assert!(id2 > id1);
+    let row1 = pending_adjustment(id1, &n1, "a@admin.example");
+    let row2 = pending_adjustment(id2, &n2, "a@admin.example");
+    assert_eq!(get(id1).await, row1);
+    assert_eq!(get(id2).await, row2);
+
+    // A delta of 0, an unknown user or admin: nothing written.
+    assert!(matches!(
+        s.insert_adjustment(&NewAdjustment { delta: 0, ..n1.clone() }).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(
+        s.insert_adjustment(&NewAdjustment { proposed_by: 9_999, ..n1.clone() }).await.is_err()
+    );
+    assert!(
+        s.insert_adjustment(&NewAdjustment { user: UserId(9_999), ..n1.clone() }).await.is_err()
+    );
+    assert_eq!(list(None, None, 10).await.unwrap(), vec![row2.clone(), row1.clone()]);
+
+    // Lists: newest first, by status, `before` exclusive, limited.
+    assert_eq!(
+        list(Some(AdjustmentStatus::Pending), None, 10).await.unwrap(),
+        vec![row2.clone(), row1.clone()]
+    );
+    assert!(list(Some(AdjustmentStatus::Approved), None, 10).await.unwrap().is_empty());
+    assert_eq!(list(None, None, 1).await.unwrap(), vec![row2.clone()]);
+    assert!(list(None, None, 0).await.unwrap().is_empty());
+    assert_eq!(list(None, Some(id2), 10).await.unwrap(), vec![row1.clone()]);
+    assert_eq!(
+        list(Some(AdjustmentStatus::Pending), Some(id2), 10).await.unwrap(),
+        vec![row1.clone()]
+    );
+    assert!(list(None, Some(id1), 10).await.unwrap().is_empty());
+    assert!(list(None, Some(i64::MIN), 10).await.unwrap().is_empty());
+
+    // The proposer cannot approve their own: false, the row unchanged.
+    assert!(!s.decide_adjustment(id1, a, true, "mine", 1_100).await.unwrap());
+    assert_eq!(get(id1).await, row1);
+
+    // Another admin approves (the note is not kept); then nobody decides it again.
+    assert!(s.decide_adjustment(id1, b, true, "checked", 1_200).await.unwrap());
+    let approved = AdjustmentRow {
+        status: AdjustmentStatus::Approved,
+        decided_by: Some(b),
+        decided_by_email: Some("b@admin.example".into()),
+        decided_ms: Some(1_200),
+        ..row1.clone()
+    };
+    assert_eq!(get(id1).await, approved);
+    assert!(!s.decide_adjustment(id1, b, true, "again", 1_300).await.unwrap());
+    assert!(!s.decide_adjustment(id1, c, true, "me too", 1_300).await.unwrap());
+    assert!(!s.decide_adjustment(id1, c, false, "too late", 1_300).await.unwrap());
+    assert!(!s.decide_adjustment(id1, a, false, "changed my mind", 1_300).await.unwrap());
+    assert_eq!(get(id1).await, approved);
+    assert_eq!(
+        list(Some(AdjustmentStatus::Approved), None, 10).await.unwrap(),
+        vec![approved.clone()]
+    );
+    assert_eq!(list(Some(AdjustmentStatus::Pending), None, 10).await.unwrap(), vec![row2.clone()]);
+
+    // Finished once, from approved only.
+    assert!(!s.finish_adjustment(id2, true, "seq 1", 1_400).await.unwrap(), "still pending");
+    assert_eq!(get(id2).await, row2);
+    assert!(s.finish_adjustment(id1, true, "seq 4242", 1_500).await.unwrap());
+    let applied = AdjustmentRow {
+        status: AdjustmentStatus::Applied,
+        outcome: "seq 4242".into(),
+        finished_ms: Some(1_500),
+        ..approved.clone()
+    };
+    assert_eq!(get(id1).await, applied);
+    assert!(!s.finish_adjustment(id1, true, "seq 4243", 1_600).await.unwrap());
+    assert!(!s.finish_adjustment(id1, false, "refused", 1_600).await.unwrap());
+    assert!(!s.decide_adjustment(id1, c, false, "no", 1_600).await.unwrap());
+    assert_eq!(get(id1).await, applied);
+
+    // Rejected, by its proposer too, with the note as its outcome; then final.
+    assert!(s.decide_adjustment(id2, a, false, "typo in the amount", 1_700).await.unwrap());
+    let rejected = AdjustmentRow {
+        status: AdjustmentStatus::Rejected,
+        decided_by: Some(a),
+        decided_by_email: Some("a@admin.example".into()),
+        decided_ms: Some(1_700),
+        outcome: "typo in the amount".into(),
+        ..row2.clone()
+    };
+    assert_eq!(get(id2).await, rejected);
+    assert!(!s.decide_adjustment(id2, b, true, "", 1_800).await.unwrap());
+    assert!(!s.decide_adjustment(id2, b, false, "", 1_800).await.unwrap());
+    assert!(!s.finish_adjustment(id2, true, "seq 1", 1_800).await.unwrap());
+    assert_eq!(get(id2).await, rejected);
+
+    // Refused by the engine.
+    let n3 = NewAdjustment { delta: -1, proposed_by: c, proposed_ms: 2_000, ..n1.clone() };
+    let id3 = s.insert_adjustment(&n3).await.unwrap();
+    assert!(s.decide_adjustment(id3, a, true, "", 2_100).await.unwrap());
+    assert!(s.finish_adjustment(id3, false, "insufficient funds", 2_200).await.unwrap());
+    let refused = AdjustmentRow {
+        status: AdjustmentStatus::Refused,
+        decided_by: Some(a),
+        decided_by_email: Some("a@admin.example".into()),
+        decided_ms: Some(2_100),
+        outcome: "insufficient funds".into(),
+        finished_ms: Some(2_200),
+        ..pending_adjustment(id3, &n3, "c@admin.example")
+    };
+    assert_eq!(get(id3).await, refused);
+    assert!(!s.finish_adjustment(id3, true, "seq 9", 2_300).await.unwrap());
+    assert_eq!(get(id3).await, refused);
+
+    // Each status lists its own.
+    let by = |status| async move { ids(&list(Some(status), None, 10).await.unwrap()) };
+    assert!(by(AdjustmentStatus::Pending).await.is_empty());
+    assert!(by(AdjustmentStatus::Approved).await.is_empty());
+    assert_eq!(by(AdjustmentStatus::Applied).await, vec![id1]);
+    assert_eq!(by(AdjustmentStatus::Rejected).await, vec![id2]);
+    assert_eq!(by(AdjustmentStatus::Refused).await, vec![id3]);
+    assert_eq!(list(None, None, 10).await.unwrap(), vec![refused, rejected, applied]);
+
+    // Unknown ids change nothing; an unknown approver is a database error.
+    assert!(!s.decide_adjustment(9_999, b, true, "", 1).await.unwrap());
+    assert!(!s.decide_adjustment(9_999, b, false, "", 1).await.unwrap());
+    assert!(!s.finish_adjustment(9_999, true, "", 1).await.unwrap());
+    let id4 = s.insert_adjustment(&n1).await.unwrap();
+    assert!(s.decide_adjustment(id4, 9_999, true, "", 1).await.is_err());
+    assert_eq!(get(id4).await, pending_adjustment(id4, &n1, "a@admin.example"));
+
+    // A stored delta that does not parse is corrupt.
+    raw(&db.url, "UPDATE balance_adjustments SET delta = '+5' WHERE status = 'refused'").await;
+    assert!(matches!(s.adjustment(id3).await, Err(StoreError::Corrupt { column: "delta", .. })));
+    raw(&db.url, "UPDATE balance_adjustments SET delta = '-1', status = 'done' WHERE delta = '+5'")
+        .await;
+    assert!(matches!(s.adjustment(id3).await, Err(StoreError::Corrupt { column: "status", .. })));
+    raw(&db.url, "UPDATE balance_adjustments SET status = 'refused' WHERE status = 'done'").await;
+
+    // Lists are capped at LIST_LIMIT_MAX.
+    raw(
+        &db.url,
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1001) \
+         INSERT INTO balance_adjustments \
+         (user_id, asset_id, delta, reason, proposed_by, proposed_ms, status) \
+         SELECT (SELECT id FROM users WHERE email = 'u@example.com'), 1, '7', 'bulk', \
+         (SELECT id FROM admins WHERE email = 'b@admin.example'), i, 'pending' FROM n",
+    )
+    .await;
+    for status in [None, Some(AdjustmentStatus::Pending)] {
+        let many = list(status, None, u32::MAX).await.unwrap();
+        assert_eq!(many.len(), usize::try_from(LIST_LIMIT_MAX).unwrap());
+        assert_eq!((many[0].proposed_ms, many[0].delta), (1001, 7));
+        assert!(many.windows(2).all(|w| w[0].id > w[1].id));
+    }
+}
+
+async fn adjustment_decisions_are_compare_and_set_under_concurrency(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "u@example.com").await;
+    let a = admin(s, "a@admin.example").await;
+    let b = admin(s, "b@admin.example").await;
+    let c = admin(s, "c@admin.example").await;
+    let new = |round| NewAdjustment {
+        user: u,
+        asset: AssetId(1),
+        delta: 5,
+        reason: format!("round {round}"),
+        proposed_by: a,
+        proposed_ms: round,
+    };
+    for round in 0..10 {
+        // Two admins approve at once: exactly one wins, and the row names the winner.
+        let id = s.insert_adjustment(&new(round)).await.unwrap();
+        let (x, y) = tokio::join!(
+            s.decide_adjustment(id, b, true, "", 100),
+            s.decide_adjustment(id, c, true, "", 101)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x ^ y, "round {round}: {x} {y}");
+        let row = s.adjustment(id).await.unwrap().unwrap();
+        assert_eq!(row.status, AdjustmentStatus::Approved);
+        assert_eq!(row.decided_by, Some(if x { b } else { c }));
+        assert_eq!(row.decided_ms, Some(if x { 100 } else { 101 }));
+
+        // Approval and rejection race: one wins.
+        let id = s.insert_adjustment(&new(round)).await.unwrap();
+        let (x, y) = tokio::join!(
+            s.decide_adjustment(id, b, true, "", 200),
+            s.decide_adjustment(id, a, false, "no", 201)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x ^ y, "round {round}: {x} {y}");
+        let row = s.adjustment(id).await.unwrap().unwrap();
+        let (status, outcome) =
+            if x { (AdjustmentStatus::Approved, "") } else { (AdjustmentStatus::Rejected, "no") };
+        assert_eq!((row.status, row.outcome.as_str()), (status, outcome));
+
+        // The proposer and another admin approve at once: only the other one can.
+        let id = s.insert_adjustment(&new(round)).await.unwrap();
+        let (x, y) = tokio::join!(
+            s.decide_adjustment(id, a, true, "", 300),
+            s.decide_adjustment(id, c, true, "", 301)
+        );
+        assert_eq!((x.unwrap(), y.unwrap()), (false, true), "round {round}");
+        assert_eq!(s.adjustment(id).await.unwrap().unwrap().decided_by, Some(c));
+
+        // Finished at once twice: once.
+        let (x, y) = tokio::join!(
+            s.finish_adjustment(id, true, "seq 1", 400),
+            s.finish_adjustment(id, false, "refused", 401)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x ^ y, "round {round}: {x} {y}");
+        let row = s.adjustment(id).await.unwrap().unwrap();
+        let (status, outcome) = if x {
+            (AdjustmentStatus::Applied, "seq 1")
+        } else {
+            (AdjustmentStatus::Refused, "refused")
+        };
+        assert_eq!((row.status, row.outcome.as_str()), (status, outcome));
+    }
+}
+
+const HOUR: i64 = 3_600_000;
+
+fn fees(asset: u32, hour_ms: i64, trade_fees: u128, withdrawal_fees: u128) -> FeeRevenueRow {
+    FeeRevenueRow { asset: AssetId(asset), hour_ms, trade_fees, withdrawal_fees }
+}
+
+async fn fee_revenue_upserts_and_ranges(db: &Db) {
+    let s = &*db.store;
+    assert!(s.latest_fee_revenue().await.unwrap().is_empty());
+    assert!(s.fee_revenue(i64::MIN, i64::MAX).await.unwrap().is_empty());
+
+    let first = vec![
+        fees(1, 0, 10, 0),
+        fees(1, HOUR, 11, 1),
+        fees(2, 0, u128::MAX, u128::MAX - 1),
+        fees(2, -HOUR, 5, 6),
+        fees(3, 5 * HOUR, 0, 0),
+        // The same key again in one projection: the last one wins.
+        fees(1, HOUR, 12, 2),
+    ];
+    project(s, |p| p.fee_revenue = first.clone()).await;
+    let all = s.fee_revenue(i64::MIN, i64::MAX).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            fees(2, -HOUR, 5, 6),
+            fees(1, 0, 10, 0),
+            fees(2, 0, u128::MAX, u128::MAX - 1),
+            fees(1, HOUR, 12, 2),
+            fees(3, 5 * HOUR, 0, 0),
+        ],
+        "by (hour, asset)"
+    );
+
+    // Upserted as the hour goes on (full rows), with candles and the rest in one projection.
+    project(s, |p| {
+        p.fee_revenue = vec![fees(1, HOUR, 20, 3), fees(1, 2 * HOUR, 1, 0)];
+        p.candles = vec![candle(1, Interval::H1, HOUR, 9)];
+    })
+    .await;
+    assert_eq!(s.latest_candles().await.unwrap(), vec![candle(1, Interval::H1, HOUR, 9)]);
+    assert_eq!(
+        s.latest_fee_revenue().await.unwrap(),
+        vec![
+            fees(1, 2 * HOUR, 1, 0),
+            fees(2, 0, u128::MAX, u128::MAX - 1),
+            fees(3, 5 * HOUR, 0, 0)
+        ],
+        "the newest row of each asset, by asset"
+    );
+
+    // Bounds: from inclusive, to exclusive.
+    let range = |from, to| s.fee_revenue(from, to);
+    assert_eq!(
+        range(0, 2 * HOUR).await.unwrap(),
+        vec![fees(1, 0, 10, 0), fees(2, 0, u128::MAX, u128::MAX - 1), fees(1, HOUR, 20, 3)]
+    );
+    assert_eq!(
+        range(HOUR, 2 * HOUR + 1).await.unwrap(),
+        vec![fees(1, HOUR, 20, 3), fees(1, 2 * HOUR, 1, 0)]
+    );
+    assert_eq!(range(HOUR + 1, 2 * HOUR).await.unwrap(), vec![]);
+    assert_eq!(range(-HOUR, 0).await.unwrap(), vec![fees(2, -HOUR, 5, 6)]);
+    assert!(range(HOUR, HOUR).await.unwrap().is_empty());
+    assert!(range(2 * HOUR, HOUR).await.unwrap().is_empty());
+    assert_eq!(range(5 * HOUR, i64::MAX).await.unwrap(), vec![fees(3, 5 * HOUR, 0, 0)]);
+    assert_eq!(range(i64::MIN, -HOUR + 1).await.unwrap(), vec![fees(2, -HOUR, 5, 6)]);
+
+    // An hour_ms that does not start an hour: Invalid, nothing of the projection written.
+    let seq = s.projected_seq().await.unwrap() + 1;
+    let bad = Projection {
+        from_seq: seq,
+        to_seq: seq,
+        fee_revenue: vec![fees(9, 0, 1, 1), fees(1, HOUR + 1, 1, 1)],
+        candles: vec![candle(1, Interval::H1, 2 * HOUR, 3)],
+        ..Default::default()
+    };
+    assert!(matches!(s.apply_projection(&bad).await, Err(StoreError::Invalid(_))));
+    assert_eq!(s.projected_seq().await.unwrap(), seq - 1);
+    assert_eq!(s.latest_candles().await.unwrap(), vec![candle(1, Interval::H1, HOUR, 9)]);
+    assert_eq!(s.fee_revenue(i64::MIN, i64::MAX).await.unwrap().len(), 6);
+
+    // A stored sum that does not parse is corrupt.
+    raw(&db.url, "UPDATE fee_revenue SET withdrawal_fees = '-1' WHERE asset_id = 3").await;
+    assert!(matches!(
+        s.latest_fee_revenue().await,
+        Err(StoreError::Corrupt { column: "withdrawal_fees", .. })
+    ));
+    assert_eq!(range(0, HOUR).await.unwrap().len(), 2, "the others still read");
+}
+
+/// A completed withdrawal of `asset` with `fee`, completed at `updated_ms`.
+async fn completed_withdrawal(s: &dyn Store, user: UserId, asset: u32, fee: u128, at: i64) -> i64 {
+    let id = s
+        .insert_withdrawal(&NewWithdrawal {
+            user,
+            asset: AssetId(asset),
+            address: "bc1qx".into(),
+            amount: 1_000,
+            fee,
+            after_hold: WithdrawalStatus::Held,
+            created_ms: at - 10,
+        })
+        .await
+        .unwrap();
+    s.set_withdrawal_status(id, WithdrawalStatus::Completed, Some("txid"), None, at).await.unwrap();
+    id
+}
+
+async fn fee_revenue_backfill(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "u@example.com").await;
+    let v = user(s, "v@example.com").await;
+    let big = u128::from(u64::MAX) * 1_000_000; // above u64
+    let t = |market, id, time_ms, maker_fee, taker_fee| TradeRow {
+        time_ms,
+        maker_fee,
+        taker_fee,
+        ..trade(market, id, 1, u, 1, v, 2)
+    };
+    // Market 1 is quoted in asset 10, market 2 in asset 20; market 3 is not in the map.
+    let quote_of = HashMap::from([(MarketId(1), AssetId(10)), (MarketId(2), AssetId(20))]);
+    // More trades in market 1 than a page of the backfill's reads: one per 10 s from hour 3 on,
+    // maker fee 1 and taker fee 2 each (360 a hour).
+    const MANY: u64 = 10_050;
+    let many: Vec<TradeRow> = (1..=MANY)
+        .map(|i| t(1, 100 + i, 3 * HOUR + i64::try_from(i - 1).unwrap() * 10_000, 1, 2))
+        .collect();
+    project(s, |p| {
+        p.trades = vec![
+            t(1, 1, 0, big, big),
+            t(1, 2, HOUR - 1, 1, 2),
+            t(1, 3, HOUR, 0, 0),
+            // Before 1970: floored to the hour before.
+            t(1, 4, -1, 7, 0),
+            t(2, 1, 0, 3, big),
+            t(2, 2, 2 * HOUR + 5, 0, 1),
+            t(3, 1, 0, 1_000, 1_000),
+        ];
+    })
+    .await;
+    project(s, |p| p.trades = many.clone()).await;
+    // Completed withdrawals count at their completion time; others not at all.
+    completed_withdrawal(s, u, 10, big, 30).await;
+    completed_withdrawal(s, v, 10, 4, HOUR + 30).await;
+    completed_withdrawal(s, u, 30, 0, 7 * HOUR).await;
+    completed_withdrawal(s, u, 20, 9, 2 * HOUR).await;
+    let sent = completed_withdrawal(s, u, 10, 1_000, 40).await;
+    s.set_withdrawal_status(sent, WithdrawalStatus::Sent, None, None, 50).await.unwrap();
+    let failed = completed_withdrawal(s, u, 40, 1_000, 40).await;
+    s.set_withdrawal_status(failed, WithdrawalStatus::Failed, None, None, 50).await.unwrap();
+    let requested = s
+        .insert_withdrawal(&NewWithdrawal {
+            user: u,
+            asset: AssetId(50),
+            address: "x".into(),
+            amount: 1,
+            fee: 1,
+            after_hold: WithdrawalStatus::Held,
+            created_ms: 1,
+        })
+        .await
+        .unwrap();
+    assert!(requested > 0);
+
+    // 10 050 trades of 3 fee units each from hour 3 on: 360 per full hour.
+    let mut expected = vec![
+        fees(10, -HOUR, 7, 0),
+        fees(10, 0, 2 * big + 3, big),
+        fees(20, 0, 3 + big, 0),
+        fees(10, HOUR, 0, 4),
+        fees(20, 2 * HOUR, 1, 9),
+        fees(30, 7 * HOUR, 0, 0),
+    ];
+    let mut hours: std::collections::BTreeMap<i64, u128> = std::collections::BTreeMap::new();
+    for trade in &many {
+        *hours.entry(trade.time_ms.div_euclid(HOUR) * HOUR).or_default() += 3;
+    }
+    assert_eq!(hours.len(), 28);
+    assert_eq!(hours[&(3 * HOUR)], 1_080);
+    for (&hour, &sum) in &hours {
+        match expected.iter_mut().find(|f| f.asset == AssetId(10) && f.hour_ms == hour) {
+            Some(row) => row.trade_fees += sum,
+            None => expected.push(fees(10, hour, sum, 0)),
+        }
+    }
+    expected.sort_by_key(|f| (f.hour_ms, f.asset));
+
+    let written = s.backfill_fee_revenue(&quote_of).await.unwrap();
+    assert_eq!(written, u64::try_from(expected.len()).unwrap());
+    let got = s.fee_revenue(i64::MIN, i64::MAX).await.unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(got[1], fees(10, 0, 2 * big + 3, big), "exact above u64");
+    assert_eq!(
+        s.latest_fee_revenue().await.unwrap(),
+        vec![
+            fees(
+                10,
+                hours.keys().last().copied().unwrap(),
+                hours.values().last().copied().unwrap(),
+                0
+            ),
+            fees(20, 2 * HOUR, 1, 9),
+            fees(30, 7 * HOUR, 0, 0),
+        ]
+    );
+
+    // Once only: with any row there, nothing is written.
+    assert_eq!(s.backfill_fee_revenue(&quote_of).await.unwrap(), 0);
+    let all_markets = HashMap::from([
+        (MarketId(1), AssetId(10)),
+        (MarketId(2), AssetId(20)),
+        (MarketId(3), AssetId(30)),
+    ]);
+    assert_eq!(s.backfill_fee_revenue(&all_markets).await.unwrap(), 0);
+    assert_eq!(s.fee_revenue(i64::MIN, i64::MAX).await.unwrap(), expected);
+
+    // The projector goes on from there.
+    project(s, |p| p.fee_revenue = vec![fees(30, 7 * HOUR, 5, 0)]).await;
+    let hour_7 = s.fee_revenue(7 * HOUR, 8 * HOUR).await.unwrap();
+    assert_eq!(hour_7, vec![fees(10, 7 * HOUR, 1_080, 0), fees(30, 7 * HOUR, 5, 0)]);
+}
+
+async fn fee_revenue_backfill_overflow_is_an_error(db: &Db) {
+    let s = &*db.store;
+    let u = user(s, "u@example.com").await;
+    let quote_of = HashMap::from([(MarketId(1), AssetId(10)), (MarketId(2), AssetId(20))]);
+    // Nothing to add up: nothing written.
+    assert_eq!(s.backfill_fee_revenue(&quote_of).await.unwrap(), 0);
+    assert_eq!(s.backfill_fee_revenue(&HashMap::new()).await.unwrap(), 0);
+
+    // Two trades of one bucket whose fees add up above u128::MAX: Corrupt, nothing written.
+    project(s, |p| {
+        p.trades = vec![
+            TradeRow {
+                maker_fee: u128::MAX - 1,
+                taker_fee: 0,
+                time_ms: 5,
+                ..trade(1, 1, 1, u, 1, u, 2)
+            },
+            TradeRow { maker_fee: 1, taker_fee: 1, time_ms: 6, ..trade(1, 2, 1, u, 3, u, 4) },
+            TradeRow { maker_fee: 2, taker_fee: 3, time_ms: 7, ..trade(2, 1, 1, u, 5, u, 6) },
+        ];
+    })
+    .await;
+    assert!(matches!(
+        s.backfill_fee_revenue(&quote_of).await,
+        Err(StoreError::Corrupt { column: "trade_fees", .. })
+    ));
+    assert!(s.fee_revenue(i64::MIN, i64::MAX).await.unwrap().is_empty());
+
+    // The same for one trade's maker and taker fees, and for withdrawal fees.
+    project(s, |p| {
+        p.trades = vec![TradeRow {
+            maker_fee: u128::MAX,
+            taker_fee: 1,
+            time_ms: 5,
+            ..trade(3, 1, 1, u, 1, u, 2)
+        }];
+    })
+    .await;
+    let only_3 = HashMap::from([(MarketId(3), AssetId(10))]);
+    assert!(matches!(
+        s.backfill_fee_revenue(&only_3).await,
+        Err(StoreError::Corrupt { column: "trade_fees", .. })
+    ));
+    completed_withdrawal(s, u, 40, u128::MAX, 10).await;
+    completed_withdrawal(s, u, 40, 1, 20).await;
+    let only_2 = HashMap::from([(MarketId(2), AssetId(20))]);
+    assert!(matches!(
+        s.backfill_fee_revenue(&only_2).await,
+        Err(StoreError::Corrupt { column: "withdrawal_fees", .. })
+    ));
+    assert!(s.fee_revenue(i64::MIN, i64::MAX).await.unwrap().is_empty());
+
+    // Without the overflowing rows it goes through.
+    raw(&db.url, "UPDATE withdrawals SET updated_ms = 3600000 WHERE fee = '1'").await;
+    assert_eq!(s.backfill_fee_revenue(&only_2).await.unwrap(), 3);
+    assert_eq!(
+        s.fee_revenue(i64::MIN, i64::MAX).await.unwrap(),
+        vec![fees(20, 0, 5, 0), fees(40, 0, 0, u128::MAX), fees(40, HOUR, 0, 1)]
+    );
+}
+
+async fn recent_deposits_filter_and_pages(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    assert!(s.recent_deposits(None, None, 10).await.unwrap().is_empty());
+    let statuses = [
+        DepositStatus::Pending,
+        DepositStatus::Credited,
+        DepositStatus::Credited,
+        DepositStatus::Dropped,
+        DepositStatus::Credited,
+        DepositStatus::BelowMinimum,
+        DepositStatus::Reversed,
+        DepositStatus::Pending,
+    ];
+    for (i, status) in statuses.into_iter().enumerate() {
+        let n = u32::try_from(i).unwrap();
+        s.upsert_deposit(&DepositRow {
+            id: 0,
+            asset: AssetId(1 + n % 2),
+            txid: format!("{n:064x}"),
+            vout: n,
+            user: if i % 3 == 0 { b } else { a },
+            address: format!("addr{n}"),
+            amount: u128::from(u64::MAX) * u128::from(n + 1),
+            confirmations: i64::from(n),
+            status,
+            seq: (status == DepositStatus::Credited).then_some(u64::from(n) + 100),
+            first_seen_ms: i64::from(n),
+            updated_ms: i64::from(n) + 1,
+        })
+        .await
+        .unwrap();
+    }
+    let vouts = |rows: &[DepositRow]| rows.iter().map(|d| d.vout).collect::<Vec<_>>();
+
+    // Every user's, newest first, field for field as each user's own list has them.
+    let all = s.recent_deposits(None, None, 100).await.unwrap();
+    assert_eq!(vouts(&all), vec![7, 6, 5, 4, 3, 2, 1, 0]);
+    let mut own = s.deposits(a, &DepositFilter { limit: 100, ..Default::default() }).await.unwrap();
+    own.extend(s.deposits(b, &DepositFilter { limit: 100, ..Default::default() }).await.unwrap());
+    own.sort_by_key(|d| std::cmp::Reverse(d.id));
+    assert_eq!(all, own);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(all[0].amount, u128::from(u64::MAX) * 8);
+
+    // Pages: `before` exclusive, the limit.
+    assert_eq!(vouts(&s.recent_deposits(None, None, 3).await.unwrap()), vec![7, 6, 5]);
+    assert_eq!(vouts(&s.recent_deposits(None, Some(all[2].id), 3).await.unwrap()), vec![4, 3, 2]);
+    assert_eq!(
+        vouts(&s.recent_deposits(None, Some(all[7].id), 3).await.unwrap()),
+        Vec::<u32>::new()
+    );
+    assert!(s.recent_deposits(None, None, 0).await.unwrap().is_empty());
+    assert!(s.recent_deposits(None, Some(i64::MIN), 10).await.unwrap().is_empty());
+    assert_eq!(s.recent_deposits(None, Some(i64::MAX), 100).await.unwrap(), all);
+
+    // By status.
+    let credited = s.recent_deposits(Some(DepositStatus::Credited), None, 100).await.unwrap();
+    assert_eq!(vouts(&credited), vec![4, 2, 1]);
+    assert!(credited.iter().all(|d| d.status == DepositStatus::Credited));
+    let page = s.recent_deposits(Some(DepositStatus::Credited), Some(credited[0].id), 1).await;
+    assert_eq!(vouts(&page.unwrap()), vec![2]);
+    let pending = s.recent_deposits(Some(DepositStatus::Pending), None, 100).await.unwrap();
+    assert_eq!(vouts(&pending), vec![7, 0]);
+    assert_eq!(
+        vouts(
+            &s.recent_deposits(Some(DepositStatus::Pending), Some(pending[0].id), 100)
+                .await
+                .unwrap()
+        ),
+        vec![0]
+    );
+    assert_eq!(
+        vouts(&s.recent_deposits(Some(DepositStatus::BelowMinimum), None, 100).await.unwrap()),
+        vec![5]
+    );
+
+    // A deposit that moves on changes list.
+    let first = &pending[1];
+    s.upsert_deposit(&DepositRow {
+        status: DepositStatus::Credited,
+        seq: Some(1),
+        ..first.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        vouts(&s.recent_deposits(Some(DepositStatus::Credited), None, 100).await.unwrap()),
+        vec![4, 2, 1, 0]
+    );
+    assert_eq!(
+        vouts(&s.recent_deposits(Some(DepositStatus::Pending), None, 100).await.unwrap()),
+        vec![7]
+    );
+}
+
+async fn open_order_users(db: &Db) {
+    let s = &*db.store;
+    let (u1, u2, u3, u4, u5) = (UserId(5), UserId(2), UserId(9), UserId(3), UserId(7));
+    assert!(s.open_order_users(MarketId(1)).await.unwrap().is_empty());
+    project(s, |p| {
+        p.orders = vec![
+            order(1, u1, 1, OrderStatus::Open),
+            order(2, u1, 1, OrderStatus::PartiallyFilled),
+            order(3, u2, 1, OrderStatus::PartiallyFilled),
+            order(4, u3, 1, OrderStatus::Filled),
+            order(5, u3, 1, OrderStatus::Canceled),
+            order(6, u4, 1, OrderStatus::Expired),
+            order(7, u4, 2, OrderStatus::Open),
+            order(8, u5, 1, OrderStatus::Open),
+            order(9, u2, 1, OrderStatus::Open),
+        ];
+    })
+    .await;
+    // Once each, ascending; only open and partially filled orders of that market.
+    assert_eq!(s.open_order_users(MarketId(1)).await.unwrap(), vec![u2, u1, u5]);
+    assert_eq!(s.open_order_users(MarketId(2)).await.unwrap(), vec![u4]);
+    assert!(s.open_order_users(MarketId(3)).await.unwrap().is_empty());
+
+    // As orders end, their users leave the list (one open order is enough to stay).
+    project(s, |p| {
+        p.orders = vec![
+            order(1, u1, 1, OrderStatus::Canceled),
+            order(8, u5, 1, OrderStatus::Filled),
+            order(7, u4, 2, OrderStatus::Expired),
+        ];
+    })
+    .await;
+    assert_eq!(s.open_order_users(MarketId(1)).await.unwrap(), vec![u2, u1]);
+    assert!(s.open_order_users(MarketId(2)).await.unwrap().is_empty());
+    project(s, |p| p.orders = vec![order(2, u1, 1, OrderStatus::Filled)]).await;
+    assert_eq!(s.open_order_users(MarketId(1)).await.unwrap(), vec![u2]);
 }

@@ -176,6 +176,8 @@ pub struct NodeHealth {
     pub shortfall: String,
     /// Withdrawals wait until the hot wallet covers users again.
     pub withdrawals_paused: bool,
+    /// When the last reconciliation ran (Unix ms; `None` before the first).
+    pub reconciled_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +307,7 @@ impl Coin {
             health.owed = trimmed(r.liabilities);
             health.shortfall = trimmed(r.shortfall);
             health.withdrawals_paused = r.paused;
+            health.reconciled_ms = Some(r.at_ms);
         }
         health
     }

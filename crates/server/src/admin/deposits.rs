@@ -1,58 +1,118 @@
-//! Manual credits for deposits that arrive off-chain (a bank transfer, cash): an operator
-//! credits a user with the transfer's reference. The reference is the engine's deposit key
-//! (`bank:<reference>`), so the same reference credits once, however often it is entered.
+//! Deposits: the chain deposits of every user (pending ones waiting for confirmations, credited
+//! ones, and the rest), and manual credits for deposits that arrive off-chain (a bank transfer,
+//! cash): an operator credits a user with the transfer's reference. The reference is the
+//! engine's deposit key (`bank:<reference>`), so the same reference credits once, however often
+//! it is entered.
 
 use super::AdminPrincipal;
-use super::pages::{AdminChrome, render};
+use super::pages::{AdminChrome, Line, render, unavailable};
 use crate::state::Shared;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use bourse_core::{Command, Event, ExternalKey, Reject, UserId};
+use bourse_core::{Command, ExternalKey, Reject, UserId};
+use bourse_store::DepositStatus;
 use serde::Deserialize;
+
+/// Deposits shown per page.
+const SHOWN: u32 = 100;
 
 #[derive(Template)]
 #[template(path = "admin/deposits.html")]
 struct DepositsPage {
     chrome: Option<AdminChrome>,
     assets: Vec<String>,
+    /// `pending`, `credited` or `all`.
+    shown: &'static str,
+    deposits: Vec<Line>,
+    /// The link to older deposits, when there may be some.
+    older: Option<String>,
     error: String,
     notice: String,
     fresh: bool,
 }
 
-fn page(
-    state: &Shared,
-    p: &AdminPrincipal,
-    status: StatusCode,
-    error: String,
-    notice: String,
-) -> Response {
-    let mut assets: Vec<String> = state
-        .mirror
-        .read()
-        .map(|m| m.assets.values().map(|a| a.symbol.clone()).collect())
-        .unwrap_or_default();
-    assets.sort();
-    let chrome = Some(p.chrome());
-    render(status, &DepositsPage { chrome, assets, error, notice, fresh: p.is_fresh(state) })
-}
-
-#[derive(Deserialize)]
-pub struct NoticeQuery {
+#[derive(Default, Deserialize)]
+pub struct DepositsQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
     #[serde(default)]
     credited: Option<String>,
 }
 
-pub async fn form(
+async fn page(
+    state: &Shared,
+    p: &AdminPrincipal,
+    q: &DepositsQuery,
+    status: StatusCode,
+    error: String,
+    notice: String,
+) -> Response {
+    let chrome = Some(p.chrome());
+    let (shown, filter) = match q.status.as_deref() {
+        Some("credited") => ("credited", Some(DepositStatus::Credited)),
+        Some("all") => ("all", None),
+        _ => ("pending", Some(DepositStatus::Pending)),
+    };
+    let rows = match state.store.recent_deposits(filter, q.before, SHOWN).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(chrome, "deposits", &e),
+    };
+    let older = (rows.len() == SHOWN as usize).then(|| {
+        let last = rows.last().map_or(0, |d| d.id).to_string();
+        crate::web::format::with_query("/deposits", &[("status", shown), ("before", &last)])
+    });
+    let Ok(mirror) = state.mirror.read() else {
+        return super::pages::message(
+            chrome,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "Try again.",
+        );
+    };
+    let mut assets: Vec<String> = mirror.assets.values().map(|a| a.symbol.clone()).collect();
+    assets.sort();
+    let utc = crate::web::format::utc_seconds;
+    let deposits = rows
+        .iter()
+        .map(|d| {
+            let (symbol, scale) = mirror
+                .assets
+                .get(&d.asset)
+                .map(|a| (a.symbol.as_str(), a.scale))
+                .unwrap_or(("?", 0));
+            Line {
+                cells: vec![
+                    d.id.to_string(),
+                    utc(d.first_seen_ms),
+                    d.user.0.to_string(),
+                    format!("{} {symbol}", crate::views::units(d.amount, scale)),
+                    d.confirmations.to_string(),
+                    d.status.as_str().into(),
+                    format!("{}:{}", d.txid, d.vout),
+                ],
+            }
+        })
+        .collect();
+    drop(mirror);
+    let fresh = p.is_fresh(state);
+    render(status, &DepositsPage { chrome, assets, shown, deposits, older, error, notice, fresh })
+}
+
+/// `GET /deposits?status=pending|credited|all&before=ID`: chain deposits of every user,
+/// newest first, and the form for off-chain credits.
+pub async fn list(
     State(state): State<Shared>,
     Extension(p): Extension<AdminPrincipal>,
-    axum::extract::Query(q): axum::extract::Query<NoticeQuery>,
+    axum::extract::Query(q): axum::extract::Query<DepositsQuery>,
 ) -> Response {
-    let notice = q.credited.map(|r| format!("Credited (reference {r}).")).unwrap_or_default();
-    page(&state, &p, StatusCode::OK, String::new(), notice)
+    let notice =
+        q.credited.as_ref().map(|r| format!("Credited (reference {r}).")).unwrap_or_default();
+    page(&state, &p, &q, StatusCode::OK, String::new(), notice).await
 }
 
 #[derive(Deserialize)]
@@ -120,10 +180,7 @@ pub async fn credit(
             .execute(Command::Deposit { user, asset, amount, key })
             .await
             .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        match outcome.events.iter().find_map(|e| match e {
-            Event::Rejected { reason, .. } => Some(*reason),
-            _ => None,
-        }) {
+        match super::refusal(&outcome.events) {
             None => {}
             Some(Reject::DuplicateDeposit) => {
                 return Err((
@@ -147,6 +204,8 @@ pub async fn credit(
             let to = format!("/deposits?credited={}", crate::web::format::encode(&reference));
             Redirect::to(&to).into_response()
         }
-        Err((status, error)) => page(&state, &p, status, error, String::new()),
+        Err((status, error)) => {
+            page(&state, &p, &DepositsQuery::default(), status, error, String::new()).await
+        }
     }
 }

@@ -11,10 +11,12 @@
 //!   `fresh_totp_s` (the action's form asks for one otherwise).
 //! - Every action goes to the append-only admin audit log (`audit.rs`).
 
+mod adjustments;
 mod audit;
 mod deposits;
 mod markets;
 mod pages;
+mod reports;
 mod session;
 mod users;
 mod withdrawals;
@@ -110,7 +112,7 @@ impl std::fmt::Debug for AdminRoute {
     }
 }
 
-use AdminRole::{Operator, Viewer};
+use AdminRole::{Operator, Superadmin, Viewer};
 
 /// Every route behind the admin login, with the role it needs.
 pub const ROUTES: &[AdminRoute] = &[
@@ -189,7 +191,7 @@ pub const ROUTES: &[AdminRoute] = &[
         path: "/deposits",
         role: Viewer,
         changes: false,
-        handler: || get(deposits::form),
+        handler: || get(deposits::list),
     },
     AdminRoute {
         method: "POST",
@@ -218,6 +220,76 @@ pub const ROUTES: &[AdminRoute] = &[
         role: Operator,
         changes: true,
         handler: || post(markets::set_status),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/markets",
+        role: Superadmin,
+        changes: true,
+        handler: || post(markets::add_market),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/markets/{symbol}/edit",
+        role: Superadmin,
+        changes: true,
+        handler: || post(markets::edit),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/markets/{symbol}/cancel-orders",
+        role: Superadmin,
+        changes: true,
+        handler: || post(markets::cancel_orders),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/assets",
+        role: Superadmin,
+        changes: true,
+        handler: || post(markets::add_asset),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/adjustments",
+        role: Viewer,
+        changes: false,
+        handler: || get(adjustments::list),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/adjustments",
+        role: Operator,
+        changes: true,
+        handler: || post(adjustments::propose),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/adjustments/{id}/approve",
+        role: Superadmin,
+        changes: true,
+        handler: || post(adjustments::approve),
+    },
+    AdminRoute {
+        method: "POST",
+        path: "/adjustments/{id}/reject",
+        role: Operator,
+        changes: true,
+        handler: || post(adjustments::reject),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/reports",
+        role: Viewer,
+        changes: false,
+        handler: || get(reports::page),
+    },
+    AdminRoute {
+        method: "GET",
+        path: "/reports/fees.csv",
+        role: Viewer,
+        changes: false,
+        handler: || get(reports::csv),
     },
     AdminRoute {
         method: "GET",
@@ -292,6 +364,40 @@ pub fn terminal_qr(text: &str) -> String {
             .quiet_zone(true)
             .build(),
         Err(e) => format!("(no QR code: {e})"),
+    }
+}
+
+/// Why an admin action did not happen: the status of the page that says so, and what it says.
+pub(crate) type Failure = (StatusCode, String);
+
+/// The reason an action must give (the audit log and, for some, the user's mail say it).
+pub(crate) fn required_reason(reason: &str) -> Result<&str, Failure> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err((StatusCode::BAD_REQUEST, "give a reason (at most 200 characters)".into()));
+    }
+    Ok(reason)
+}
+
+/// The engine's refusal among a command's events.
+pub(crate) fn refusal(events: &[bourse_core::Event]) -> Option<bourse_core::Reject> {
+    events.iter().find_map(|e| match e {
+        bourse_core::Event::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    })
+}
+
+/// Runs an admin action's engine command; the engine's refusal is the action's error (409,
+/// with the engine's reason). Returns the command's seq.
+pub(crate) async fn execute(state: &Shared, command: bourse_core::Command) -> Result<u64, Failure> {
+    let outcome = state
+        .engine
+        .execute(command)
+        .await
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    match refusal(&outcome.events) {
+        Some(reason) => Err((StatusCode::CONFLICT, format!("the engine refused: {reason}"))),
+        None => Ok(outcome.seq),
     }
 }
 

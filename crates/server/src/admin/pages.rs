@@ -7,7 +7,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use bourse_store::WithdrawalStatus;
+use bourse_store::{AdjustmentStatus, DepositStatus, WithdrawalStatus};
 
 pub use crate::web::pages::render;
 
@@ -16,6 +16,11 @@ pub use crate::web::pages::render;
 pub struct AdminChrome {
     pub email: String,
     pub role: &'static str,
+}
+
+/// One row of a plain table (the `table` macro of `admin/macros.html`).
+pub struct Line {
+    pub cells: Vec<String>,
 }
 
 #[derive(Template)]
@@ -52,6 +57,11 @@ struct Dashboard {
     users: u64,
     review: usize,
     unconfirmed: usize,
+    pending_deposits: usize,
+    /// Each asset's fees earned in the last 24 hours: (symbol, amount).
+    fees: Vec<(String, String)>,
+    /// Adjustments waiting for a second admin.
+    adjustments: usize,
     engine_seq: u64,
     projected_seq: u64,
     /// Each market's last 24 hours.
@@ -70,7 +80,13 @@ pub async fn dashboard(
         let review = state.store.withdrawals_in_status(WithdrawalStatus::Review, limit).await?;
         let unconfirmed =
             state.store.withdrawals_in_status(WithdrawalStatus::Unconfirmed, limit).await?;
-        Ok::<_, bourse_store::StoreError>((users, review.len(), unconfirmed.len()))
+        let deposits =
+            state.store.recent_deposits(Some(DepositStatus::Pending), None, limit).await?;
+        let adjustments =
+            state.store.adjustments(Some(AdjustmentStatus::Pending), None, limit).await?;
+        let fees = super::reports::last_day(&state, crate::now_ms()).await?;
+        let counts = (review.len(), unconfirmed.len(), deposits.len(), adjustments.len());
+        Ok::<_, bourse_store::StoreError>((users, counts, fees))
     };
     let tickers = match (state.mirror.read(), state.tickers.lock()) {
         (Ok(mirror), Ok(tickers)) => {
@@ -81,13 +97,16 @@ pub async fn dashboard(
     };
     let health = crate::api::public::health_of(&state).await;
     match loaded.await {
-        Ok((users, review, unconfirmed)) => render(
+        Ok((users, (review, unconfirmed, pending_deposits, adjustments), fees)) => render(
             StatusCode::OK,
             &Dashboard {
                 chrome,
                 users,
                 review,
                 unconfirmed,
+                pending_deposits,
+                fees,
+                adjustments,
                 engine_seq: state.engine.status().seq,
                 projected_seq: *state.projected.borrow(),
                 tickers,
@@ -102,7 +121,8 @@ pub async fn dashboard(
 #[template(path = "admin/wallets.html")]
 struct WalletsPage {
     chrome: Option<AdminChrome>,
-    health: crate::api::public::Health,
+    /// Each node with when its wallet was last reconciled.
+    nodes: Vec<(crate::api::public::NodeView, String)>,
 }
 
 /// `GET /wallets`: each coin's node, its hot wallet against what users are owed, and whether
@@ -112,5 +132,13 @@ pub async fn wallets(
     Extension(p): Extension<AdminPrincipal>,
 ) -> Response {
     let health = crate::api::public::health_of(&state).await;
-    render(StatusCode::OK, &WalletsPage { chrome: Some(p.chrome()), health })
+    let nodes = health
+        .nodes
+        .into_iter()
+        .map(|n| {
+            let at = n.reconciled_ms.map_or_else(|| "not yet".into(), crate::web::format::utc);
+            (n, at)
+        })
+        .collect();
+    render(StatusCode::OK, &WalletsPage { chrome: Some(p.chrome()), nodes })
 }

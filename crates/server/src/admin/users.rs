@@ -4,7 +4,7 @@
 //! a reason, a fresh TOTP code, an entry in the audit log and a mail to the user.
 
 use super::AdminPrincipal;
-use super::pages::{AdminChrome, message, render, unavailable};
+use super::pages::{AdminChrome, Line, message, render, unavailable};
 use crate::state::Shared;
 use crate::views::{BalanceView, OrderView};
 use askama::Template;
@@ -93,10 +93,6 @@ pub async fn search(
         }
         Err(e) => unavailable(chrome, "users", &e),
     }
-}
-
-pub struct Line {
-    pub cells: Vec<String>,
 }
 
 #[derive(Template)]
@@ -268,10 +264,7 @@ async fn act(
     action: Action,
     f: &ActionForm,
 ) -> Result<(), (StatusCode, String)> {
-    let reason = f.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 200 {
-        return Err((StatusCode::BAD_REQUEST, "give a reason (at most 200 characters)".into()));
-    }
+    let reason = super::required_reason(&f.reason)?;
     p.fresh_totp(state, f.code.as_deref()).await.map_err(|e| (StatusCode::FORBIDDEN, e))?;
     let db = |e: StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let user = UserId(id);

@@ -66,6 +66,8 @@ pub struct NodeView {
     pub shortfall: String,
     /// Withdrawals of the coin wait until the hot wallet covers users again.
     pub withdrawals_paused: bool,
+    /// When the last reconciliation ran (Unix ms; absent before the first).
+    pub reconciled_ms: Option<i64>,
 }
 
 /// How long the health check waits for each coin node.
@@ -100,6 +102,7 @@ pub async fn health_of(state: &Shared) -> Health {
             owed: h.owed,
             shortfall: h.shortfall,
             withdrawals_paused: h.withdrawals_paused,
+            reconciled_ms: h.reconciled_ms,
         })
         .collect();
     nodes.sort_by(|a, b| a.asset.cmp(&b.asset));

@@ -10,7 +10,7 @@
 
 mod account;
 pub(crate) mod assets;
-pub(crate) mod format;
+pub mod format;
 mod history;
 mod info;
 pub(crate) mod pages;

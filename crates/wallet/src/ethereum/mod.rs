@@ -440,6 +440,7 @@ impl EthCoin {
             health.owed = signed(r.liabilities, self.scale);
             health.shortfall = signed(r.shortfall, self.scale);
             health.withdrawals_paused = r.paused;
+            health.reconciled_ms = Some(r.at_ms);
         }
         health
     }
