@@ -63,7 +63,7 @@ fn operator_lifecycle() {
         assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(fails(&["init", "--config", c]).contains("not overwriting"));
-    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 11 migration(s) applied"));
+    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 12 migration(s) applied"));
     assert!(ok(&["migrate", "--config", c]).contains("0 migration(s) applied"));
     assert!(
         ok(&["asset", "add", "BTC", "--scale", "8", "--config", c])

@@ -4,9 +4,10 @@
 //! request's extensions. Handlers never authenticate on their own.
 //!
 //! Signed requests (the Binance rule, so one verifier serves `/api/v1` and `/api/v3`): header
-//! `X-API-KEY` (or `X-MBX-APIKEY`); query parameters `timestamp` (ms), optional `recvWindow`
-//! and `signature` last; the signature is the hex HMAC-SHA256, under the key's secret, of the
-//! raw query string without the `signature` pair, followed by the raw body.
+//! `X-API-KEY` (or `X-MBX-APIKEY`); parameters `timestamp` (ms), optional `recvWindow` and
+//! `signature` last, in the query string or (as ccxt sends Binance orders) in a form body; the
+//! signature is the hex HMAC-SHA256, under the key's secret, of the raw query string followed
+//! by the raw body, without the `signature` pair.
 
 use crate::crypto;
 use crate::error::ApiError;
@@ -200,7 +201,12 @@ async fn verify_signed(
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
     })?;
     let query = parts.uri.query().unwrap_or("");
-    let signed = parse_signed_query(query)?;
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let signed = parse_signed(query, &bytes, form)?;
     let now = crate::now_ms();
     let recv_window = match signed.recv_window {
         Some(w) if w > state.config.limits.recv_window_max_ms => {
@@ -214,10 +220,7 @@ async fn verify_signed(
     };
     check_timestamp(signed.timestamp, now, recv_window)?;
     let row = open_key(state, key, now).await?;
-    let mut payload = Vec::with_capacity(signed.payload.len() + bytes.len());
-    payload.extend_from_slice(signed.payload.as_bytes());
-    payload.extend_from_slice(&bytes);
-    if !crypto::hmac_verify(&row.secret, &payload, &signed.signature) {
+    if !crypto::hmac_verify(&row.secret, &signed.payload, &signed.signature) {
         return Err(ApiError::unauthorized(
             "invalid_signature",
             "signature for this request is not valid",
@@ -243,31 +246,38 @@ async fn verify_signed(
 }
 
 #[derive(Debug)]
-pub struct SignedQuery {
+pub struct Signed {
     pub timestamp: u64,
     pub recv_window: Option<u64>,
     pub signature: String,
-    /// The raw query without the `signature` pair: what was signed (before the body).
-    pub payload: String,
+    /// What was signed: the raw query and then the raw body, without the `signature` pair.
+    pub payload: Vec<u8>,
 }
 
-pub fn parse_signed_query(query: &str) -> Result<SignedQuery, ApiError> {
-    let mut timestamp = None;
-    let mut recv_window = None;
-    let mut signature = None;
-    let mut kept: Vec<&str> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
+/// The signing parameters of one side of a request (the query or a form body): `timestamp`,
+/// `recvWindow`, `signature`, and the pairs without the signature, as they came.
+#[derive(Default)]
+struct Side<'a> {
+    timestamp: Option<u64>,
+    recv_window: Option<u64>,
+    signature: Option<&'a str>,
+    kept: Vec<&'a str>,
+}
+
+fn scan(text: &str) -> Result<Side<'_>, ApiError> {
+    let mut side = Side::default();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "signature" => {
-                signature = Some(value.to_string());
+                side.signature = Some(value);
                 continue;
             }
-            "timestamp" => timestamp = value.parse::<u64>().ok(),
+            "timestamp" => side.timestamp = value.parse::<u64>().ok(),
             "recvWindow" | "recv_window" => {
                 // Binance allows three decimals of milliseconds; whole milliseconds count.
                 let whole = value.split('.').next().unwrap_or("");
-                recv_window = Some(whole.parse::<u64>().map_err(|_| {
+                side.recv_window = Some(whole.parse::<u64>().map_err(|_| {
                     ApiError::bad_request(
                         "bad_recv_window",
                         "recvWindow must be a number of milliseconds",
@@ -276,18 +286,52 @@ pub fn parse_signed_query(query: &str) -> Result<SignedQuery, ApiError> {
             }
             _ => {}
         }
-        kept.push(pair);
+        side.kept.push(pair);
     }
-    let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::bad_request("missing_signature", "the signature parameter is missing")
-    })?;
-    let timestamp = timestamp.ok_or_else(|| {
+    Ok(side)
+}
+
+/// The signing parameters of a request. They are in the query string, or — as ccxt sends a
+/// Binance order — all in an `application/x-www-form-urlencoded` body (`form`), the query
+/// winning where both name one. The payload is the raw query and the raw body, the
+/// `signature` pair left out of whichever carried it.
+pub fn parse_signed(query: &str, body: &[u8], form: bool) -> Result<Signed, ApiError> {
+    let q = scan(query)?;
+    let body_text = if form { std::str::from_utf8(body).ok() } else { None };
+    let b = match body_text {
+        Some(text) => scan(text)?,
+        None => Side::default(),
+    };
+    let mut payload = q.kept.join("&").into_bytes();
+    let signature = match (q.signature, b.signature) {
+        (Some(s), _) => {
+            payload.extend_from_slice(body);
+            s
+        }
+        (None, Some(s)) => {
+            payload.extend_from_slice(b.kept.join("&").as_bytes());
+            s
+        }
+        (None, None) => "",
+    };
+    if signature.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_signature",
+            "the signature parameter is missing",
+        ));
+    }
+    let timestamp = q.timestamp.or(b.timestamp).ok_or_else(|| {
         ApiError::bad_request(
             "missing_timestamp",
             "the timestamp parameter is missing or malformed",
         )
     })?;
-    Ok(SignedQuery { timestamp, recv_window, signature, payload: kept.join("&") })
+    Ok(Signed {
+        timestamp,
+        recv_window: q.recv_window.or(b.recv_window),
+        signature: signature.to_string(),
+        payload,
+    })
 }
 
 /// Binance's rule: `timestamp < now + 1000` and `now - timestamp <= recvWindow` (µs
@@ -367,13 +411,26 @@ mod tests {
 
     #[test]
     fn signed_query_and_window() {
-        let q = parse_signed_query("market=BTC-USDT&timestamp=1000&recvWindow=5000&signature=ab")
-            .unwrap();
-        assert_eq!(q.payload, "market=BTC-USDT&timestamp=1000&recvWindow=5000");
+        let q = parse_signed(
+            "market=BTC-USDT&timestamp=1000&recvWindow=5000&signature=ab",
+            b"{}",
+            false,
+        )
+        .unwrap();
+        assert_eq!(q.payload, b"market=BTC-USDT&timestamp=1000&recvWindow=5000{}");
         assert_eq!(q.timestamp, 1000);
         assert_eq!(q.recv_window, Some(5000));
-        assert!(parse_signed_query("timestamp=1").is_err());
-        assert!(parse_signed_query("signature=ab").is_err());
+        assert!(parse_signed("timestamp=1", b"", false).is_err());
+        assert!(parse_signed("signature=ab", b"", false).is_err());
+        // ccxt's Binance order: everything in a form body; the query (if any) comes first.
+        let body = b"timestamp=7&symbol=BTCUSDT&recvWindow=10000&signature=cd";
+        let q = parse_signed("", body, true).unwrap();
+        assert_eq!((q.timestamp, q.recv_window, q.signature.as_str()), (7, Some(10000), "cd"));
+        assert_eq!(q.payload, b"timestamp=7&symbol=BTCUSDT&recvWindow=10000");
+        let q = parse_signed("a=1", body, true).unwrap();
+        assert_eq!(q.payload, b"a=1timestamp=7&symbol=BTCUSDT&recvWindow=10000");
+        // A JSON body is signed as it is, never read for parameters.
+        assert!(parse_signed("", body, false).is_err());
         assert!(check_timestamp(10_000, 10_500, 5000).is_ok());
         assert!(check_timestamp(10_000, 16_000, 5000).is_err());
         assert!(check_timestamp(12_000, 10_000, 5000).is_err());

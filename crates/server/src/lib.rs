@@ -10,6 +10,7 @@ pub mod admin;
 pub mod alerts;
 pub(crate) mod api;
 pub mod auth;
+pub mod binance;
 pub mod captcha;
 pub mod config;
 pub mod crypto;
@@ -273,6 +274,7 @@ pub fn router(state: &Shared) -> Router {
             api::routes(state)
                 .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::api_limit)),
         )
+        .nest("/api/v3", binance::routes(state))
         .route("/ws", get(ws::upgrade))
         .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())

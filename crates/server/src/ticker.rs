@@ -42,48 +42,74 @@ impl Tickers {
         self.markets.entry(market).or_default().last = Some(price);
     }
 
-    pub fn view(&self, market: MarketId, now_ms: i64, mirror: &Mirror) -> Option<TickerView> {
-        let info = mirror.markets.get(&market)?;
-        let (b, q) = (info.base.scale, info.quote.scale);
+    /// A market's rolling 24 hours at `now_ms`, in minor units.
+    pub fn stats(&self, market: MarketId, now_ms: i64) -> Stats {
         let t = self.markets.get(&market);
         let window: Vec<&CandleRow> = t
             .map(|t| t.minutes.iter().filter(|c| c.open_ms > now_ms - DAY_MS).collect())
             .unwrap_or_default();
-        let open = window.first().map(|c| c.open);
-        let high = window.iter().map(|c| c.high).max();
-        let low = window.iter().map(|c| c.low).min();
-        let volume: u128 = window.iter().map(|c| c.volume).fold(0, u128::saturating_add);
-        let quote_volume: u128 =
-            window.iter().map(|c| c.quote_volume).fold(0, u128::saturating_add);
-        let trades: u64 = window.iter().map(|c| c.trades).fold(0, u64::saturating_add);
-        let last = t.and_then(|t| t.last);
-        let (change, change_percent) = match (last, open) {
-            (Some(last), Some(open)) if open > 0 => {
-                let diff = i128::try_from(last).unwrap_or(i128::MAX)
-                    - i128::try_from(open).unwrap_or(i128::MAX);
-                let basis_points =
-                    diff.saturating_mul(10_000) / i128::try_from(open).unwrap_or(i128::MAX);
-                (
-                    Some(signed_units(diff, q)),
-                    Some(bourse_core::decimal::format_signed_units(basis_points, 2)),
-                )
-            }
-            _ => (None, None),
+        Stats {
+            last: t.and_then(|t| t.last),
+            open: window.first().map(|c| c.open),
+            high: window.iter().map(|c| c.high).max(),
+            low: window.iter().map(|c| c.low).min(),
+            volume: window.iter().map(|c| c.volume).fold(0, u128::saturating_add),
+            quote_volume: window.iter().map(|c| c.quote_volume).fold(0, u128::saturating_add),
+            trades: window.iter().map(|c| c.trades).fold(0, u64::saturating_add),
+        }
+    }
+
+    pub fn view(&self, market: MarketId, now_ms: i64, mirror: &Mirror) -> Option<TickerView> {
+        let info = mirror.markets.get(&market)?;
+        let (b, q) = (info.base.scale, info.quote.scale);
+        let s = self.stats(market, now_ms);
+        let (change, change_percent) = match s.change(2) {
+            Some((diff, percent)) => (Some(signed_units(diff, q)), Some(percent)),
+            None => (None, None),
         };
         let book = mirror.books.get(&market);
         Some(TickerView {
             market: info.symbol.clone(),
-            last: last.map(|p| units(p, q)),
-            open: open.map(|p| units(p, q)),
-            high: high.map(|p| units(p, q)),
-            low: low.map(|p| units(p, q)),
+            last: s.last.map(|p| units(p, q)),
+            open: s.open.map(|p| units(p, q)),
+            high: s.high.map(|p| units(p, q)),
+            low: s.low.map(|p| units(p, q)),
             change,
             change_percent,
-            volume: units(volume, b),
-            quote_volume: units(quote_volume, q),
-            trades,
+            volume: units(s.volume, b),
+            quote_volume: units(s.quote_volume, q),
+            trades: s.trades,
             best_bid: book.and_then(|b| b.best_bid()).map(|(p, _)| units(p, q)),
             best_ask: book.and_then(|b| b.best_ask()).map(|(p, _)| units(p, q)),
         })
+    }
+}
+
+/// A market's rolling 24 hours, in minor units (prices in quote units per whole base unit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The last trade price (any time).
+    pub last: Option<u128>,
+    pub open: Option<u128>,
+    pub high: Option<u128>,
+    pub low: Option<u128>,
+    pub volume: u128,
+    pub quote_volume: u128,
+    pub trades: u64,
+}
+
+impl Stats {
+    /// `last - open`, and its percentage of `open` with `decimals` decimals (exact, truncated
+    /// toward zero) as text; `None` before a trade in the window.
+    pub fn change(&self, decimals: u8) -> Option<(i128, String)> {
+        let (last, open) = (self.last?, self.open?);
+        if open == 0 {
+            return None;
+        }
+        let diff =
+            i128::try_from(last).unwrap_or(i128::MAX) - i128::try_from(open).unwrap_or(i128::MAX);
+        let scale = 100 * i128::try_from(bourse_core::decimal::pow10(decimals)?).ok()?;
+        let percent = diff.saturating_mul(scale) / i128::try_from(open).unwrap_or(i128::MAX);
+        Some((diff, bourse_core::decimal::format_signed_units(percent, decimals)))
     }
 }

@@ -90,6 +90,64 @@ pub(crate) fn limit(limit: u32) -> i64 {
     i64::from(limit.min(crate::LIST_LIMIT_MAX))
 }
 
+/// How a [`crate::RangeFilter`] is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeWalk {
+    /// `from_id` given: the first matching rows from it on, by ascending id.
+    FromId,
+    /// `start_ms` given, no `from_id`: the first matching rows of the time window, by ascending id.
+    FromTime,
+    /// Neither: the newest matching rows, read by descending id (see [`range_rows`]).
+    Newest,
+}
+
+/// A [`crate::RangeFilter`] as bound to its statements: an absent bound is the widest value, so
+/// every statement of one range method takes the same parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub(crate) walk: RangeWalk,
+    /// Inclusive lower bound on id.
+    pub(crate) first_id: i64,
+    /// Inclusive bounds on the time.
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
+    pub(crate) limit: i64,
+}
+
+/// The bounds of `r`; `None` if no row can match (a `from_id` above every storable id).
+pub(crate) fn range(r: &crate::RangeFilter) -> Option<Range> {
+    let first_id = match r.from_id {
+        None => i64::MIN,
+        Some(id) => i64::try_from(id).ok()?,
+    };
+    let walk = match (r.from_id, r.start_ms) {
+        (Some(_), _) => RangeWalk::FromId,
+        (None, Some(_)) => RangeWalk::FromTime,
+        (None, None) => RangeWalk::Newest,
+    };
+    Some(Range {
+        walk,
+        first_id,
+        start_ms: r.start_ms.unwrap_or(i64::MIN),
+        end_ms: r.end_ms.unwrap_or(i64::MAX),
+        limit: limit(r.limit),
+    })
+}
+
+/// Decodes the rows of a range read, oldest (lowest id) first: a [`RangeWalk::Newest`] read came
+/// newest first.
+pub(crate) fn range_rows<R, T>(
+    range: &Range,
+    rows: &[R],
+    f: impl Fn(&R) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = all(rows, f)?;
+    if range.walk == RangeWalk::Newest {
+        out.reverse();
+    }
+    Ok(out)
+}
+
 fn corrupt(column: &'static str, value: impl ToString) -> StoreError {
     StoreError::Corrupt { column, value: value.to_string() }
 }
@@ -983,6 +1041,30 @@ mod tests {
         assert_eq!(fills_bound(Some((u64::MAX, MarketId(2), TradeId(1)))).0, i64::MAX);
         assert_eq!(limit(u32::MAX), 1000);
         assert!(db_u64("id", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        use crate::RangeFilter;
+        let r = |from_id, start_ms, end_ms, limit| RangeFilter { from_id, start_ms, end_ms, limit };
+        let all = range(&r(None, None, None, 10)).unwrap();
+        assert_eq!(all.walk, RangeWalk::Newest);
+        assert_eq!(
+            (all.first_id, all.start_ms, all.end_ms, all.limit),
+            (i64::MIN, i64::MIN, i64::MAX, 10)
+        );
+        assert_eq!(range(&r(None, None, Some(5), 10)).unwrap().walk, RangeWalk::Newest);
+        let time = range(&r(None, Some(-3), Some(5), u32::MAX)).unwrap();
+        assert_eq!(time.walk, RangeWalk::FromTime);
+        assert_eq!((time.start_ms, time.end_ms, time.limit), (-3, 5, 1000));
+        let from = range(&r(Some(7), Some(1), None, 2)).unwrap();
+        assert_eq!(from.walk, RangeWalk::FromId);
+        assert_eq!((from.first_id, from.start_ms, from.end_ms), (7, 1, i64::MAX));
+        assert_eq!(range(&r(Some(i64::MAX as u64), None, None, 1)).unwrap().first_id, i64::MAX);
+        assert_eq!(range(&r(Some(u64::MAX), None, None, 1)), None);
+        let newest = range(&r(None, None, None, 3)).unwrap();
+        assert_eq!(range_rows(&newest, &[3, 2, 1], |&x| Ok(x)).unwrap(), vec![1, 2, 3]);
+        assert_eq!(range_rows(&time, &[1, 2, 3], |&x| Ok(x)).unwrap(), vec![1, 2, 3]);
     }
 
     #[test]

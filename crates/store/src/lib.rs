@@ -457,6 +457,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         before: Option<TradeId>,
         limit: u32,
     ) -> Result<Vec<TradeRow>>;
+    /// A market's trades in a Binance-style [`RangeFilter`] (the `/api/v3` trade lists):
+    /// `from_id` is a trade id of that market, the time is `time_ms`. Oldest (lowest id) first,
+    /// at most `min(range.limit, LIST_LIMIT_MAX)`.
+    async fn trades_range(&self, market: MarketId, range: &RangeFilter) -> Result<Vec<TradeRow>>;
+    /// The trades of `market` where `user` is maker or taker (a self-trade, where they are both,
+    /// once), only those of `order` (as maker or taker order) if given, in a Binance-style
+    /// [`RangeFilter`]: `from_id` is a trade id, the time is `time_ms`. Oldest (lowest trade id)
+    /// first, at most `min(range.limit, LIST_LIMIT_MAX)`.
+    async fn fills_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        order: Option<OrderId>,
+        range: &RangeFilter,
+    ) -> Result<Vec<TradeRow>>;
+    /// The orders of `user` in `market`, whatever their status, in a Binance-style
+    /// [`RangeFilter`]: `from_id` is an order id, the time is `created_ms`. Oldest (lowest id)
+    /// first, at most `min(range.limit, LIST_LIMIT_MAX)`.
+    async fn orders_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        range: &RangeFilter,
+    ) -> Result<Vec<OrderRow>>;
     /// Ledger entries of `user`, newest (highest id) first.
     async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>>;
     /// Candles with `from_ms <= open_ms < to_ms` (either bound optional), the newest `limit` of

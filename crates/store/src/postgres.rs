@@ -3,7 +3,7 @@
 //! arrays (`INSERT ... SELECT * FROM UNNEST($1::bigint[], ...)`), so a batch of thousands of
 //! rows costs a handful of round trips, whatever its size.
 
-use crate::codec::{self, Code, db_u64, impl_get};
+use crate::codec::{self, Code, RangeWalk, db_u64, impl_get};
 use crate::sql;
 use crate::{
     AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRow, AdminSessionRow, AlertRow,
@@ -11,9 +11,10 @@ use crate::{
     DepositFilter, DepositRow, DepositStatus, FeeRevenueRow, FillFilter, Interval, LIST_LIMIT_MAX,
     LedgerFilter, LedgerRow, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
     NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSecurityEvent, NewSession,
-    NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderRow, Projection, Result,
-    SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
-    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
+    NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderRow, Projection, RangeFilter,
+    Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose,
+    TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -1633,6 +1634,83 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         codec::all(&rows, codec::trade_row)
+    }
+
+    async fn trades_range(&self, market: MarketId, range: &RangeFilter) -> Result<Vec<TradeRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let sql = match r.walk {
+            RangeWalk::FromId => sql::TRADES_FROM_ID,
+            RangeWalk::FromTime => sql::TRADES_FROM_TIME,
+            RangeWalk::Newest => sql::TRADES_NEWEST,
+        };
+        let rows = sqlx::query(sql)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::range_rows(&r, &rows, codec::trade_row)
+    }
+
+    async fn fills_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        order: Option<OrderId>,
+        range: &RangeFilter,
+    ) -> Result<Vec<TradeRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let order = match order {
+            None => None,
+            Some(o) => match i64::try_from(o.0) {
+                Ok(o) => Some(o),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let newest = r.walk == RangeWalk::Newest;
+        let sql = match (order.is_some(), newest) {
+            (false, false) => sql::FILLS_RANGE,
+            (false, true) => sql::FILLS_RANGE_NEWEST,
+            (true, false) => sql::FILLS_OF_ORDER_RANGE,
+            (true, true) => sql::FILLS_OF_ORDER_RANGE_NEWEST,
+        };
+        let mut query = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit);
+        if let Some(order) = order {
+            query = query.bind(order);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::range_rows(&r, &rows, codec::trade_row)
+    }
+
+    async fn orders_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        range: &RangeFilter,
+    ) -> Result<Vec<OrderRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let sql = match r.walk {
+            RangeWalk::FromId | RangeWalk::FromTime => sql::ORDERS_RANGE,
+            RangeWalk::Newest => sql::ORDERS_RANGE_NEWEST,
+        };
+        let rows = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::range_rows(&r, &rows, codec::order_row)
     }
 
     async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>> {

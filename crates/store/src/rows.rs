@@ -433,6 +433,26 @@ pub struct FillFilter {
     pub limit: u32,
 }
 
+/// A Binance-style range: rows from `from_id` on (inclusive), or with `start_ms <= time <= end_ms`
+/// (either bound optional), or — when neither `from_id` nor `start_ms` is given — the newest
+/// `limit` rows (within `end_ms` if given); always returned oldest first (ascending id), at most
+/// `limit` (clamped to LIST_LIMIT_MAX).
+///
+/// Every bound given applies (`id >= from_id`, `time >= start_ms`, `time <= end_ms`). With
+/// `from_id` or `start_ms`: the first `limit` matching rows by ascending id; otherwise the last
+/// `limit` of them. See [`crate::Store::trades_range`], [`crate::Store::fills_range`] and
+/// [`crate::Store::orders_range`] for what the id and the time of each are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeFilter {
+    /// Only rows with `id >= from_id`.
+    pub from_id: Option<u64>,
+    /// Only rows with `time >= start_ms`.
+    pub start_ms: Option<i64>,
+    /// Only rows with `time <= end_ms` (inclusive, as on Binance).
+    pub end_ms: Option<i64>,
+    pub limit: u32,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerFilter {
     pub asset: Option<AssetId>,

@@ -267,6 +267,86 @@ pub(crate) const TRADES: &str = "SELECT market_id, id, price, quantity, notional
      taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
      WHERE market_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
 
+// Binance-style ranges (`RangeFilter`). Every statement of one method takes the same parameters,
+// absent bounds bound as the widest values; the first `limit` rows by ascending id, or (`NEWEST`)
+// the last `limit` by descending id, which the backend reverses.
+
+/// `$1` market, `$2` lowest id, `$3..=$4` inclusive bounds on `time_ms`, `$5` limit. Walks the
+/// primary key up from `$2`; the unary `+` keeps SQLite's planner off `trades_market_time`,
+/// which would read the whole time window to sort it.
+pub(crate) const TRADES_FROM_ID: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE market_id = $1 AND id >= $2 AND +time_ms >= $3 AND +time_ms <= $4 ORDER BY id LIMIT $5";
+/// [`TRADES_FROM_ID`] without a lowest id (`$2` is the smallest value): reads the time window
+/// through `trades_market_time` and sorts it by id (the unary `+` keeps SQLite's planner off the
+/// primary key, which would walk every trade of the market before the window).
+pub(crate) const TRADES_FROM_TIME: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE market_id = $1 AND +id >= $2 AND time_ms >= $3 AND time_ms <= $4 ORDER BY id LIMIT $5";
+/// [`TRADES_FROM_ID`] newest first (no lowest id, no `start_ms`): walks the primary key down from
+/// the market's newest trade.
+pub(crate) const TRADES_NEWEST: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE market_id = $1 AND id >= $2 AND +time_ms >= $3 AND +time_ms <= $4 \
+     ORDER BY id DESC LIMIT $5";
+
+/// `$1` user, `$2` market, `$3` lowest trade id, `$4..=$5` inclusive bounds on `time_ms`, `$6`
+/// limit. Each branch walks its own index (`trades_maker_market`, `trades_taker_market`) up from
+/// `$3` (the unary `+` keeps SQLite's planner off `trades_market_time`, which holds every user's
+/// trades); a self-trade is taken from the maker branch only, so it appears once.
+pub(crate) const FILLS_RANGE: &str = "SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE maker_user = $1 AND market_id = $2 AND id >= $3 AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id LIMIT $6) AS m \
+     UNION ALL SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE taker_user = $1 AND maker_user <> $1 AND market_id = $2 AND id >= $3 \
+     AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id LIMIT $6) AS t \
+     ORDER BY id LIMIT $6";
+/// [`FILLS_RANGE`] newest first: each branch walks its index down.
+pub(crate) const FILLS_RANGE_NEWEST: &str = "SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE maker_user = $1 AND market_id = $2 AND id >= $3 AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id DESC LIMIT $6) AS m \
+     UNION ALL SELECT * FROM (\
+     SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, maker_fee, \
+     taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE taker_user = $1 AND maker_user <> $1 AND market_id = $2 AND id >= $3 \
+     AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id DESC LIMIT $6) AS t \
+     ORDER BY id DESC LIMIT $6";
+/// [`FILLS_RANGE`] of one order of the user (`$7`): its few trades are found through
+/// `trades_maker_order` / `trades_taker_order`, then sorted. The unary `+` keeps SQLite's planner
+/// off the per-user and per-market indexes, which would walk every fill of the user or every
+/// trade of the market.
+pub(crate) const FILLS_OF_ORDER_RANGE: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, \
+     maker_fee, taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE ((maker_order = $7 AND +maker_user = $1) OR (taker_order = $7 AND +taker_user = $1)) \
+     AND +market_id = $2 AND +id >= $3 AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id LIMIT $6";
+/// [`FILLS_OF_ORDER_RANGE`] newest first.
+pub(crate) const FILLS_OF_ORDER_RANGE_NEWEST: &str = "SELECT market_id, id, price, quantity, notional, taker_side, maker_order, maker_user, \
+     maker_fee, taker_order, taker_user, taker_fee, seq, time_ms FROM trades \
+     WHERE ((maker_order = $7 AND +maker_user = $1) OR (taker_order = $7 AND +taker_user = $1)) \
+     AND +market_id = $2 AND +id >= $3 AND +time_ms >= $4 AND +time_ms <= $5 \
+     ORDER BY id DESC LIMIT $6";
+
+/// `$1` user, `$2` market, `$3` lowest order id, `$4..=$5` inclusive bounds on `created_ms`, `$6`
+/// limit. Walks `orders_user_market` up from `$3`.
+pub(crate) const ORDERS_RANGE: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE user_id = $1 AND market_id = $2 AND id >= $3 \
+     AND created_ms >= $4 AND created_ms <= $5 ORDER BY id LIMIT $6";
+/// [`ORDERS_RANGE`] newest first: walks `orders_user_market` down.
+pub(crate) const ORDERS_RANGE_NEWEST: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
+     client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
+     FROM orders WHERE user_id = $1 AND market_id = $2 AND id >= $3 \
+     AND created_ms >= $4 AND created_ms <= $5 ORDER BY id DESC LIMIT $6";
+
 /// `$1` user, `$2` asset or NULL, `$3` inclusive upper bound on id, `$4` limit.
 pub(crate) const LEDGER: &str = "SELECT id, user_id, asset_id, seq, time_ms, kind, reference, delta_available, delta_locked, \
      delta_held, available, locked, held FROM ledger \

@@ -5,7 +5,7 @@
 //! front instead of failing on upgrade, and write each table with multi-row `INSERT`s of 32
 //! rows (the rest one by one), each text prepared once per connection.
 
-use crate::codec::{self, Code, db_u64, impl_get};
+use crate::codec::{self, Code, RangeWalk, db_u64, impl_get};
 use crate::sql;
 use crate::{
     AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRow, AdminSessionRow, AlertRow,
@@ -14,9 +14,9 @@ use crate::{
     LedgerFilter, LedgerRow, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
     NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
     NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
-    OrderRow, Projection, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
-    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
-    WithdrawalRow, WithdrawalStatus,
+    OrderRow, Projection, RangeFilter, Result, SecurityEventFilter, SecurityEventRow, SessionRow,
+    Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow,
+    WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
@@ -1519,6 +1519,83 @@ impl Store for SqliteStore {
         codec::all(&rows, codec::trade_row)
     }
 
+    async fn trades_range(&self, market: MarketId, range: &RangeFilter) -> Result<Vec<TradeRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let sql = match r.walk {
+            RangeWalk::FromId => sql::TRADES_FROM_ID,
+            RangeWalk::FromTime => sql::TRADES_FROM_TIME,
+            RangeWalk::Newest => sql::TRADES_NEWEST,
+        };
+        let rows = sqlx::query(sql)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::range_rows(&r, &rows, codec::trade_row)
+    }
+
+    async fn fills_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        order: Option<OrderId>,
+        range: &RangeFilter,
+    ) -> Result<Vec<TradeRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let order = match order {
+            None => None,
+            Some(o) => match i64::try_from(o.0) {
+                Ok(o) => Some(o),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let newest = r.walk == RangeWalk::Newest;
+        let sql = match (order.is_some(), newest) {
+            (false, false) => sql::FILLS_RANGE,
+            (false, true) => sql::FILLS_RANGE_NEWEST,
+            (true, false) => sql::FILLS_OF_ORDER_RANGE,
+            (true, true) => sql::FILLS_OF_ORDER_RANGE_NEWEST,
+        };
+        let mut query = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit);
+        if let Some(order) = order {
+            query = query.bind(order);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        codec::range_rows(&r, &rows, codec::trade_row)
+    }
+
+    async fn orders_range(
+        &self,
+        user: UserId,
+        market: MarketId,
+        range: &RangeFilter,
+    ) -> Result<Vec<OrderRow>> {
+        let Some(r) = codec::range(range) else { return Ok(Vec::new()) };
+        let sql = match r.walk {
+            RangeWalk::FromId | RangeWalk::FromTime => sql::ORDERS_RANGE,
+            RangeWalk::Newest => sql::ORDERS_RANGE_NEWEST,
+        };
+        let rows = sqlx::query(sql)
+            .bind(db_u64("user id", user.0)?)
+            .bind(i64::from(market.0))
+            .bind(r.first_id)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(r.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        codec::range_rows(&r, &rows, codec::order_row)
+    }
+
     async fn ledger(&self, user: UserId, filter: &LedgerFilter) -> Result<Vec<LedgerRow>> {
         let Some(bound) = codec::upper_bound_i64(filter.before) else {
             return Ok(Vec::new());
@@ -1559,5 +1636,68 @@ impl Store for SqliteStore {
         let rows =
             sqlx::query(sql::FEE_REVENUE).bind(from_ms).bind(to_ms).fetch_all(&self.pool).await?;
         codec::all(&rows, codec::fee_revenue_row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::MIGRATOR;
+    use crate::sql;
+    use sqlx::{Connection, Row, SqliteConnection};
+
+    /// The plan SQLite chooses for `text` (every parameter bound as 0), one line per step.
+    async fn plan(conn: &mut SqliteConnection, text: &str) -> Vec<String> {
+        let params = (1..=9).take_while(|n| text.contains(&format!("${n}"))).count();
+        let explain = format!("EXPLAIN QUERY PLAN {text}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for _ in 0..params {
+            query = query.bind(0_i64);
+        }
+        let rows = query.fetch_all(&mut *conn).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+    }
+
+    /// Each range read searches the indexes meant for it and never scans `trades` or `orders`.
+    #[tokio::test]
+    async fn range_reads_search_their_indexes() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        MIGRATOR.run(&mut conn).await.unwrap();
+        let pk = "trades USING INDEX sqlite_autoindex_trades_1 (market_id=? AND id>?)";
+        let by_order = [
+            "trades USING INDEX trades_maker_order (maker_order=?)",
+            "trades USING INDEX trades_taker_order (taker_order=?)",
+        ];
+        let fills = [
+            "trades USING INDEX trades_maker_market (maker_user=? AND market_id=? AND id>?)",
+            "trades USING INDEX trades_taker_market (taker_user=? AND market_id=? AND id>?)",
+        ];
+        let time =
+            "trades USING INDEX trades_market_time (market_id=? AND time_ms>? AND time_ms<?)";
+        let orders = "orders USING INDEX orders_user_market (user_id=? AND market_id=? AND id>?)";
+        let cases: [(&str, &[&str]); 9] = [
+            (sql::TRADES_FROM_ID, &[pk]),
+            (sql::TRADES_FROM_TIME, &[time]),
+            (sql::TRADES_NEWEST, &[pk]),
+            (sql::FILLS_RANGE, &fills),
+            (sql::FILLS_RANGE_NEWEST, &fills),
+            (sql::FILLS_OF_ORDER_RANGE, &by_order),
+            (sql::FILLS_OF_ORDER_RANGE_NEWEST, &by_order),
+            (sql::ORDERS_RANGE, &[orders]),
+            (sql::ORDERS_RANGE_NEWEST, &[orders]),
+        ];
+        for (text, searches) in cases {
+            let plan = plan(&mut conn, text).await;
+            for step in &plan {
+                assert!(
+                    !step.starts_with("SCAN trades") && !step.starts_with("SCAN orders"),
+                    "{text}\n{plan:#?}"
+                );
+            }
+            for search in searches {
+                let step = format!("SEARCH {search}");
+                assert!(plan.contains(&step), "{text}: no {step}\n{plan:#?}");
+            }
+        }
     }
 }

@@ -16,9 +16,9 @@ use bourse_store::{
     LedgerFilter, LedgerKind, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
     NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
     NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
-    OrderKind, OrderRow, OrderStatus, Projection, Scopes, SecurityEventFilter, SecurityEventKind,
-    SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
-    WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect,
+    OrderKind, OrderRow, OrderStatus, Projection, RangeFilter, Scopes, SecurityEventFilter,
+    SecurityEventKind, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
+    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 11, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 12, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -131,6 +131,9 @@ conformance!(
     fee_revenue_backfill_overflow_is_an_error,
     recent_deposits_filter_and_pages,
     open_order_users,
+    trades_range,
+    fills_range,
+    orders_range,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -234,6 +237,72 @@ fn candle(market: u32, interval: Interval, open_ms: i64, close: u128) -> CandleR
 
 fn fill_key(t: &TradeRow) -> (u64, u32, u64) {
     (t.seq, t.market.0, t.id.0)
+}
+
+/// Two rows per time: ids `2k - 1` and `2k` at `10 * k` ms.
+fn paired_ms(id: u64) -> i64 {
+    10 * i64::try_from(id.div_ceil(2)).unwrap()
+}
+
+fn range(
+    from_id: Option<u64>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    limit: u32,
+) -> RangeFilter {
+    RangeFilter { from_id, start_ms, end_ms, limit }
+}
+
+/// What a range read of `rows` must return, by the definition of [`RangeFilter`]: the rows
+/// within every given bound (`key`: id and time), the first `limit` by id if `from_id` or
+/// `start_ms` is given, else the last `limit`; ascending by id.
+fn in_range<T: Clone>(rows: &[T], key: impl Fn(&T) -> (u64, i64), r: &RangeFilter) -> Vec<T> {
+    let mut v: Vec<T> = rows
+        .iter()
+        .filter(|row| {
+            let (id, time) = key(row);
+            r.from_id.is_none_or(|f| id >= f)
+                && r.start_ms.is_none_or(|s| time >= s)
+                && r.end_ms.is_none_or(|e| time <= e)
+        })
+        .cloned()
+        .collect();
+    v.sort_by_key(|row| key(row).0);
+    let n = r.limit.min(LIST_LIMIT_MAX) as usize;
+    if r.from_id.is_some() || r.start_ms.is_some() {
+        v.truncate(n);
+    } else {
+        v.drain(..v.len().saturating_sub(n));
+    }
+    v
+}
+
+/// Every combination of the given bounds and limits.
+fn ranges(
+    from_ids: &[Option<u64>],
+    starts: &[Option<i64>],
+    ends: &[Option<i64>],
+    limits: &[u32],
+) -> Vec<RangeFilter> {
+    let mut all = Vec::new();
+    for &from_id in from_ids {
+        for &start_ms in starts {
+            for &end_ms in ends {
+                for &limit in limits {
+                    all.push(range(from_id, start_ms, end_ms, limit));
+                }
+            }
+        }
+    }
+    all
+}
+
+fn trade_ids(rows: &[TradeRow]) -> Vec<u64> {
+    rows.iter().map(|t| t.id.0).collect()
+}
+
+fn order_ids(rows: &[OrderRow]) -> Vec<u64> {
+    rows.iter().map(|o| o.id.0).collect()
 }
 
 // ---- tests ------------------------------------------------------------------------------------
@@ -3543,4 +3612,368 @@ async fn open_order_users(db: &Db) {
     assert!(s.open_order_users(MarketId(2)).await.unwrap().is_empty());
     project(s, |p| p.orders = vec![order(2, u1, 1, OrderStatus::Filled)]).await;
     assert_eq!(s.open_order_users(MarketId(1)).await.unwrap(), vec![u2]);
+}
+
+async fn trades_range(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    // More trades than LIST_LIMIT_MAX, two per time.
+    let ours: Vec<TradeRow> = (1..=1_100)
+        .map(|id| TradeRow { time_ms: paired_ms(id), ..trade(1, id, 1, u, id, v, id + 5_000) })
+        .collect();
+    let other: Vec<TradeRow> = (1..=5)
+        .map(|id| TradeRow { time_ms: paired_ms(id), ..trade(2, id, 1, v, id, u, id) })
+        .collect();
+    // Times out of id order (the engine never does this, but the order is by id, not by time).
+    let shuffled: Vec<TradeRow> = [40, 10, 30, 20]
+        .into_iter()
+        .zip(1..)
+        .map(|(time_ms, id)| TradeRow { time_ms, ..trade(3, id, 1, u, id, v, id) })
+        .collect();
+    project(s, |p| {
+        p.trades = ours[..600].to_vec();
+        p.trades.extend(other.iter().cloned());
+    })
+    .await;
+    project(s, |p| {
+        p.trades = ours[600..].to_vec();
+        p.trades.extend(shuffled.iter().cloned());
+    })
+    .await;
+    let get = |market: u32, from_id, start_ms, end_ms, limit| async move {
+        s.trades_range(MarketId(market), &range(from_id, start_ms, end_ms, limit)).await.unwrap()
+    };
+
+    // From an id on, inclusive, ascending, at most `limit`.
+    assert_eq!(trade_ids(&get(1, Some(5), None, None, 3).await), vec![5, 6, 7]);
+    assert_eq!(get(1, Some(1), None, None, 2).await, ours[..2].to_vec(), "whole rows");
+    assert_eq!(trade_ids(&get(1, Some(1_099), None, None, 10).await), vec![1_099, 1_100]);
+    // Both time bounds inclusive (two trades at each time).
+    assert_eq!(trade_ids(&get(1, None, Some(20), Some(40), 100).await), vec![3, 4, 5, 6, 7, 8]);
+    assert_eq!(trade_ids(&get(1, None, Some(20), Some(40), 4).await), vec![3, 4, 5, 6]);
+    // From a time on: the first `limit` of the window.
+    assert_eq!(trade_ids(&get(1, None, Some(5_000), None, 3).await), vec![999, 1_000, 1_001]);
+    // Every bound given applies.
+    assert_eq!(trade_ids(&get(1, Some(6), Some(20), Some(40), 100).await), vec![6, 7, 8]);
+    assert_eq!(trade_ids(&get(1, Some(2), Some(30), None, 3).await), vec![5, 6, 7]);
+    // Neither from_id nor start: the newest `limit`, oldest first.
+    assert_eq!(trade_ids(&get(1, None, None, None, 3).await), vec![1_098, 1_099, 1_100]);
+    // End only: the newest `limit` up to it, inclusive.
+    assert_eq!(trade_ids(&get(1, None, None, Some(40), 3).await), vec![6, 7, 8]);
+    assert_eq!(trade_ids(&get(1, None, None, Some(45), 3).await), vec![6, 7, 8]);
+    // The limit is clamped: the first or the newest LIST_LIMIT_MAX.
+    let max = LIST_LIMIT_MAX as usize;
+    assert_eq!(get(1, Some(1), None, None, u32::MAX).await, ours[..max].to_vec());
+    assert_eq!(get(1, None, Some(0), None, u32::MAX).await, ours[..max].to_vec());
+    assert_eq!(get(1, None, None, None, u32::MAX).await, ours[ours.len() - max..].to_vec());
+    // Other markets' trades are not in it.
+    assert_eq!(get(2, None, None, None, 100).await, other);
+    assert_eq!(trade_ids(&get(2, Some(4), None, None, 100).await), vec![4, 5]);
+    assert!(get(4, None, None, None, 100).await.is_empty());
+    // Nothing matches.
+    assert!(get(1, None, None, None, 0).await.is_empty(), "limit 0");
+    assert!(get(1, Some(1_101), None, None, 10).await.is_empty());
+    assert!(get(1, Some(u64::MAX), None, None, 10).await.is_empty());
+    assert!(get(1, None, Some(40), Some(39), 10).await.is_empty(), "start after end");
+    assert!(get(1, None, None, Some(9), 10).await.is_empty());
+    assert!(get(1, None, Some(5_501), None, 10).await.is_empty());
+    assert!(get(1, Some(8), None, Some(30), 10).await.is_empty());
+    // By id, whatever the times: ids 1..=4 at 40, 10, 30, 20.
+    assert_eq!(trade_ids(&get(3, None, Some(20), Some(40), 2).await), vec![1, 3]);
+    assert_eq!(trade_ids(&get(3, None, None, Some(30), 2).await), vec![3, 4]);
+    assert_eq!(trade_ids(&get(3, Some(2), Some(15), None, 10).await), vec![3, 4]);
+
+    // Every combination, against the definition.
+    let key = |t: &TradeRow| (t.id.0, t.time_ms);
+    for r in ranges(
+        &[None, Some(1), Some(7), Some(1_099), Some(2_000)],
+        &[None, Some(10), Some(35), Some(5_000)],
+        &[None, Some(10), Some(40), Some(5_000), Some(i64::MAX)],
+        &[1, 3, u32::MAX],
+    ) {
+        assert_eq!(
+            s.trades_range(MarketId(1), &r).await.unwrap(),
+            in_range(&ours, key, &r),
+            "{r:?}"
+        );
+        assert_eq!(
+            s.trades_range(MarketId(3), &r).await.unwrap(),
+            in_range(&shuffled, key, &r),
+            "{r:?}"
+        );
+    }
+}
+
+async fn fills_range(db: &Db) {
+    let s = &*db.store;
+    let (u, v, w) = (UserId(1), UserId(2), UserId(3));
+    let mut trades = Vec::new();
+    // Market 1: u in four trades of five (more than LIST_LIMIT_MAX in all), two per time.
+    for id in 1..=1_300u64 {
+        let (maker, taker) = match id % 5 {
+            0 => ((u, 50_000 + id), (v, 500)),
+            1 => ((v, 10_000 + id), (u, 501)),
+            2 => ((u, 20_000 + id), (u, 502)), // self-trade
+            3 => ((v, 30_000 + id), (w, 503)), // not u's
+            _ => ((w, 700), (u, 501)),
+        };
+        trades.push(TradeRow {
+            time_ms: paired_ms(id),
+            ..trade(1, id, id, maker.0, maker.1, taker.0, taker.1)
+        });
+    }
+    // Order 900 of u: taker in its first trades, then maker while it rests.
+    for id in 1_301..=1_306u64 {
+        let (maker, taker) =
+            if id <= 1_303 { ((v, 40_000 + id), (u, 900)) } else { ((u, 900), (w, 41_000 + id)) };
+        trades.push(TradeRow {
+            time_ms: paired_ms(id),
+            ..trade(1, id, id, maker.0, maker.1, taker.0, taker.1)
+        });
+    }
+    // Market 2: u as maker and as taker (order 501 here too, to show the market filter).
+    for id in 1..=10u64 {
+        let (maker, taker) =
+            if id % 2 == 1 { ((u, 2_000 + id), (v, 2_500)) } else { ((v, 2_100 + id), (u, 501)) };
+        trades.push(TradeRow {
+            time_ms: paired_ms(id),
+            ..trade(2, id, 2_000 + id, maker.0, maker.1, taker.0, taker.1)
+        });
+    }
+    let (early, late): (Vec<TradeRow>, Vec<TradeRow>) =
+        trades.iter().cloned().partition(|t| t.seq <= 700);
+    s.apply_projection(&Projection {
+        from_seq: 1,
+        to_seq: 700,
+        trades: early,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.apply_projection(&Projection {
+        from_seq: 701,
+        to_seq: 3_000,
+        trades: late,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let m1 = MarketId(1);
+    let get = |user: UserId, market: MarketId, order: Option<u64>, r: RangeFilter| async move {
+        s.fills_range(user, market, order.map(OrderId), &r).await.unwrap()
+    };
+    let mine = |user: UserId, market: MarketId, order: Option<u64>| -> Vec<TradeRow> {
+        trades
+            .iter()
+            .filter(|t| t.market == market)
+            .filter(|t| match order {
+                None => t.maker_user == user || t.taker_user == user,
+                Some(o) => {
+                    (t.maker_user == user && t.maker_order == OrderId(o))
+                        || (t.taker_user == user && t.taker_order == OrderId(o))
+                }
+            })
+            .cloned()
+            .collect()
+    };
+
+    // From a trade id on, inclusive, ascending: maker (5), taker (1, 4), self-trade once (2);
+    // trade 3 is not u's.
+    assert_eq!(trade_ids(&get(u, m1, None, range(Some(1), None, None, 4)).await), vec![1, 2, 4, 5]);
+    assert_eq!(trade_ids(&get(u, m1, None, range(Some(2), None, None, 1)).await), vec![2]);
+    assert_eq!(get(u, m1, None, range(Some(2), None, None, 1)).await[0], trades[1], "whole rows");
+    assert_eq!(trade_ids(&get(v, m1, None, range(Some(1), None, None, 3)).await), vec![1, 3, 5]);
+    assert_eq!(trade_ids(&get(w, m1, None, range(Some(1), None, None, 3)).await), vec![3, 4, 8]);
+    // Both time bounds inclusive.
+    assert_eq!(
+        trade_ids(&get(u, m1, None, range(None, Some(10), Some(20), 10)).await),
+        vec![1, 2, 4]
+    );
+    assert_eq!(trade_ids(&get(u, m1, None, range(None, Some(20), Some(30), 2)).await), vec![4, 5]);
+    // Neither from_id nor start: the newest `limit`, oldest first; end only: up to it.
+    assert_eq!(
+        trade_ids(&get(u, m1, None, range(None, None, None, 3)).await),
+        vec![1_304, 1_305, 1_306]
+    );
+    assert_eq!(trade_ids(&get(u, m1, None, range(None, None, Some(20), 2)).await), vec![2, 4]);
+    assert_eq!(trade_ids(&get(u, m1, None, range(None, None, Some(25), 2)).await), vec![2, 4]);
+    // The limit is clamped.
+    let all = mine(u, m1, None);
+    assert!(all.len() > LIST_LIMIT_MAX as usize);
+    let max = LIST_LIMIT_MAX as usize;
+    assert_eq!(get(u, m1, None, range(Some(1), None, None, u32::MAX)).await, all[..max].to_vec());
+    assert_eq!(
+        get(u, m1, None, range(None, None, None, u32::MAX)).await,
+        all[all.len() - max..].to_vec()
+    );
+    // Other markets' trades are not in it.
+    assert_eq!(
+        trade_ids(&get(u, MarketId(2), None, range(None, None, None, 100)).await),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        trade_ids(&get(u, MarketId(2), None, range(Some(9), None, None, 100)).await),
+        vec![9, 10]
+    );
+    assert!(get(u, MarketId(3), None, range(None, None, None, 100)).await.is_empty());
+
+    // One order's fills: as taker order, then as maker order.
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(900), range(None, None, None, 100)).await),
+        (1_301..=1_306).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(900), range(Some(1_303), None, None, 2)).await),
+        vec![1_303, 1_304]
+    );
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(900), range(None, None, None, 2)).await),
+        vec![1_305, 1_306]
+    );
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(900), range(None, Some(6_520), Some(6_520), 10)).await),
+        vec![1_303, 1_304]
+    );
+    // The maker order of a self-trade, and its taker order: each trade once.
+    assert_eq!(trade_ids(&get(u, m1, Some(20_002), range(None, None, None, 100)).await), vec![2]);
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(502), range(Some(1), None, None, 3)).await),
+        vec![2, 7, 12]
+    );
+    assert_eq!(trade_ids(&get(u, m1, Some(50_005), range(None, None, None, 10)).await), vec![5]);
+    // Order 501 traded in both markets: only the market asked for.
+    assert_eq!(get(u, MarketId(2), Some(501), range(None, None, None, 100)).await.len(), 5);
+    assert_eq!(
+        trade_ids(&get(u, m1, Some(501), range(Some(1), None, None, 3)).await),
+        vec![1, 4, 6]
+    );
+    // Another user's order is not u's fill, even when u traded against it.
+    assert!(get(u, m1, Some(500), range(None, None, None, 100)).await.is_empty());
+    assert_eq!(get(v, m1, Some(500), range(Some(1), None, None, 3)).await.len(), 3);
+    assert!(get(u, m1, Some(u64::MAX), range(None, None, None, 100)).await.is_empty());
+    // Nothing matches.
+    assert!(get(u, m1, None, range(None, None, None, 0)).await.is_empty(), "limit 0");
+    assert!(get(u, m1, Some(900), range(None, None, None, 0)).await.is_empty(), "limit 0");
+    assert!(get(u, m1, None, range(Some(u64::MAX), None, None, 10)).await.is_empty());
+    assert!(get(u, m1, None, range(None, Some(30), Some(29), 10)).await.is_empty());
+    assert!(get(UserId(99), m1, None, range(None, None, None, 10)).await.is_empty());
+
+    // Every combination, against the definition.
+    let key = |t: &TradeRow| (t.id.0, t.time_ms);
+    let grid = ranges(
+        &[None, Some(1), Some(640), Some(1_305)],
+        &[None, Some(10), Some(3_000)],
+        &[None, Some(40), Some(3_000)],
+        &[1, 7, u32::MAX],
+    );
+    for (user, order) in [(u, None), (u, Some(900)), (u, Some(502)), (v, None), (w, Some(700))] {
+        let expect = mine(user, m1, order);
+        for r in &grid {
+            assert_eq!(
+                get(user, m1, order, *r).await,
+                in_range(&expect, key, r),
+                "{user:?} {order:?} {r:?}"
+            );
+        }
+    }
+}
+
+async fn orders_range(db: &Db) {
+    let s = &*db.store;
+    let (u, v) = (UserId(1), UserId(2));
+    let statuses = [
+        OrderStatus::Open,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::Canceled,
+        OrderStatus::Expired,
+    ];
+    // u's orders in market 1 outnumber LIST_LIMIT_MAX; two are created at each time.
+    let mut all: Vec<OrderRow> = (1..=2_400u64)
+        .map(|id| {
+            let owner = if id % 3 == 0 { v } else { u };
+            let market = if id % 4 == 3 { 2 } else { 1 };
+            OrderRow {
+                created_ms: paired_ms(id),
+                ..order(id, owner, market, statuses[(id % 5) as usize])
+            }
+        })
+        .collect();
+    project(s, |p| p.orders = all[..1_000].to_vec()).await;
+    project(s, |p| p.orders = all[1_000..].to_vec()).await;
+    // A later upsert: the range reads the current row.
+    all[3].status = OrderStatus::Filled;
+    all[3].filled = 10;
+    project(s, |p| p.orders = vec![all[3].clone()]).await;
+
+    let m1 = MarketId(1);
+    let get = |user: UserId, market: MarketId, r: RangeFilter| async move {
+        s.orders_range(user, market, &r).await.unwrap()
+    };
+    let mine = |user: UserId, market: MarketId| -> Vec<OrderRow> {
+        all.iter().filter(|o| o.user == user && o.market == market).cloned().collect()
+    };
+
+    // From an order id on, inclusive, ascending (3 is v's, 7 in market 2).
+    assert_eq!(order_ids(&get(u, m1, range(Some(2), None, None, 3)).await), vec![2, 4, 5]);
+    assert_eq!(order_ids(&get(u, m1, range(Some(4), None, None, 3)).await), vec![4, 5, 8]);
+    assert_eq!(
+        get(u, m1, range(Some(4), None, None, 1)).await,
+        vec![all[3].clone()],
+        "current row"
+    );
+    // Both time bounds inclusive: ids 3..=8 are created at 20..=40.
+    assert_eq!(order_ids(&get(u, m1, range(None, Some(20), Some(40), 10)).await), vec![4, 5, 8]);
+    assert_eq!(order_ids(&get(u, m1, range(None, Some(20), None, 2)).await), vec![4, 5]);
+    assert_eq!(order_ids(&get(u, m1, range(Some(5), Some(20), Some(40), 10)).await), vec![5, 8]);
+    // Neither from_id nor start: the newest `limit`, oldest first; end only: up to it.
+    let newest = mine(u, m1);
+    assert_eq!(get(u, m1, range(None, None, None, 2)).await, newest[newest.len() - 2..].to_vec());
+    assert_eq!(order_ids(&get(u, m1, range(None, None, Some(20), 2)).await), vec![2, 4]);
+    assert_eq!(order_ids(&get(u, m1, range(None, None, Some(29), 2)).await), vec![2, 4]);
+    // Any status.
+    let first = get(u, m1, range(Some(1), None, None, 20)).await;
+    assert!(statuses.iter().all(|st| first.iter().any(|o| o.status == *st)));
+    // The limit is clamped.
+    let max = LIST_LIMIT_MAX as usize;
+    assert!(newest.len() > max);
+    assert_eq!(get(u, m1, range(Some(1), None, None, u32::MAX)).await, newest[..max].to_vec());
+    assert_eq!(
+        get(u, m1, range(None, None, None, u32::MAX)).await,
+        newest[newest.len() - max..].to_vec()
+    );
+    // Other users and markets are not in it.
+    assert_eq!(order_ids(&get(v, m1, range(Some(1), None, None, 3)).await), vec![6, 9, 12]);
+    assert_eq!(
+        order_ids(&get(u, MarketId(2), range(Some(1), None, None, 3)).await),
+        vec![7, 11, 19]
+    );
+    assert!(get(u, MarketId(3), range(None, None, None, 10)).await.is_empty());
+    assert!(get(UserId(99), m1, range(None, None, None, 10)).await.is_empty());
+    // Nothing matches.
+    assert!(get(u, m1, range(None, None, None, 0)).await.is_empty(), "limit 0");
+    assert!(get(u, m1, range(Some(2_401), None, None, 10)).await.is_empty());
+    assert!(get(u, m1, range(Some(u64::MAX), None, None, 10)).await.is_empty());
+    assert!(get(u, m1, range(None, Some(40), Some(39), 10)).await.is_empty());
+    assert!(get(u, m1, range(None, None, Some(9), 10)).await.is_empty());
+
+    // Every combination, against the definition.
+    let key = |o: &OrderRow| (o.id.0, o.created_ms);
+    let grid = ranges(
+        &[None, Some(1), Some(4), Some(1_500), Some(2_399)],
+        &[None, Some(10), Some(35), Some(8_000)],
+        &[None, Some(10), Some(40), Some(8_000)],
+        &[1, 3, u32::MAX],
+    );
+    for (user, market) in [(u, m1), (v, m1), (u, MarketId(2))] {
+        let expect = mine(user, market);
+        for r in &grid {
+            assert_eq!(
+                get(user, market, *r).await,
+                in_range(&expect, key, r),
+                "{user:?} {market:?} {r:?}"
+            );
+        }
+    }
 }

@@ -16,10 +16,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bourse_core::decimal::{DecimalError, parse_units};
 use bourse_core::{
-    ClientOrderId, Command, Event, MarketId, OrderId, OrderRef, OrderType, PlaceOrder, Side,
-    StpMode, TimeInForce, TradeId, UserId,
+    ClientOrderId, Command, Event, MarketId, OrderId, OrderRef, OrderType, PlaceOrder, Reject,
+    Side, StpMode, TimeInForce, TradeId, UserId,
 };
-use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter};
+use bourse_store::{FillFilter, LIST_LIMIT_MAX, LedgerFilter, OrderFilter, OrderRow, TradeRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -234,15 +234,22 @@ pub async fn place(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Places an order for `user` and waits for the engine's answer: the order as placed and its
-/// immediate fills, or the rejection as an error. The REST and web order forms.
-pub async fn place_order(
-    state: &Shared,
-    user: UserId,
-    r: &PlaceRequest,
-) -> ApiResult<PlaceResponse> {
-    let market = super::public::market(state, &r.market)?;
-    let order = parse_place(r, &market, user)?;
+/// What the engine did with a `Place`.
+#[derive(Debug)]
+pub enum Placed {
+    /// The order as it stands after its command (it may already be filled or expired) and
+    /// its immediate trades.
+    Accepted {
+        row: Box<OrderRow>,
+        fills: Vec<TradeRow>,
+    },
+    Rejected(Reject),
+}
+
+/// Submits `order` and waits for the engine's answer. Every API's order entry (`/api/v1`, the
+/// web forms, `/api/v3`) goes through here.
+pub async fn submit_place(state: &Shared, order: PlaceOrder) -> ApiResult<Placed> {
+    let user = order.user;
     let outcome = state.engine.execute(Command::Place(order)).await?;
     state.note_user_seq(user, outcome.seq);
     let time_ms = orders::ms(outcome.time_ns);
@@ -250,7 +257,7 @@ pub async fn place_order(
     let mut fills = Vec::new();
     for event in &outcome.events {
         if let Event::OrderRejected { reason, .. } = event {
-            return Err(reject(*reason));
+            return Ok(Placed::Rejected(*reason));
         }
         if let Some(r) = orders::accepted(event, outcome.seq, time_ms) {
             row = Some(r);
@@ -263,10 +270,62 @@ pub async fn place_order(
     let row = row.ok_or_else(|| {
         ApiError::internal("place", "the engine neither accepted nor rejected the order")
     })?;
+    Ok(Placed::Accepted { row: Box::new(row), fills })
+}
+
+/// Places an order for `user` and waits for the engine's answer: the order as placed and its
+/// immediate fills, or the rejection as an error. The REST and web order forms.
+pub async fn place_order(
+    state: &Shared,
+    user: UserId,
+    r: &PlaceRequest,
+) -> ApiResult<PlaceResponse> {
+    let market = super::public::market(state, &r.market)?;
+    let order = parse_place(r, &market, user)?;
+    let (row, fills) = match submit_place(state, order).await? {
+        Placed::Accepted { row, fills } => (row, fills),
+        Placed::Rejected(reason) => return Err(reject(reason)),
+    };
     let mirror = state.mirror.read().map_err(mirror_err)?;
     let fills: Vec<FillView> =
         fills.iter().filter_map(|t| FillView::new(t, user, &mirror)).collect();
     Ok(PlaceResponse { order: OrderView::new(&row, &mirror), fills })
+}
+
+/// What a cancel ended: the order, its market, what it filled and what was canceled.
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    pub order: OrderId,
+    pub market: MarketId,
+    pub filled: u128,
+    pub remaining: u128,
+}
+
+/// Submits a cancel of one open order of `user`: what it ended, or the engine's refusal.
+pub async fn submit_cancel(
+    state: &Shared,
+    user: UserId,
+    market: Option<MarketId>,
+    order: OrderRef,
+) -> ApiResult<Result<Ended, Reject>> {
+    let outcome = state.engine.execute(Command::Cancel { user, market, order }).await?;
+    state.note_user_seq(user, outcome.seq);
+    for event in &outcome.events {
+        match event {
+            Event::Rejected { reason, .. } => return Ok(Err(*reason)),
+            Event::OrderEnded { order, market, filled, remaining, .. } => {
+                let ended = Ended {
+                    order: *order,
+                    market: *market,
+                    filled: *filled,
+                    remaining: *remaining,
+                };
+                return Ok(Ok(ended));
+            }
+            _ => {}
+        }
+    }
+    Ok(Err(Reject::UnknownOrder))
 }
 
 /// Cancels one open order of `user`. The REST and web cancels.
@@ -276,30 +335,20 @@ pub async fn cancel_ref(
     market: Option<MarketId>,
     order: OrderRef,
 ) -> ApiResult<Json<CancelResponse>> {
-    let outcome = state.engine.execute(Command::Cancel { user, market, order }).await?;
-    state.note_user_seq(user, outcome.seq);
-    for event in &outcome.events {
-        match event {
-            Event::Rejected { reason, .. } => return Err(reject(*reason)),
-            Event::OrderEnded { order, market, filled, remaining, .. } => {
-                let mirror = state.mirror.read().map_err(mirror_err)?;
-                let (b, market) = mirror
-                    .markets
-                    .get(market)
-                    .map(|m| (m.base.scale, m.symbol.clone()))
-                    .unwrap_or((0, String::new()));
-                return Ok(Json(CancelResponse {
-                    order_id: order.0,
-                    market,
-                    status: "canceled",
-                    filled_quantity: crate::views::units(*filled, b),
-                    canceled_quantity: crate::views::units(*remaining, b),
-                }));
-            }
-            _ => {}
-        }
-    }
-    Err(reject(bourse_core::Reject::UnknownOrder))
+    let ended = submit_cancel(state, user, market, order).await?.map_err(reject)?;
+    let mirror = state.mirror.read().map_err(mirror_err)?;
+    let (b, market) = mirror
+        .markets
+        .get(&ended.market)
+        .map(|m| (m.base.scale, m.symbol.clone()))
+        .unwrap_or((0, String::new()));
+    Ok(Json(CancelResponse {
+        order_id: ended.order.0,
+        market,
+        status: "canceled",
+        filled_quantity: crate::views::units(ended.filled, b),
+        canceled_quantity: crate::views::units(ended.remaining, b),
+    }))
 }
 
 #[utoipa::path(delete, path = "/orders/{id}", tag = "trading", security(("api_key" = []), ("session" = [])),

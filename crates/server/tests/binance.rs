@@ -1,0 +1,467 @@
+//! The Binance-compatible `/api/v3` over real HTTP: Binance's shapes, number formats, error
+//! codes and message texts, signed requests with the parameters in the query or (as ccxt sends
+//! them) in a form body; and the real `ccxt` and `python-binance` packages pointed at the
+//! server (`tests/binance/*.py`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use common::{App, Backend, User, register};
+use serde_json::Value;
+
+/// A signed `/api/v3` request: `params` (without timestamp) go in the query, or with
+/// `in_body` in a form body, the signature last wherever the rest is.
+async fn v3(
+    app: &App,
+    (key, secret): &(String, String),
+    method: reqwest::Method,
+    path: &str,
+    params: &str,
+    in_body: bool,
+) -> (u16, Value) {
+    let ts = bourse_server::now_ms();
+    let sep = if params.is_empty() { "" } else { "&" };
+    let payload = format!("{params}{sep}timestamp={ts}&recvWindow=10000");
+    let signature = bourse_server::crypto::hmac_hex(secret.as_bytes(), payload.as_bytes());
+    let signed = format!("{payload}&signature={signature}");
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v3{path}", app.url);
+    let request = if in_body {
+        http.request(method, url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(signed)
+    } else {
+        http.request(method, format!("{url}?{signed}"))
+    };
+    let r = request.header("X-MBX-APIKEY", key).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn public(app: &App, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{}/api/v3{path}", app.url)).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A trader with funds and a key that reads and trades.
+async fn trader(app: &App, email: &str) -> (User, (String, String)) {
+    let mut user = register(app, email).await;
+    common::deposit(app, user.id, "USDT", "100000").await;
+    common::deposit(app, user.id, "BTC", "2").await;
+    let key = user.create_key(&["read", "trade"]).await;
+    (user, key)
+}
+
+/// A public list once it is not empty (the read models follow the engine by a moment).
+async fn eventually(app: &App, path: &str) -> Value {
+    let wait = async {
+        loop {
+            let (_, list) = public(app, path).await;
+            if list.as_array().is_some_and(|l| !l.is_empty()) {
+                break list;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.expect(path)
+}
+
+fn code(body: &Value) -> i64 {
+    body["code"].as_i64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn public_market_data_has_binance_shapes() {
+    let app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    assert_eq!(public(&app, "/ping").await, (200, serde_json::json!({})));
+    let (_, time) = public(&app, "/time").await;
+    assert!(time["serverTime"].as_i64().unwrap() > 1_700_000_000_000);
+
+    let (status, info) = public(&app, "/exchangeInfo").await;
+    assert_eq!(status, 200);
+    let btc =
+        info["symbols"].as_array().unwrap().iter().find(|s| s["symbol"] == "BTCUSDT").unwrap();
+    assert_eq!(
+        (btc["baseAsset"].as_str(), btc["quoteAsset"].as_str()),
+        (Some("BTC"), Some("USDT"))
+    );
+    assert_eq!(btc["status"], "TRADING");
+    assert_eq!(btc["permissionSets"], serde_json::json!([["SPOT"]]));
+    let filters = btc["filters"].as_array().unwrap();
+    let filter = |t: &str| filters.iter().find(|f| f["filterType"] == t).unwrap().clone();
+    assert_eq!(filter("PRICE_FILTER")["tickSize"], "0.010000");
+    assert_eq!(filter("LOT_SIZE")["stepSize"], "0.00010000");
+    assert_eq!(filter("NOTIONAL")["minNotional"], "1.000000");
+    let (status, one) = public(&app, "/exchangeInfo?symbol=ETHBTC").await;
+    assert_eq!((status, one["symbols"].as_array().unwrap().len()), (200, 1));
+    let (status, bad) = public(&app, "/exchangeInfo?symbol=NOPE").await;
+    assert_eq!((status, code(&bad), bad["msg"].as_str()), (400, -1121, Some("Invalid symbol.")));
+    let (status, list) =
+        public(&app, "/ticker/price?symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D").await;
+    assert_eq!((status, list.as_array().unwrap().len()), (200, 2));
+
+    // A trade makes the book, trades, klines and tickers move.
+    let (_, maker) = trader(&app, "maker@example.com").await;
+    let (_, taker) = trader(&app, "taker@example.com").await;
+    let sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.5&price=60000";
+    let (status, body) = v3(&app, &maker, reqwest::Method::POST, "/order", sell, true).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, depth) = public(&app, "/depth?symbol=BTCUSDT&limit=5").await;
+    assert_eq!(depth["asks"], serde_json::json!([["60000.000000", "0.50000000"]]));
+    let update_id = depth["lastUpdateId"].as_u64().unwrap();
+    assert!(update_id > 0);
+    let buy = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.2";
+    let (status, body) = v3(&app, &taker, reqwest::Method::POST, "/order", buy, false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "FILLED");
+    let (_, depth) = public(&app, "/depth?symbol=BTCUSDT").await;
+    assert_eq!(depth["asks"][0][1], "0.30000000");
+    assert!(depth["lastUpdateId"].as_u64().unwrap() > update_id);
+    // The trade reaches the read models a moment after the order's answer.
+    let trades = eventually(&app, "/trades?symbol=BTCUSDT").await;
+    let t = &trades[0];
+    assert_eq!(
+        (t["price"].as_str(), t["qty"].as_str(), t["isBuyerMaker"].as_bool()),
+        (Some("60000.000000"), Some("0.20000000"), Some(false))
+    );
+    let (_, agg) = public(&app, "/aggTrades?symbol=BTCUSDT&fromId=0").await;
+    assert_eq!((agg[0]["p"].as_str(), agg[0]["M"].as_bool()), (Some("60000.000000"), Some(true)));
+    let klines = eventually(&app, "/klines?symbol=BTCUSDT&interval=1m").await;
+    let k = klines[0].as_array().unwrap();
+    assert_eq!(k.len(), 12);
+    assert_eq!(
+        (k[1].as_str(), k[5].as_str(), k[8].as_u64()),
+        (Some("60000.000000"), Some("0.20000000"), Some(1))
+    );
+    let (status, bad) = public(&app, "/klines?symbol=BTCUSDT&interval=7m").await;
+    assert_eq!((status, code(&bad)), (400, -1120));
+    let (_, ticker) = public(&app, "/ticker/24hr?symbol=BTCUSDT").await;
+    assert_eq!(ticker["lastPrice"], "60000.000000");
+    assert_eq!(ticker["askPrice"], "60000.000000");
+    assert_eq!(ticker["volume"], "0.20000000");
+    assert_eq!(ticker["count"], 1);
+    let (_, book) = public(&app, "/ticker/bookTicker?symbol=BTCUSDT").await;
+    assert_eq!(book["askQty"], "0.30000000");
+    let (_, avg) = public(&app, "/avgPrice?symbol=BTCUSDT").await;
+    assert_eq!((avg["mins"].as_u64(), avg["price"].as_str()), (Some(5), Some("60000.000000")));
+}
+
+#[tokio::test]
+async fn signed_trading_answers_and_errors_as_binance_does() {
+    let app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    let (_, key) = trader(&app, "trader@example.com").await;
+    use reqwest::Method;
+
+    let (status, account) = v3(&app, &key, Method::GET, "/account", "", false).await;
+    assert_eq!(status, 200, "{account}");
+    let usdt = account["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "USDT")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (usdt["free"].as_str(), usdt["locked"].as_str()),
+        (Some("100000.000000"), Some("0.000000"))
+    );
+
+    // ccxt's order: every parameter in the form body, the signature last.
+    let limit = "symbol=BTCUSDT&side=BUY&newClientOrderId=x-TKT5PX2F91423450af72b3dc196780&newOrderRespType=FULL&type=LIMIT&quantity=0.01&price=50000&timeInForce=GTC";
+    let (status, placed) = v3(&app, &key, Method::POST, "/order", limit, true).await;
+    assert_eq!(status, 200, "{placed}");
+    assert_eq!(placed["status"], "NEW");
+    assert_eq!(placed["clientOrderId"], "x-TKT5PX2F91423450af72b3dc196780");
+    assert_eq!(
+        (placed["origQty"].as_str(), placed["cummulativeQuoteQty"].as_str()),
+        (Some("0.01000000"), Some("0.000000"))
+    );
+    assert_eq!(placed["fills"], serde_json::json!([]));
+    let id = placed["orderId"].as_u64().unwrap();
+    let (status, again) = v3(&app, &key, Method::POST, "/order", limit, true).await;
+    assert_eq!(
+        (status, code(&again), again["msg"].as_str()),
+        (400, -2010, Some("Duplicate order sent."))
+    );
+    let (_, got) =
+        v3(&app, &key, Method::GET, "/order", &format!("symbol=BTCUSDT&orderId={id}"), false).await;
+    assert_eq!(
+        (got["orderId"].as_u64(), got["status"].as_str(), got["type"].as_str()),
+        (Some(id), Some("NEW"), Some("LIMIT"))
+    );
+    let (_, by_cid) = v3(
+        &app,
+        &key,
+        Method::GET,
+        "/order",
+        "symbol=BTCUSDT&origClientOrderId=x-TKT5PX2F91423450af72b3dc196780",
+        false,
+    )
+    .await;
+    assert_eq!(by_cid["orderId"].as_u64(), Some(id));
+    let (_, open) = v3(&app, &key, Method::GET, "/openOrders", "symbol=BTCUSDT", false).await;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    let (_, account) = v3(&app, &key, Method::GET, "/account", "", false).await;
+    let usdt = account["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "USDT")
+        .unwrap()
+        .clone();
+    assert_ne!(usdt["locked"], "0.000000");
+
+    // Refusals with Binance's codes and texts.
+    for (params, expect_code, expect_msg) in [
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=100&price=50000",
+            -2010,
+            "Account has insufficient balance for requested action.",
+        ),
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.00001&price=50000",
+            -1013,
+            "Filter failure: LOT_SIZE",
+        ),
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000.005",
+            -1013,
+            "Filter failure: PRICE_FILTER",
+        ),
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.0001&price=1",
+            -1013,
+            "Filter failure: NOTIONAL",
+        ),
+        (
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01&price=50000",
+            -1102,
+            "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            "symbol=BTCUSDT&side=UP&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000",
+            -1117,
+            "Invalid side.",
+        ),
+        ("symbol=BTCUSDT&side=BUY&type=STOP_LOSS&quantity=0.01", -1116, "Invalid orderType."),
+        ("symbol=NOPE&side=BUY&type=MARKET&quantity=0.01", -1121, "Invalid symbol."),
+        (
+            "symbol=BTCUSDT&side=SELL&type=LIMIT_MAKER&quantity=0.01&price=40000",
+            -2010,
+            "Order would immediately match and take.",
+        ),
+    ] {
+        let (status, body) = v3(&app, &key, Method::POST, "/order", params, true).await;
+        assert_eq!(
+            (status, code(&body), body["msg"].as_str()),
+            (400, expect_code, Some(expect_msg)),
+            "{params}"
+        );
+    }
+    let (status, body) = v3(
+        &app,
+        &key,
+        Method::POST,
+        "/order/test",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.00001&price=50000",
+        true,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, -1013));
+    let (status, body) = v3(
+        &app,
+        &key,
+        Method::POST,
+        "/order/test",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=10",
+        true,
+    )
+    .await;
+    assert_eq!((status, body), (200, serde_json::json!({})));
+
+    // Cancels: the cancel's own client id, the original in origClientOrderId.
+    let (status, canceled) = v3(
+        &app,
+        &key,
+        Method::DELETE,
+        "/order",
+        &format!("symbol=BTCUSDT&orderId={id}&newClientOrderId=cancel-1"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{canceled}");
+    assert_eq!(
+        (
+            canceled["status"].as_str(),
+            canceled["clientOrderId"].as_str(),
+            canceled["origClientOrderId"].as_str()
+        ),
+        (Some("CANCELED"), Some("cancel-1"), Some("x-TKT5PX2F91423450af72b3dc196780"))
+    );
+    let (status, body) =
+        v3(&app, &key, Method::DELETE, "/order", &format!("symbol=BTCUSDT&orderId={id}"), false)
+            .await;
+    assert_eq!(
+        (status, code(&body), body["msg"].as_str()),
+        (400, -2011, Some("Unknown order sent."))
+    );
+    let (status, body) =
+        v3(&app, &key, Method::GET, "/order", "symbol=BTCUSDT&orderId=999999", false).await;
+    assert_eq!(
+        (status, code(&body), body["msg"].as_str()),
+        (400, -2013, Some("Order does not exist."))
+    );
+    let (status, body) =
+        v3(&app, &key, Method::DELETE, "/openOrders", "symbol=BTCUSDT", false).await;
+    assert_eq!((status, code(&body)), (400, -2011));
+    for price in ["40000", "41000"] {
+        let p = format!(
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price={price}"
+        );
+        assert_eq!(v3(&app, &key, Method::POST, "/order", &p, false).await.0, 200);
+    }
+    let (status, all) =
+        v3(&app, &key, Method::DELETE, "/openOrders", "symbol=BTCUSDT", false).await;
+    assert_eq!((status, all.as_array().unwrap().len()), (200, 2), "{all}");
+    assert!(all.as_array().unwrap().iter().all(|o| o["status"] == "CANCELED"));
+    let (_, history) = v3(&app, &key, Method::GET, "/allOrders", "symbol=BTCUSDT", false).await;
+    let ids: Vec<u64> =
+        history.as_array().unwrap().iter().map(|o| o["orderId"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    let (_, from) = v3(
+        &app,
+        &key,
+        Method::GET,
+        "/allOrders",
+        &format!("symbol=BTCUSDT&orderId={}", ids[1]),
+        false,
+    )
+    .await;
+    assert_eq!(from.as_array().unwrap().len(), 2);
+
+    // A market buy by quote amount against a resting sell: FULL fills with the commission.
+    let (_, maker) = trader(&app, "maker@example.com").await;
+    let sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=1&price=60000";
+    assert_eq!(v3(&app, &maker, Method::POST, "/order", sell, true).await.0, 200);
+    let (status, bought) = v3(
+        &app,
+        &key,
+        Method::POST,
+        "/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=6000",
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{bought}");
+    assert_eq!(
+        (bought["status"].as_str(), bought["executedQty"].as_str()),
+        (Some("FILLED"), Some("0.09980000")),
+        "{bought}"
+    );
+    let fill = &bought["fills"][0];
+    assert_eq!(
+        (fill["price"].as_str(), fill["commissionAsset"].as_str()),
+        (Some("60000.000000"), Some("USDT"))
+    );
+    let (_, mine) = v3(&app, &key, Method::GET, "/myTrades", "symbol=BTCUSDT", false).await;
+    let t = &mine[0];
+    assert_eq!(
+        (t["isBuyer"].as_bool(), t["isMaker"].as_bool(), t["commissionAsset"].as_str()),
+        (Some(true), Some(false), Some("USDT"))
+    );
+    assert_eq!(t["orderId"], bought["orderId"]);
+    let (_, theirs) = v3(&app, &maker, Method::GET, "/myTrades", "symbol=BTCUSDT", false).await;
+    assert_eq!(
+        (theirs[0]["isBuyer"].as_bool(), theirs[0]["isMaker"].as_bool()),
+        (Some(false), Some(true))
+    );
+
+    // Authentication: Binance's codes, nothing placed.
+    let wrong = (key.0.clone(), "not the secret".to_string());
+    let (status, body) = v3(&app, &wrong, Method::GET, "/account", "", false).await;
+    assert_eq!(
+        (status, code(&body), body["msg"].as_str()),
+        (400, -1022, Some("Signature for this request is not valid."))
+    );
+    let unknown = ("nokey".to_string(), key.1.clone());
+    let (status, body) = v3(&app, &unknown, Method::GET, "/account", "", false).await;
+    assert_eq!((status, code(&body)), (401, -2015));
+    let stale = reqwest::Client::new()
+        .get(format!("{}/api/v3/account?timestamp=1000&signature=00", app.url))
+        .header("X-MBX-APIKEY", &key.0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 400);
+    assert_eq!(code(&stale.json().await.unwrap()), -1021);
+    let anonymous = reqwest::get(format!("{}/api/v3/account", app.url)).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(code(&anonymous.json().await.unwrap()), -2015);
+    let (status, body) = public(&app, "/nothing").await;
+    assert_eq!((status, code(&body)), (404, -1000));
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_binance_code() {
+    let app = App::spawn_with(
+        Backend::Sqlite,
+        &[("BOURSE_LIMITS__API_REQUESTS_PER_S", "1"), ("BOURSE_LIMITS__API_BURST", "2")],
+    )
+    .await;
+    let mut last = (0, Value::Null);
+    for _ in 0..5 {
+        let r = reqwest::get(format!("{}/api/v3/ping", app.url)).await.unwrap();
+        let retry = r.headers().get("retry-after").is_some();
+        last = (r.status().as_u16(), r.json().await.unwrap_or(Value::Null));
+        if last.0 == 429 {
+            assert!(retry);
+            break;
+        }
+    }
+    assert_eq!((last.0, code(&last.1)), (429, -1003), "{:?}", last.1);
+}
+
+/// Runs `python3 tests/binance/SCRIPT` against the app as the user with `key`; fails the test
+/// unless the script succeeds and prints "ok" last.
+async fn run_python(app: &App, script: &str, (key, secret): &(String, String)) {
+    // At run time: a build cache filled from another checkout keeps that checkout's path in
+    // `env!`.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(manifest.join("tests/binance").join(script))
+        .env("BOURSE_URL", &app.url)
+        .env("KEY", key)
+        .env("SECRET", secret)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), command.output())
+        .await
+        .expect("the client script took over 3 minutes")
+        .expect("cannot run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{script}: {stdout}");
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("ok"),
+        "{script} failed (scripts/test installs ccxt and python-binance):\n{stdout}\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn ccxt_and_python_binance_work_unchanged() {
+    let app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    let (_, maker) = trader(&app, "maker@example.com").await;
+    let sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=1.5&price=60000";
+    assert_eq!(v3(&app, &maker, reqwest::Method::POST, "/order", sell, true).await.0, 200);
+    let (_, ccxt_user) = trader(&app, "ccxt@example.com").await;
+    run_python(&app, "ccxt_rest.py", &ccxt_user).await;
+    let (_, python_binance_user) = trader(&app, "python-binance@example.com").await;
+    run_python(&app, "python_binance.py", &python_binance_user).await;
+}
