@@ -88,15 +88,7 @@ pub async fn run(
     }
 }
 
-type TradeTick = (u64, u128, u128, Side, u64);
-
-#[derive(Default)]
-struct DepthDiff {
-    first_update_id: u64,
-    update_id: u64,
-    bids: BTreeMap<u128, u128>,
-    asks: BTreeMap<u128, u128>,
-}
+use crate::binance::streams::{DepthDiff, TradeTick};
 
 /// Raw material of one batch's messages, gathered under the mirror's write lock.
 #[derive(Default)]
@@ -134,7 +126,9 @@ impl Outgoing {
                     taker_user,
                     ..
                 } => {
-                    if hub.has_subscribers(Topic::Trades(*market)) {
+                    if hub.has_subscribers(Topic::Trades(*market))
+                        || crate::binance::streams::wants_trades(hub, *market)
+                    {
                         self.trades.entry(*market).or_default().push((
                             trade.0,
                             *price,
@@ -214,6 +208,7 @@ impl Outgoing {
 
     /// Serializes with decimal strings (the mirror knows the scales) and publishes.
     fn publish(self, mirror: &Mirror, hub: &Hub) {
+        crate::binance::streams::publish_batch(hub, mirror, &self.depth, &self.trades);
         for (market, d) in self.depth {
             let topic = Topic::Depth(market);
             let Some(info) = mirror.markets.get(&market) else { continue };
@@ -240,6 +235,9 @@ impl Outgoing {
             hub.publish(topic, &Message::from(message.to_string()));
         }
         for (market, trades) in self.trades {
+            if !hub.has_subscribers(Topic::Trades(market)) {
+                continue;
+            }
             let Some(info) = mirror.markets.get(&market) else { continue };
             let (b, q) = (info.base.scale, info.quote.scale);
             let list: Vec<Value> = trades

@@ -24,6 +24,8 @@ pub enum Topic {
     Orders(UserId),
     Fills(UserId),
     Balances(UserId),
+    /// A Binance stream (`binance/streams.rs`); `true`: payloads wrapped with the stream's name.
+    Binance(crate::binance::streams::Stream, bool),
 }
 
 /// One connection's side of the hub.

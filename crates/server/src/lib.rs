@@ -276,6 +276,8 @@ pub fn router(state: &Shared) -> Router {
         )
         .nest("/api/v3", binance::routes(state))
         .route("/ws", get(ws::upgrade))
+        .route("/ws/{*streams}", get(binance::streams::raw))
+        .route("/stream", get(binance::streams::combined))
         .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())
         .fallback(web::fallback)

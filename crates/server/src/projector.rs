@@ -542,6 +542,7 @@ impl Projector {
             self.hub.publish(topic, &Message::from(message.to_string()));
         }
         let Ok(tickers) = self.tickers.lock() else { return };
+        crate::binance::streams::publish_candles(&self.hub, &mirror, &tickers, &p.candles);
         for market in markets {
             let topic = Topic::Ticker(market);
             if !self.hub.has_subscribers(topic) {

@@ -39,7 +39,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let ip = client.map_or(peer.ip(), |c| c.addr);
-    if state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max {
+    if full(&state) {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
     }
     // A browser session on the upgrade request authenticates the private channels — only from
@@ -53,12 +53,22 @@ pub async fn upgrade(
     {
         user = Some(session.user);
     }
+    accept(state, ws, V1 { topics: HashSet::new(), user, ip })
+}
+
+/// Whether the server holds as many WebSocket connections as it takes.
+pub fn full(state: &Shared) -> bool {
+    state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max
+}
+
+/// Upgrades to a WebSocket with the server's message-size limits, then [`run`]s `session`.
+pub fn accept<S: Session + 'static>(state: Shared, ws: WebSocketUpgrade, session: S) -> Response {
     let max = state.config.limits.ws_message_bytes_max;
     // Small read buffers: the default (128 KiB, zeroed on each read) costs ~170 KB per client.
     ws.read_buffer_size(4096)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, user, ip))
+        .on_upgrade(move |socket| run(state, socket, session))
 }
 
 #[derive(Deserialize)]
@@ -70,9 +80,51 @@ enum Request {
     Ping,
 }
 
-async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, ip: IpAddr) {
+/// One WebSocket protocol's side of a connection: what it does with a client's text message,
+/// and which hub topics it subscribed. [`run`] does the rest (queue, pings, limits, closing),
+/// the same for `/ws` and Binance's streams.
+pub trait Session: Send {
+    /// Subscriptions the connection starts with (e.g. streams named in the URL).
+    fn start(&mut self, _state: &Shared, _client: &crate::hub::Client) {}
+    /// The answer to one text message, if any.
+    fn handle<'a>(
+        &'a mut self,
+        state: &'a Shared,
+        client: &'a crate::hub::Client,
+        text: &'a str,
+    ) -> impl std::future::Future<Output = Option<String>> + Send + 'a;
+    /// What to unsubscribe when the connection ends.
+    fn topics(&self) -> Vec<Topic>;
+}
+
+/// `/ws`'s session: its channels, and the user once authenticated.
+struct V1 {
+    topics: HashSet<Topic>,
+    user: Option<UserId>,
+    ip: IpAddr,
+}
+
+impl Session for V1 {
+    fn handle<'a>(
+        &'a mut self,
+        state: &'a Shared,
+        client: &'a crate::hub::Client,
+        text: &'a str,
+    ) -> impl std::future::Future<Output = Option<String>> + Send + 'a {
+        handle(state, client, &mut self.topics, &mut self.user, self.ip, text)
+    }
+
+    fn topics(&self) -> Vec<Topic> {
+        self.topics.iter().copied().collect()
+    }
+}
+
+/// Serves one WebSocket connection: the hub's messages out through a bounded queue (a slow
+/// reader is disconnected), the client's messages to `session`, a ping every 20 s, a close
+/// after 60 s without hearing from the client or when the server stops.
+pub async fn run<S: Session>(state: Shared, socket: WebSocket, mut session: S) {
     let (client, mut outgoing) = state.hub.connect(state.config.limits.ws_queue_messages);
-    let mut topics: HashSet<Topic> = HashSet::new();
+    session.start(&state, &client);
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_heard = tokio::time::Instant::now();
@@ -98,7 +150,7 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, 
                 let Some(Ok(incoming)) = incoming else { break };
                 last_heard = tokio::time::Instant::now();
                 let reply = match incoming {
-                    WsMessage::Text(text) => handle(&state, &client, &mut topics, &mut user, ip, text.as_str()).await,
+                    WsMessage::Text(text) => session.handle(&state, &client, text.as_str()).await,
                     WsMessage::Binary(_) => Some(error("bad_request", "send JSON text messages")),
                     WsMessage::Close(_) => break,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => None,
@@ -128,7 +180,7 @@ async fn connection(state: Shared, socket: WebSocket, mut user: Option<UserId>, 
             }
         }
     }
-    state.hub.disconnect(&client, topics);
+    state.hub.disconnect(&client, session.topics());
 }
 
 /// Messages written per flush at most: a busy connection still yields to the others.

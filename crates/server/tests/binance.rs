@@ -427,7 +427,12 @@ async fn the_rate_limit_answers_429_with_binance_code() {
 
 /// Runs `python3 tests/binance/SCRIPT` against the app as the user with `key`; fails the test
 /// unless the script succeeds and prints "ok" last.
-async fn run_python(app: &App, script: &str, (key, secret): &(String, String)) {
+async fn run_python(
+    app: &App,
+    script: &str,
+    (key, secret): &(String, String),
+    maker: Option<&(String, String)>,
+) {
     // At run time: a build cache filled from another checkout keeps that checkout's path in
     // `env!`.
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -440,6 +445,9 @@ async fn run_python(app: &App, script: &str, (key, secret): &(String, String)) {
         .env("KEY", key)
         .env("SECRET", secret)
         .kill_on_drop(true);
+    if let Some((key, secret)) = maker {
+        command.env("MAKER_KEY", key).env("MAKER_SECRET", secret);
+    }
     let output = tokio::time::timeout(std::time::Duration::from_secs(180), command.output())
         .await
         .expect("the client script took over 3 minutes")
@@ -461,7 +469,178 @@ async fn ccxt_and_python_binance_work_unchanged() {
     let sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=1.5&price=60000";
     assert_eq!(v3(&app, &maker, reqwest::Method::POST, "/order", sell, true).await.0, 200);
     let (_, ccxt_user) = trader(&app, "ccxt@example.com").await;
-    run_python(&app, "ccxt_rest.py", &ccxt_user).await;
+    run_python(&app, "ccxt_rest.py", &ccxt_user, None).await;
     let (_, python_binance_user) = trader(&app, "python-binance@example.com").await;
-    run_python(&app, "python_binance.py", &python_binance_user).await;
+    run_python(&app, "python_binance.py", &python_binance_user, None).await;
+    // The streams: the book stays in sync through an order storm from two users.
+    let (_, ws_maker) = trader(&app, "ws-maker@example.com").await;
+    let (_, ws_taker) = trader(&app, "ws-taker@example.com").await;
+    run_python(&app, "ccxt_ws.py", &ws_taker, Some(&ws_maker)).await;
+}
+
+async fn connect(app: &App, path: &str) -> common::Ws {
+    let url = format!("{}{path}", app.url.replacen("http", "ws", 1));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next message that is not a control answer (`result`/`error`).
+async fn next_event(ws: &mut common::Ws) -> Value {
+    loop {
+        let v = common::ws_next(ws).await;
+        if v.get("result").is_none() && v.get("error").is_none() {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn market_streams_speak_binance_and_depth_ids_have_no_gaps() {
+    let app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    let (_, maker) = trader(&app, "maker@example.com").await;
+    let (_, taker) = trader(&app, "taker@example.com").await;
+    use reqwest::Method;
+
+    // Raw: the stream from the path. Combined: wrapped with the stream's name.
+    let mut trades = connect(&app, "/ws/btcusdt@trade").await;
+    let mut combined =
+        connect(&app, "/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker").await;
+    // ccxt.pro's way: any path, then SUBSCRIBE.
+    let mut control = connect(&app, "/ws/0").await;
+    common::ws_send(&mut control, serde_json::json!({"method": "SUBSCRIBE", "params": ["btcusdt@depth", "btcusdt@aggTrade"], "id": 1})).await;
+    assert_eq!(common::ws_next(&mut control).await, serde_json::json!({"result": null, "id": 1}));
+    common::ws_send(&mut control, serde_json::json!({"method": "LIST_SUBSCRIPTIONS", "id": "x"}))
+        .await;
+    assert_eq!(
+        common::ws_next(&mut control).await,
+        serde_json::json!({"result": ["btcusdt@depth", "btcusdt@aggTrade"], "id": "x"})
+    );
+    common::ws_send(
+        &mut control,
+        serde_json::json!({"method": "SUBSCRIBE", "params": ["nope@trade"], "id": 2}),
+    )
+    .await;
+    let refused = common::ws_next(&mut control).await;
+    assert_eq!(
+        (refused["error"]["code"].as_i64(), refused["id"].as_i64()),
+        (Some(2), Some(2)),
+        "{refused}"
+    );
+    common::ws_send(
+        &mut control,
+        serde_json::json!({"method": "GET_PROPERTY", "params": ["combined"], "id": 3}),
+    )
+    .await;
+    assert_eq!(common::ws_next(&mut control).await["result"], false);
+
+    let (_, snapshot) = public(&app, "/depth?symbol=BTCUSDT&limit=1000").await;
+    let mut last = snapshot["lastUpdateId"].as_u64().unwrap();
+    // Orders that add, change and remove levels, and one that trades.
+    for (key, params) in [
+        (&maker, "side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.5&price=60000"),
+        (&maker, "side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.5&price=61000"),
+        (&maker, "side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.25&price=60000"),
+        (&taker, "side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.1&price=59000"),
+        (&taker, "side=BUY&type=MARKET&quantity=0.75"),
+    ] {
+        let (status, body) =
+            v3(&app, key, Method::POST, "/order", &format!("symbol=BTCUSDT&{params}"), true).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, after) = public(&app, "/depth?symbol=BTCUSDT&limit=1000").await;
+    let end = after["lastUpdateId"].as_u64().unwrap();
+    // Every diff follows the one before it: U == previous u + 1, up to the snapshot's id.
+    let mut book_tickers = 0;
+    while last < end {
+        let m = next_event(&mut combined).await;
+        if m["stream"] == "btcusdt@bookTicker" {
+            book_tickers += 1;
+            continue;
+        }
+        assert_eq!(m["stream"], "btcusdt@depth@100ms", "{m}");
+        let d = &m["data"];
+        assert_eq!((d["e"].as_str(), d["s"].as_str()), (Some("depthUpdate"), Some("BTCUSDT")));
+        assert_eq!(d["U"].as_u64(), Some(last + 1), "{d}");
+        last = d["u"].as_u64().unwrap();
+    }
+    assert_eq!(last, end);
+    assert!(book_tickers > 0 || next_event(&mut combined).await["stream"] == "btcusdt@bookTicker");
+    let mut last_raw = snapshot["lastUpdateId"].as_u64().unwrap();
+    while last_raw < end {
+        let d = next_event(&mut control).await;
+        if d["e"] == "aggTrade" {
+            continue;
+        }
+        assert_eq!(
+            (d["e"].as_str(), d["U"].as_u64()),
+            (Some("depthUpdate"), Some(last_raw + 1)),
+            "{d}"
+        );
+        last_raw = d["u"].as_u64().unwrap();
+    }
+    // The trade: price and quantity strings, the buyer was the taker.
+    let t = next_event(&mut trades).await;
+    assert_eq!(
+        (t["e"].as_str(), t["s"].as_str(), t["p"].as_str(), t["m"].as_bool()),
+        (Some("trade"), Some("BTCUSDT"), Some("60000.000000"), Some(false)),
+        "{t}"
+    );
+    let mut klines = connect(&app, "/ws/btcusdt@kline_1m").await;
+    let mut tickers = connect(&app, "/ws/!miniTicker@arr").await;
+    let (status, _) = v3(
+        &app,
+        &taker,
+        Method::POST,
+        "/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.1",
+        true,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The projector may still publish the earlier trade's candle first.
+    let k = loop {
+        let k = next_event(&mut klines).await;
+        assert_eq!((k["e"].as_str(), k["k"]["i"].as_str()), (Some("kline"), Some("1m")), "{k}");
+        if k["k"]["c"] == "61000.000000" {
+            break k;
+        }
+    };
+    assert_eq!(
+        (k["k"]["h"].as_str(), k["k"]["l"].as_str()),
+        (Some("61000.000000"), Some("60000.000000")),
+        "{k}"
+    );
+    let all = loop {
+        let all = next_event(&mut tickers).await;
+        assert_eq!(all[0]["e"], "24hrMiniTicker", "{all}");
+        if all[0]["c"] == "61000.000000" {
+            break all;
+        }
+    };
+    assert_eq!(
+        (all[0]["s"].as_str(), all[0]["o"].as_str()),
+        (Some("BTCUSDT"), Some("60000.000000")),
+        "{all}"
+    );
+    common::ws_send(
+        &mut control,
+        serde_json::json!({"method": "UNSUBSCRIBE", "params": ["btcusdt@depth"], "id": 4}),
+    )
+    .await;
+    loop {
+        let v = common::ws_next(&mut control).await;
+        if v["id"] == 4 {
+            assert_eq!(v["result"], Value::Null);
+            break;
+        }
+    }
+    common::ws_send(&mut control, serde_json::json!({"method": "LIST_SUBSCRIPTIONS", "id": 5}))
+        .await;
+    loop {
+        let v = common::ws_next(&mut control).await;
+        if v["id"] == 5 {
+            assert_eq!(v["result"], serde_json::json!(["btcusdt@aggTrade"]));
+            break;
+        }
+    }
 }

@@ -11,6 +11,7 @@
 pub mod error;
 mod params;
 pub mod public;
+pub mod streams;
 pub mod trading;
 
 use crate::auth::{Requirement, require};

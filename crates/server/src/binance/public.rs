@@ -229,7 +229,7 @@ pub async fn klines(State(state): State<Shared>, RawQuery(q): RawQuery) -> Answe
 }
 
 /// Quote minor units per whole base unit of `quote_volume` over `volume`, rounded down.
-fn average(quote_volume: u128, volume: u128, base_scale: u8) -> Option<u128> {
+pub(super) fn average(quote_volume: u128, volume: u128, base_scale: u8) -> Option<u128> {
     let unit = bourse_core::decimal::pow10(base_scale)?;
     quote_volume.checked_mul(unit)?.checked_div(volume)
 }
