@@ -26,6 +26,8 @@ pub enum Topic {
     Balances(UserId),
     /// A Binance stream (`binance/streams.rs`); `true`: payloads wrapped with the stream's name.
     Binance(crate::binance::streams::Stream, bool),
+    /// A user's Binance user data events (`binance/user_data.rs`), unwrapped.
+    BinanceUser(UserId),
 }
 
 /// One connection's side of the hub.

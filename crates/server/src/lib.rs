@@ -162,6 +162,7 @@ impl Server {
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             throttles: throttle::Throttles::new(&config.limits),
+            listen_keys: Mutex::new(std::collections::HashMap::new()),
             config,
             engine: handle.clone(),
             store,
@@ -278,6 +279,7 @@ pub fn router(state: &Shared) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/ws/{*streams}", get(binance::streams::raw))
         .route("/stream", get(binance::streams::combined))
+        .route("/ws-api/v3", get(binance::user_data::ws_api))
         .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())
         .fallback(web::fallback)

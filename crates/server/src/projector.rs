@@ -8,6 +8,7 @@
 //! behind (a new database, a long outage). After each commit it publishes candles and tickers to
 //! WebSocket subscribers and advances `projected`, which private reads wait on.
 
+use crate::binance::user_data::{Collector, UserEvent};
 use crate::hub::{Hub, Message, Topic};
 use crate::mirror::Mirror;
 use crate::orders;
@@ -318,7 +319,7 @@ impl Projector {
         let (from_seq, to_seq) = (first.0, last.0);
         self.prefetch_balances(&commands).await?;
         self.prefetch_emails(&commands).await?;
-        let projection = self.project(from_seq, to_seq, &commands);
+        let (projection, user_events) = self.project(from_seq, to_seq, &commands);
         self.store.apply_projection(&projection).await?;
         if !projection.mails.is_empty()
             && let Some(notices) = &self.notices
@@ -328,6 +329,11 @@ impl Projector {
         self.work.seq = to_seq;
         let _ = self.projected.send(to_seq);
         self.publish(&projection);
+        if !user_events.is_empty()
+            && let Ok(mirror) = self.mirror.read()
+        {
+            crate::binance::user_data::publish(&self.hub, &mirror, user_events);
+        }
         Ok(())
     }
 
@@ -346,7 +352,16 @@ impl Projector {
         Ok(())
     }
 
-    fn project(&mut self, from_seq: u64, to_seq: u64, commands: &Commands) -> Projection {
+    /// The read-model rows of `commands`, and what users listening on Binance's user data
+    /// stream hear of them (published once the rows are committed).
+    fn project(
+        &mut self,
+        from_seq: u64,
+        to_seq: u64,
+        commands: &Commands,
+    ) -> (Projection, Vec<UserEvent>) {
+        let hub = self.hub.clone();
+        let mut users = Collector::new(&hub);
         let mut p = Projection { from_seq, to_seq, ..Projection::default() };
         let mut orders: HashMap<OrderId, OrderRow> = HashMap::new();
         let mut balances: HashMap<(UserId, AssetId), BalanceRow> = HashMap::new();
@@ -356,12 +371,14 @@ impl Projector {
             let time_ms = orders::ms(*time_ns);
             let (mut kind, mut reference) = command_kind(events);
             for event in events {
+                users.event(event, time_ms);
                 if let Some(row) = orders::accepted(event, *seq, time_ms) {
                     self.work.open.insert(row.id, row);
                 }
                 for id in orders::touched(event).into_iter().flatten() {
                     if let Some(row) = self.work.open.get_mut(&id) {
                         orders::apply(row, event, time_ms);
+                        users.order(event, row, time_ms);
                         orders.insert(id, row.clone());
                         if !row.status.is_open() {
                             self.work.open.remove(&id);
@@ -451,6 +468,7 @@ impl Projector {
                     _ => {}
                 }
             }
+            users.end_command(time_ms);
         }
         p.orders = orders.into_values().collect();
         p.orders.sort_by_key(|o| o.id);
@@ -459,7 +477,7 @@ impl Projector {
         p.candles.sort_by_key(|c| (c.market, c.interval, c.open_ms));
         p.fee_revenue = fees.into_values().collect();
         p.fee_revenue.sort_by_key(|f| (f.asset, f.hour_ms));
-        p
+        (p, users.events)
     }
 
     /// The quote asset of `market` (markets never change their assets).

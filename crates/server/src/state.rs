@@ -46,6 +46,8 @@ pub struct AppState {
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// Rate limits and login lockouts.
     pub throttles: crate::throttle::Throttles,
+    /// Binance's legacy user-stream listen keys: key → (user, expiry ms). In memory only.
+    pub listen_keys: Mutex<HashMap<String, (UserId, i64)>>,
 }
 
 impl AppState {

@@ -83,7 +83,7 @@ enum Request {
 /// One WebSocket protocol's side of a connection: what it does with a client's text message,
 /// and which hub topics it subscribed. [`run`] does the rest (queue, pings, limits, closing),
 /// the same for `/ws` and Binance's streams.
-pub trait Session: Send {
+pub trait Session: Send + Sync {
     /// Subscriptions the connection starts with (e.g. streams named in the URL).
     fn start(&mut self, _state: &Shared, _client: &crate::hub::Client) {}
     /// The answer to one text message, if any.
@@ -93,6 +93,10 @@ pub trait Session: Send {
         client: &'a crate::hub::Client,
         text: &'a str,
     ) -> impl std::future::Future<Output = Option<String>> + Send + 'a;
+    /// A hub message as this protocol sends it (e.g. wrapped in an envelope).
+    fn outgoing(&self, message: crate::hub::Message) -> crate::hub::Message {
+        message
+    }
     /// What to unsubscribe when the connection ends.
     fn topics(&self) -> Vec<Topic>;
 }
@@ -142,7 +146,7 @@ pub async fn run<S: Session>(state: Shared, socket: WebSocket, mut session: S) {
         tokio::select! {
             message = outgoing.recv() => {
                 let Some(message) = message else { break };
-                if write_queued(&mut sink, &mut outgoing, message).await.is_err() {
+                if write_queued(&mut sink, &mut outgoing, message, &session).await.is_err() {
                     break;
                 }
             }
@@ -188,15 +192,16 @@ const WRITE_BATCH_MAX: usize = 256;
 
 /// Writes `first` and whatever else is already queued, then flushes once: one system call
 /// for a burst instead of one per message.
-async fn write_queued(
+async fn write_queued<S: Session>(
     sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
     outgoing: &mut tokio::sync::mpsc::Receiver<crate::hub::Message>,
     first: crate::hub::Message,
+    session: &S,
 ) -> Result<(), axum::Error> {
-    sink.feed(WsMessage::Text(first)).await?;
+    sink.feed(WsMessage::Text(session.outgoing(first))).await?;
     for _ in 1..WRITE_BATCH_MAX {
         match outgoing.try_recv() {
-            Ok(message) => sink.feed(WsMessage::Text(message)).await?,
+            Ok(message) => sink.feed(WsMessage::Text(session.outgoing(message))).await?,
             Err(_) => break,
         }
     }

@@ -644,3 +644,172 @@ async fn market_streams_speak_binance_and_depth_ids_have_no_gaps() {
         }
     }
 }
+
+/// `userDataStream.subscribe.signature`'s params for `key`, signed as ccxt signs them.
+fn ws_api_subscribe((key, secret): &(String, String), id: u64) -> Value {
+    let ts = bourse_server::now_ms();
+    let payload = format!("apiKey={key}&recvWindow=10000&timestamp={ts}");
+    let signature = bourse_server::crypto::hmac_hex(secret.as_bytes(), payload.as_bytes());
+    serde_json::json!({"id": id, "method": "userDataStream.subscribe.signature",
+        "params": {"apiKey": key, "timestamp": ts, "recvWindow": 10000, "signature": signature}})
+}
+
+/// The next user data event of the given type (skipping others).
+async fn next_of(ws: &mut common::Ws, kind: &str) -> Value {
+    loop {
+        let v = next_event(ws).await;
+        let event = if v.get("subscriptionId").is_some() { v["event"].clone() } else { v };
+        if event["e"] == kind {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_user_data_stream_reports_orders_fills_and_balances() {
+    let app = App::spawn(Backend::Sqlite).await;
+    bourse_server::demo::setup(&app.server().state).await.unwrap();
+    let (_, maker) = trader(&app, "maker@example.com").await;
+    let (taker_user, taker) = trader(&app, "taker@example.com").await;
+    use reqwest::Method;
+
+    // The WebSocket API: a wrong signature is refused, a right one subscribes.
+    let mut api = connect(&app, "/ws-api/v3").await;
+    let mut bad = ws_api_subscribe(&maker, 1);
+    bad["params"]["signature"] = Value::from("00");
+    common::ws_send(&mut api, bad).await;
+    let refused = common::ws_next(&mut api).await;
+    assert_eq!(
+        (refused["status"].as_u64(), refused["error"]["code"].as_i64()),
+        (Some(400), Some(-1022)),
+        "{refused}"
+    );
+    common::ws_send(&mut api, ws_api_subscribe(&maker, 2)).await;
+    let ok = common::ws_next(&mut api).await;
+    assert_eq!(ok, serde_json::json!({"id": 2, "status": 200, "result": {"subscriptionId": 0}}));
+
+    // The legacy listen key, for the taker.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v3/userDataStream", app.url))
+        .header("X-MBX-APIKEY", &taker.0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listen_key = r.json::<Value>().await.unwrap()["listenKey"].as_str().unwrap().to_string();
+    let mut legacy = connect(&app, &format!("/ws/{listen_key}")).await;
+    let keep_alive = |method: Method, key: String| {
+        let http = reqwest::Client::new();
+        let url = format!("{}/api/v3/userDataStream?listenKey={key}", app.url);
+        let api_key = taker.0.clone();
+        async move {
+            let r = http.request(method, url).header("X-MBX-APIKEY", api_key).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(keep_alive(Method::PUT, listen_key.clone()).await, (200, serde_json::json!({})));
+    let (status, body) = keep_alive(Method::PUT, "nope".into()).await;
+    assert_eq!((status, code(&body)), (400, -1125));
+
+    // The maker's order: NEW; the taker's buy fills part of it: TRADE for both.
+    let sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.5&price=60000&newClientOrderId=mk-1";
+    let (_, placed) = v3(&app, &maker, Method::POST, "/order", sell, true).await;
+    let new = next_of(&mut api, "executionReport").await;
+    assert_eq!(
+        (new["x"].as_str(), new["X"].as_str(), new["c"].as_str(), new["s"].as_str()),
+        (Some("NEW"), Some("NEW"), Some("mk-1"), Some("BTCUSDT")),
+        "{new}"
+    );
+    assert_eq!(
+        (new["i"].as_u64(), new["q"].as_str(), new["p"].as_str()),
+        (placed["orderId"].as_u64(), Some("0.50000000"), Some("60000.000000"))
+    );
+    let position = next_of(&mut api, "outboundAccountPosition").await;
+    let btc = position["B"].as_array().unwrap().iter().find(|b| b["a"] == "BTC").unwrap().clone();
+    assert_eq!(
+        (btc["f"].as_str(), btc["l"].as_str()),
+        (Some("1.50000000"), Some("0.50000000")),
+        "{position}"
+    );
+    let (status, _) = v3(
+        &app,
+        &taker,
+        Method::POST,
+        "/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.2",
+        true,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fill = next_of(&mut api, "executionReport").await;
+    assert_eq!(
+        (
+            fill["x"].as_str(),
+            fill["X"].as_str(),
+            fill["l"].as_str(),
+            fill["z"].as_str(),
+            fill["L"].as_str()
+        ),
+        (
+            Some("TRADE"),
+            Some("PARTIALLY_FILLED"),
+            Some("0.20000000"),
+            Some("0.20000000"),
+            Some("60000.000000")
+        ),
+        "{fill}"
+    );
+    assert_eq!(
+        (fill["m"].as_bool(), fill["N"].as_str(), fill["n"].as_str()),
+        (Some(true), Some("USDT"), Some("12.000000")),
+        "{fill}"
+    );
+    let taker_new = next_of(&mut legacy, "executionReport").await;
+    assert_eq!(taker_new["x"], "NEW", "{taker_new}");
+    let taker_fill = next_of(&mut legacy, "executionReport").await;
+    assert_eq!(
+        (taker_fill["x"].as_str(), taker_fill["X"].as_str(), taker_fill["m"].as_bool()),
+        (Some("TRADE"), Some("FILLED"), Some(false)),
+        "{taker_fill}"
+    );
+
+    // A cancel: the order's own id in `C`.
+    let (status, _) =
+        v3(&app, &maker, Method::DELETE, "/order", "symbol=BTCUSDT&origClientOrderId=mk-1", false)
+            .await;
+    assert_eq!(status, 200);
+    let canceled = next_of(&mut api, "executionReport").await;
+    assert_eq!(
+        (
+            canceled["x"].as_str(),
+            canceled["X"].as_str(),
+            canceled["C"].as_str(),
+            canceled["z"].as_str()
+        ),
+        (Some("CANCELED"), Some("CANCELED"), Some("mk-1"), Some("0.20000000")),
+        "{canceled}"
+    );
+
+    // A deposit is a balanceUpdate.
+    common::deposit(&app, taker_user.id, "ETH", "1.5").await;
+    let update = next_of(&mut legacy, "balanceUpdate").await;
+    assert_eq!(
+        (update["a"].as_str(), update["d"].as_str()),
+        (Some("ETH"), Some("1.500000000000000000")),
+        "{update}"
+    );
+
+    // Unsubscribing ends the maker's events; deleting the listen key ends the legacy flow.
+    common::ws_send(&mut api, serde_json::json!({"id": 3, "method": "userDataStream.unsubscribe"}))
+        .await;
+    loop {
+        let v = common::ws_next(&mut api).await;
+        if v["id"] == 3 {
+            assert_eq!(v["status"], 200);
+            break;
+        }
+    }
+    assert_eq!(keep_alive(Method::DELETE, listen_key.clone()).await, (200, serde_json::json!({})));
+    let (status, body) = keep_alive(Method::PUT, listen_key).await;
+    assert_eq!((status, code(&body)), (400, -1125));
+}

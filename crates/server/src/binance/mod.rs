@@ -13,6 +13,7 @@ mod params;
 pub mod public;
 pub mod streams;
 pub mod trading;
+pub mod user_data;
 
 use crate::auth::{Requirement, require};
 use crate::mirror::{MarketInfo, Mirror};
@@ -58,7 +59,14 @@ pub fn routes(state: &Shared) -> Router<Shared> {
         .route("/openOrders", axum::routing::delete(trading::cancel_open))
         .route_layer(guard(Scopes::TRADE))
         .route_layer(from_fn(api_key_only));
+    let user_stream = Router::new().route(
+        "/userDataStream",
+        post(user_data::create_listen_key)
+            .put(user_data::keep_alive_listen_key)
+            .delete(user_data::delete_listen_key),
+    );
     public
+        .merge(user_stream)
         .merge(read)
         .merge(trade)
         .fallback(|| async { BinanceError::new(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.") })

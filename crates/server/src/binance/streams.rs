@@ -356,12 +356,17 @@ impl Session {
 struct Connection {
     session: Session,
     initial: Vec<Stream>,
+    /// The user whose events a legacy listen key in the URL streams.
+    user: Option<bourse_core::UserId>,
 }
 
 impl crate::ws::Session for Connection {
     fn start(&mut self, state: &Shared, client: &crate::hub::Client) {
         for stream in std::mem::take(&mut self.initial) {
             self.session.add(state, client, stream);
+        }
+        if let Some(user) = self.user {
+            state.hub.subscribe(Topic::BinanceUser(user), client);
         }
     }
 
@@ -377,7 +382,8 @@ impl crate::ws::Session for Connection {
 
     fn topics(&self) -> Vec<Topic> {
         let combined = self.session.combined;
-        self.session.streams.iter().map(|s| Topic::Binance(*s, combined)).collect()
+        let streams = self.session.streams.iter().map(|s| Topic::Binance(*s, combined));
+        streams.chain(self.user.map(Topic::BinanceUser)).collect()
     }
 }
 
@@ -389,8 +395,13 @@ fn accept(state: Shared, ws: WebSocketUpgrade, names: &[&str], combined: bool) -
         Ok(mirror) => names.iter().filter_map(|n| Stream::parse(n, &mirror)).collect(),
         Err(_) => Vec::new(),
     };
+    // A legacy listen key streams its user's events, raw.
+    let user = match names {
+        [key] if !combined => super::user_data::listen_key_user(&state, key),
+        _ => None,
+    };
     let session = Session { streams: Vec::new(), combined };
-    crate::ws::accept(state, ws, Connection { session, initial })
+    crate::ws::accept(state, ws, Connection { session, initial, user })
 }
 
 /// `/ws/<stream>`: raw payloads; a last segment that names no stream starts with none.

@@ -35,7 +35,7 @@ fn store_err(e: bourse_store::StoreError) -> BinanceError {
 
 // ---- shapes ---------------------------------------------------------------------------------
 
-fn status_of(o: &OrderRow) -> &'static str {
+pub(super) fn status_of(o: &OrderRow) -> &'static str {
     match o.status {
         OrderStatus::Open => "NEW",
         OrderStatus::PartiallyFilled => "PARTIALLY_FILLED",
@@ -46,7 +46,7 @@ fn status_of(o: &OrderRow) -> &'static str {
     }
 }
 
-fn type_of(o: &OrderRow) -> &'static str {
+pub(super) fn type_of(o: &OrderRow) -> &'static str {
     match (o.kind, o.time_in_force) {
         (OrderKind::Limit, Some(TimeInForce::PostOnly)) => "LIMIT_MAKER",
         (OrderKind::Limit, _) => "LIMIT",
@@ -54,7 +54,7 @@ fn type_of(o: &OrderRow) -> &'static str {
     }
 }
 
-fn time_in_force_of(o: &OrderRow) -> &'static str {
+pub(super) fn time_in_force_of(o: &OrderRow) -> &'static str {
     match o.time_in_force {
         Some(TimeInForce::Ioc) => "IOC",
         Some(TimeInForce::Fok) => "FOK",
@@ -62,7 +62,7 @@ fn time_in_force_of(o: &OrderRow) -> &'static str {
     }
 }
 
-fn stp_name(stp: StpMode) -> &'static str {
+pub(super) fn stp_name(stp: StpMode) -> &'static str {
     match stp {
         StpMode::None => "NONE",
         StpMode::ExpireTaker => "EXPIRE_TAKER",

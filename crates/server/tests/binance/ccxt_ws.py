@@ -3,7 +3,8 @@
 Run by crates/server/tests/binance.rs with BOURSE_URL and two users' keys (KEY/SECRET and
 MAKER_KEY/MAKER_SECRET), both holding USDT and BTC. The order book watched over the stream
 must stay in sync (no ChecksumError) through a storm of orders and cancels from both, and
-end equal to the REST snapshot; trades, candles and tickers must arrive. Prints "ok" last.
+end equal to the REST snapshot; trades, candles and tickers must arrive, and the taker's
+orders, fills and balances over the user data stream. Prints "ok" last.
 """
 import asyncio
 import os
@@ -104,6 +105,29 @@ async def main():
     assert trades and trades[-1]["symbol"] == SYMBOL and trades[-1]["price"] > 0, trades
     assert candles and len(candles[-1]) == 6 and candles[-1][5] > 0, candles
     assert ticker["symbol"] == SYMBOL and ticker["last"] > 0, ticker
+
+    # The user data stream (WebSocket API): orders, fills and balances of the taker. The book
+    # is cleared of both users' orders first, so the taker's buy meets the maker's sell.
+    for who in (taker, maker):
+        try:
+            await who.cancel_all_orders(SYMBOL)
+        except ccxtpro.OrderNotFound:
+            pass
+    low = (await taker.fetch_order_book(SYMBOL, 1000))["asks"][0][0]
+    price = low - 100
+
+    async def user_activity():
+        await asyncio.sleep(0.5)
+        await maker.create_order(SYMBOL, "limit", "sell", 0.004, price)
+        await taker.create_order(SYMBOL, "limit", "buy", 0.004, price)
+
+    activity = asyncio.create_task(user_activity())
+    orders, fills, balance = await asyncio.wait_for(asyncio.gather(
+        taker.watch_orders(SYMBOL), taker.watch_my_trades(SYMBOL), taker.watch_balance()), 20)
+    await activity
+    assert orders and orders[-1]["symbol"] == SYMBOL and orders[-1]["amount"] == 0.004, orders
+    assert fills and fills[-1]["price"] == price and fills[-1]["fee"]["currency"] == "USDT", fills
+    assert balance["BTC"]["free"] is not None and balance["USDT"]["free"] is not None, balance
     await asyncio.gather(taker.close(), maker.close())
     print(f"book updates followed: {updates}")
     print("ok")
