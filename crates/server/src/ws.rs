@@ -53,7 +53,48 @@ pub async fn upgrade(
     {
         user = Some(session.user);
     }
-    accept(state, ws, V1 { topics: HashSet::new(), user, ip })
+    accept(state, ws, Either::V1(V1 { topics: HashSet::new(), user, ip }))
+}
+
+/// `/ws` speaks this API's protocol, or — when its first message is a Binance control message
+/// (`{"method":"SUBSCRIBE",...}`, as Binance clients send on a bare `/ws`) — Binance's streams.
+enum Either {
+    V1(V1),
+    Binance(crate::binance::streams::Connection),
+}
+
+impl Session for Either {
+    async fn handle(
+        &mut self,
+        state: &Shared,
+        client: &crate::hub::Client,
+        text: &str,
+    ) -> Option<String> {
+        if let Either::V1(v1) = self
+            && v1.topics.is_empty()
+            && crate::binance::streams::is_control(text)
+        {
+            *self = Either::Binance(crate::binance::streams::Connection::empty());
+        }
+        match self {
+            Either::V1(v1) => v1.handle(state, client, text).await,
+            Either::Binance(b) => b.handle(state, client, text).await,
+        }
+    }
+
+    fn outgoing(&self, message: crate::hub::Message) -> crate::hub::Message {
+        match self {
+            Either::V1(v1) => v1.outgoing(message),
+            Either::Binance(b) => b.outgoing(message),
+        }
+    }
+
+    fn topics(&self) -> Vec<Topic> {
+        match self {
+            Either::V1(v1) => v1.topics(),
+            Either::Binance(b) => b.topics(),
+        }
+    }
 }
 
 /// Whether the server holds as many WebSocket connections as it takes.

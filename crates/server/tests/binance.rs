@@ -282,6 +282,22 @@ async fn signed_trading_answers_and_errors_as_binance_does() {
     .await;
     assert_eq!((status, body), (200, serde_json::json!({})));
 
+    // Another user's order is unknown to this key, whichever way it is named.
+    let (_, other) = trader(&app, "other@example.com").await;
+    for (method, params) in [
+        (Method::GET, format!("symbol=BTCUSDT&orderId={id}")),
+        (
+            Method::GET,
+            "symbol=BTCUSDT&origClientOrderId=x-TKT5PX2F91423450af72b3dc196780".to_string(),
+        ),
+        (Method::DELETE, format!("symbol=BTCUSDT&orderId={id}")),
+    ] {
+        let (status, body) = v3(&app, &other, method.clone(), "/order", &params, false).await;
+        let expected = if method == Method::GET { -2013 } else { -2011 };
+        assert_eq!((status, code(&body)), (400, expected), "{params}");
+    }
+    let (_, theirs) = v3(&app, &other, Method::GET, "/allOrders", "symbol=BTCUSDT", false).await;
+    assert_eq!(theirs, serde_json::json!([]));
     // Cancels: the cancel's own client id, the original in origClientOrderId.
     let (status, canceled) = v3(
         &app,
@@ -505,6 +521,15 @@ async fn market_streams_speak_binance_and_depth_ids_have_no_gaps() {
     let mut trades = connect(&app, "/ws/btcusdt@trade").await;
     let mut combined =
         connect(&app, "/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker").await;
+    // A bare `/ws` whose first message is Binance's speaks Binance (the API's own protocol
+    // otherwise).
+    let mut bare = connect(&app, "/ws").await;
+    common::ws_send(
+        &mut bare,
+        serde_json::json!({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 9}),
+    )
+    .await;
+    assert_eq!(common::ws_next(&mut bare).await, serde_json::json!({"result": null, "id": 9}));
     // ccxt.pro's way: any path, then SUBSCRIBE.
     let mut control = connect(&app, "/ws/0").await;
     common::ws_send(&mut control, serde_json::json!({"method": "SUBSCRIBE", "params": ["btcusdt@depth", "btcusdt@aggTrade"], "id": 1})).await;
@@ -579,6 +604,7 @@ async fn market_streams_speak_binance_and_depth_ids_have_no_gaps() {
         last_raw = d["u"].as_u64().unwrap();
     }
     // The trade: price and quantity strings, the buyer was the taker.
+    assert_eq!(next_event(&mut bare).await["e"], "trade");
     let t = next_event(&mut trades).await;
     assert_eq!(
         (t["e"].as_str(), t["s"].as_str(), t["p"].as_str(), t["m"].as_bool()),

@@ -264,6 +264,7 @@ pub fn publish_candles(hub: &Hub, mirror: &Mirror, tickers: &Tickers, candles: &
 // ---- connections ------------------------------------------------------------------------------
 
 /// One connection's subscriptions, and whether payloads are wrapped.
+#[derive(Debug)]
 struct Session {
     streams: Vec<Stream>,
     combined: bool,
@@ -353,11 +354,29 @@ impl Session {
 }
 
 /// The session and the streams it starts with.
-struct Connection {
+#[derive(Debug)]
+pub struct Connection {
     session: Session,
     initial: Vec<Stream>,
     /// The user whose events a legacy listen key in the URL streams.
     user: Option<bourse_core::UserId>,
+}
+
+impl Connection {
+    /// A connection with no stream yet (`/ws`, whose first message was Binance's).
+    pub fn empty() -> Connection {
+        Connection {
+            session: Session { streams: Vec::new(), combined: false },
+            initial: Vec::new(),
+            user: None,
+        }
+    }
+}
+
+/// Whether a client's message is one of Binance's control messages (`{"method": ...}`).
+pub fn is_control(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .is_ok_and(|v| v.get("method").is_some() && v.get("op").is_none())
 }
 
 impl crate::ws::Session for Connection {
