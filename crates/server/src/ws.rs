@@ -40,7 +40,7 @@ pub async fn upgrade(
 ) -> Response {
     let ip = client.map_or(peer.ip(), |c| c.addr);
     if full(&state) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
+        return too_many();
     }
     // A browser session on the upgrade request authenticates the private channels — only from
     // this site (the same-origin rule of every cookie-authenticated route): a page elsewhere that
@@ -98,12 +98,20 @@ impl Session for Either {
 }
 
 /// Whether the server holds as many WebSocket connections as it takes.
-pub fn full(state: &Shared) -> bool {
+fn full(state: &Shared) -> bool {
     state.hub.connections.load(Ordering::Relaxed) >= state.config.limits.ws_connections_max
 }
 
-/// Upgrades to a WebSocket with the server's message-size limits, then [`run`]s `session`.
+fn too_many() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response()
+}
+
+/// Upgrades to a WebSocket with the server's limits (connections, message size), then
+/// [`run`]s `session`.
 pub fn accept<S: Session + 'static>(state: Shared, ws: WebSocketUpgrade, session: S) -> Response {
+    if full(&state) {
+        return too_many();
+    }
     let max = state.config.limits.ws_message_bytes_max;
     // Small read buffers: the default (128 KiB, zeroed on each read) costs ~170 KB per client.
     ws.read_buffer_size(4096)

@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use bourse_core::{Command, Reason, UserId};
+use bourse_core::{Command, Reason};
 use bourse_store::{AdjustmentRow, AdjustmentStatus, NewAdjustment};
 use serde::Deserialize;
 
@@ -165,20 +165,8 @@ pub async fn propose(
 ) -> Response {
     let done = async {
         let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-        let user = f
-            .user
-            .trim()
-            .parse::<u64>()
-            .map(UserId)
-            .map_err(|_| bad("the user is a user id".into()))?;
-        let (asset, scale, symbol) = state
-            .mirror
-            .read()
-            .ok()
-            .and_then(|m| {
-                m.asset_by_symbol(f.asset.trim()).map(|a| (a.id, a.scale, a.symbol.clone()))
-            })
-            .ok_or_else(|| bad(format!("there is no asset {}", f.asset.trim())))?;
+        let user = super::user_id(&f.user)?;
+        let (asset, scale, symbol) = super::asset(&state, &f.asset)?;
         let text = f.amount.trim();
         let (negative, digits) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),

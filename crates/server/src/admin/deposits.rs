@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use bourse_core::{Command, ExternalKey, Reject, UserId};
+use bourse_core::{Command, ExternalKey, Reject};
 use bourse_store::DepositStatus;
 use serde::Deserialize;
 
@@ -135,12 +135,7 @@ pub async fn credit(
 ) -> Response {
     let done = async {
         let bad = |m: String| (StatusCode::BAD_REQUEST, m);
-        let user = f
-            .user
-            .trim()
-            .parse::<u64>()
-            .map(UserId)
-            .map_err(|_| bad("the user is a user id".into()))?;
+        let user = super::user_id(&f.user)?;
         let reference = f.reference.trim();
         let key = ExternalKey::new(&format!("bank:{reference}"))
             .ok()
@@ -148,14 +143,7 @@ pub async fn credit(
             .ok_or_else(|| {
                 bad("the reference is 1 to 100 printable characters without spaces".into())
             })?;
-        let (asset, scale, symbol) = state
-            .mirror
-            .read()
-            .ok()
-            .and_then(|m| {
-                m.asset_by_symbol(f.asset.trim()).map(|a| (a.id, a.scale, a.symbol.clone()))
-            })
-            .ok_or_else(|| bad(format!("there is no asset {}", f.asset.trim())))?;
+        let (asset, scale, symbol) = super::asset(&state, &f.asset)?;
         let amount = bourse_core::decimal::parse_units(f.amount.trim(), scale)
             .ok()
             .filter(|a| *a > 0)

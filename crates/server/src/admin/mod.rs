@@ -379,6 +379,27 @@ pub(crate) fn required_reason(reason: &str) -> Result<&str, Failure> {
     Ok(reason)
 }
 
+/// A user id typed into an admin form.
+pub(crate) fn user_id(text: &str) -> Result<bourse_core::UserId, Failure> {
+    text.trim()
+        .parse::<u64>()
+        .map(bourse_core::UserId)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "the user is a user id".to_string()))
+}
+
+/// The asset an admin form names: its id, scale and symbol.
+pub(crate) fn asset(
+    state: &Shared,
+    symbol: &str,
+) -> Result<(bourse_core::AssetId, u8, String), Failure> {
+    state
+        .mirror
+        .read()
+        .ok()
+        .and_then(|m| m.asset_by_symbol(symbol.trim()).map(|a| (a.id, a.scale, a.symbol.clone())))
+        .ok_or_else(|| (StatusCode::BAD_REQUEST, format!("there is no asset {}", symbol.trim())))
+}
+
 /// The engine's refusal among a command's events.
 pub(crate) fn refusal(events: &[bourse_core::Event]) -> Option<bourse_core::Reject> {
     events.iter().find_map(|e| match e {

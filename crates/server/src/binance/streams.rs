@@ -19,8 +19,7 @@ use crate::state::Shared;
 use crate::ticker::Tickers;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bourse_core::{MarketId, Side};
 use bourse_store::{CandleRow, Interval};
 use serde_json::{Value, json};
@@ -407,9 +406,6 @@ impl crate::ws::Session for Connection {
 }
 
 fn accept(state: Shared, ws: WebSocketUpgrade, names: &[&str], combined: bool) -> Response {
-    if crate::ws::full(&state) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
-    }
     let initial: Vec<Stream> = match state.mirror.read() {
         Ok(mirror) => names.iter().filter_map(|n| Stream::parse(n, &mirror)).collect(),
         Err(_) => Vec::new(),

@@ -341,15 +341,26 @@ fn check_filters(order: &PlaceOrder, m: &MarketInfo) -> BinanceResult<()> {
     Ok(())
 }
 
+/// A new order's market, engine command and answer type, from the request's parameters.
+fn new_order(
+    state: &Shared,
+    user: UserId,
+    q: &Option<String>,
+    body: &[u8],
+) -> BinanceResult<(MarketInfo, PlaceOrder, RespType)> {
+    let params = params(q, body);
+    let m = market(state, params.required("symbol")?)?;
+    let (order, resp) = parse_order(&params, &m, user)?;
+    Ok((m, order, resp))
+}
+
 pub async fn place(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Answer {
-    let params = params(&q, &body);
-    let m = market(&state, params.required("symbol")?)?;
-    let (order, resp) = parse_order(&params, &m, p.user)?;
+    let (m, order, resp) = new_order(&state, p.user, &q, &body)?;
     let (row, fills) = match submit_place(&state, order).await? {
         Placed::Accepted { row, fills } => (row, fills),
         Placed::Rejected(reason) => return Err(reject(reason)),
@@ -384,9 +395,7 @@ pub async fn test_order(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Answer {
-    let params = params(&q, &body);
-    let m = market(&state, params.required("symbol")?)?;
-    let (order, _) = parse_order(&params, &m, p.user)?;
+    let (m, order, _) = new_order(&state, p.user, &q, &body)?;
     check_filters(&order, &m)?;
     if m.status != bourse_core::MarketStatus::Trading {
         return Err(reject(bourse_core::Reject::MarketHalted));

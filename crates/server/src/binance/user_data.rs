@@ -22,7 +22,7 @@ use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bourse_core::{AssetId, EndReason, Event, OrderId, Side, UserId, WithdrawalState};
 use bourse_store::{OrderRow, Scopes};
 use serde_json::{Value, json};
@@ -280,6 +280,18 @@ impl WsApi {
     }
 }
 
+/// The user of a key that may read from `ip` (Binance's `-2015` otherwise).
+fn readable(row: &crate::state::CachedKey, ip: std::net::IpAddr) -> BinanceResult<UserId> {
+    if !crate::auth::ip_allowed(&row.ip_allowlist, ip) || !row.scopes.contains(Scopes::READ) {
+        return Err(BinanceError::new(
+            StatusCode::UNAUTHORIZED,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        ));
+    }
+    Ok(row.user)
+}
+
 /// The user of a `userDataStream.subscribe.signature` request: its key, timestamp window and
 /// signature (over the other params sorted by name), the key's IP allowlist and read scope.
 async fn signed_user(
@@ -323,14 +335,7 @@ async fn signed_user(
     if !crate::crypto::hmac_verify(&row.secret, payload.join("&").as_bytes(), signature) {
         return Err(BinanceError::bad(-1022, "Signature for this request is not valid."));
     }
-    if !crate::auth::ip_allowed(&row.ip_allowlist, ip) || !row.scopes.contains(Scopes::READ) {
-        return Err(BinanceError::new(
-            StatusCode::UNAUTHORIZED,
-            -2015,
-            "Invalid API-key, IP, or permissions for action.",
-        ));
-    }
-    Ok(row.user)
+    readable(&row, ip)
 }
 
 impl crate::ws::Session for WsApi {
@@ -364,9 +369,6 @@ pub async fn ws_api(
     client: Option<axum::Extension<crate::security::Client>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if crate::ws::full(&state) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
-    }
     let ip = client.map_or(peer.ip(), |c| c.addr);
     crate::ws::accept(state, ws, WsApi { ip, subscription: None, next_id: 0 })
 }
@@ -388,14 +390,7 @@ async fn key_user(
         BinanceError::new(StatusCode::UNAUTHORIZED, -2014, "API-key format invalid.")
     })?;
     let row = crate::auth::open_key(state, key, crate::now_ms()).await?;
-    if !crate::auth::ip_allowed(&row.ip_allowlist, ip) || !row.scopes.contains(Scopes::READ) {
-        return Err(BinanceError::new(
-            StatusCode::UNAUTHORIZED,
-            -2015,
-            "Invalid API-key, IP, or permissions for action.",
-        ));
-    }
-    Ok(row.user)
+    readable(&row, ip)
 }
 
 fn client_ip(client: Option<axum::Extension<crate::security::Client>>) -> std::net::IpAddr {
