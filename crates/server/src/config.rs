@@ -92,6 +92,9 @@ pub struct Limits {
     /// the answer is `429 too_many_requests` with `Retry-After`.
     pub api_requests_per_s: u64,
     pub api_burst: u64,
+    /// `/ready` answers 503 while the read models are more than this many engine commands
+    /// behind the engine.
+    pub ready_lag_max: u64,
 }
 
 impl Default for Limits {
@@ -114,6 +117,7 @@ impl Default for Limits {
             signups_per_ip_hour: 20,
             api_requests_per_s: 50,
             api_burst: 200,
+            ready_lag_max: 10_000,
         }
     }
 }

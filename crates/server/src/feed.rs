@@ -35,6 +35,7 @@ pub async fn run(
     engine: EngineHandle,
     mirror: Arc<RwLock<Mirror>>,
     hub: Arc<Hub>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut from: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -64,6 +65,7 @@ pub async fn run(
                             continue;
                         }
                         m.apply(seq, events);
+                        metrics.count_events(events);
                         out.collect(seq, time_ns, events, &hub);
                     }
                     merged += 1;

@@ -20,6 +20,7 @@ pub mod feed;
 pub mod hub;
 pub mod mail;
 pub mod market_setup;
+pub mod metrics;
 pub mod mirror;
 pub mod orders;
 pub mod projector;
@@ -102,6 +103,7 @@ impl Server {
         let from =
             feed::bootstrap(&handle, &mirror).await.context("the engine stopped at start")?;
         let hub = Arc::new(Hub::default());
+        let metrics = Arc::new(metrics::Metrics::default());
         let tickers = Arc::new(Mutex::new(Tickers::default()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (projected_tx, projected_rx) = watch::channel(0);
@@ -163,6 +165,7 @@ impl Server {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             throttles: throttle::Throttles::new(&config.limits),
             listen_keys: Mutex::new(std::collections::HashMap::new()),
+            metrics: metrics.clone(),
             config,
             engine: handle.clone(),
             store,
@@ -196,7 +199,14 @@ impl Server {
         )));
         tasks
             .push(tokio::spawn(withdrawal_safety::run_sweeper(state.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(feed::run(handle, mirror, hub, from, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(feed::run(
+            handle,
+            mirror,
+            hub,
+            metrics,
+            from,
+            shutdown_rx.clone(),
+        )));
 
         let app = router(&state);
         let addr = listener.local_addr()?;
@@ -280,6 +290,8 @@ pub fn router(state: &Shared) -> Router {
         .route("/ws/{*streams}", get(binance::streams::raw))
         .route("/stream", get(binance::streams::combined))
         .route("/ws-api/v3", get(binance::user_data::ws_api))
+        .route("/health", get(metrics::alive))
+        .route("/ready", get(metrics::ready))
         .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
         .merge(web::routes())
         .fallback(web::fallback)
@@ -290,6 +302,8 @@ pub fn router(state: &Shared) -> Router {
                 "method not allowed",
             )
         })
+        // After routing: the middleware sees the matched route.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record_http))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::client))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::strict_transport))
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))

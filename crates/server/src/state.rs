@@ -48,6 +48,8 @@ pub struct AppState {
     pub throttles: crate::throttle::Throttles,
     /// Binance's legacy user-stream listen keys: key → (user, expiry ms). In memory only.
     pub listen_keys: Mutex<HashMap<String, (UserId, i64)>>,
+    /// What `/metrics` reports that the server counts itself.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

@@ -317,6 +317,8 @@ pub fn router(state: &Shared) -> Router {
     Router::new()
         .route("/login", get(session::login_page).post(session::login))
         .route("/static/{file}", get(crate::web::assets::serve))
+        // For a scraper: behind the allowlist, without a login.
+        .route("/metrics", get(crate::metrics::exposition))
         .merge(guarded)
         .fallback(not_found)
         .layer(from_fn(headers))

@@ -250,7 +250,9 @@ pub enum Placed {
 /// web forms, `/api/v3`) goes through here.
 pub async fn submit_place(state: &Shared, order: PlaceOrder) -> ApiResult<Placed> {
     let user = order.user;
+    let started = std::time::Instant::now();
     let outcome = state.engine.execute(Command::Place(order)).await?;
+    state.metrics.command("place", started);
     state.note_user_seq(user, outcome.seq);
     let time_ms = orders::ms(outcome.time_ns);
     let mut row = None;
@@ -308,7 +310,9 @@ pub async fn submit_cancel(
     market: Option<MarketId>,
     order: OrderRef,
 ) -> ApiResult<Result<Ended, Reject>> {
+    let started = std::time::Instant::now();
     let outcome = state.engine.execute(Command::Cancel { user, market, order }).await?;
+    state.metrics.command("cancel", started);
     state.note_user_seq(user, outcome.seq);
     for event in &outcome.events {
         match event {
@@ -437,7 +441,9 @@ pub async fn cancel_all_orders(
     user: UserId,
     market: Option<MarketId>,
 ) -> ApiResult<Vec<u64>> {
+    let started = std::time::Instant::now();
     let outcome = state.engine.execute(Command::CancelAll { user, market }).await?;
+    state.metrics.command("cancel_all", started);
     state.note_user_seq(user, outcome.seq);
     if let Some(Event::Rejected { reason, .. }) =
         outcome.events.iter().find(|e| matches!(e, Event::Rejected { .. }))
