@@ -8,6 +8,7 @@ mod feed;
 mod operator;
 mod replay;
 mod serve;
+mod status;
 mod workload;
 
 use anyhow::Result;
@@ -72,6 +73,9 @@ enum Cmd {
     /// Manage the admin app's accounts (safe while the exchange runs).
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// How a running exchange is: engine, read models, database, coin nodes, readiness; exit 1
+    /// if anything fails, 2 if it does not answer.
+    Status(status::StatusArgs),
     /// Tools for tests and debugging.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::User(UserCmd::Lock { user, serve }) => operator::user_lock(&serve, &user, true)?,
         Cmd::User(UserCmd::Unlock { user, serve }) => operator::user_lock(&serve, &user, false)?,
+        Cmd::Status(args) => return status::run(&args),
         Cmd::Debug(DebugCmd::Feed(args)) => feed::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -108,6 +108,15 @@ fn operator_lifecycle() {
         "{markets}"
     );
     assert!(http_get(&addr, "/api/v1/health").contains("\"status\":\"ok\""));
+    // `bourse status` asks the running exchange.
+    let url = format!("http://{addr}");
+    let status = bourse(&["status", "--url", &url]);
+    let said = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.status.success(), "{said}");
+    assert!(
+        said.contains("OK    engine       running") && said.contains("OK    ready        yes"),
+        "{said}"
+    );
     // A user signs up; the operator locks and unlocks them beside the running exchange.
     let signup = r#"{"email":"mallory@example.com","password":"a long enough passphrase"}"#;
     assert!(http_post_json(&addr, "/api/v1/auth/signup", signup).starts_with("HTTP/1.1 202"));
@@ -127,6 +136,10 @@ fn operator_lifecycle() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
+    // Stopped, it does not answer: exit 2.
+    let status = bourse(&["status", "--url", &url]);
+    assert_eq!(status.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&status.stderr).contains("does not answer"));
     assert!(std::fs::read_dir(data.join("snapshots")).unwrap().count() > 0);
     ok(&["market", "resume", "BTC/USDT", "--config", c]);
     // Cancelling an order that does not exist (for that user) is refused with the engine's
