@@ -177,13 +177,19 @@ enum DebugCmd {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BOURSE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `BOURSE_LOG` filters (default `info,sqlx=warn`); `BOURSE_LOG_FORMAT=json` writes one JSON
+    // object per line (for a log shipper), anything else readable text. To standard error, which
+    // journald keeps under systemd.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("BOURSE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr);
+    if std::env::var("BOURSE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.init();
+    }
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -74,7 +74,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             server.admin_url()
         );
         signal().await;
-        eprintln!("stopping: finishing in-flight requests");
+        tracing::info!("stopping: finishing in-flight requests");
         server.stop().await;
         Ok(())
     })

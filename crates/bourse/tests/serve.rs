@@ -245,3 +245,60 @@ fn admin_create_prints_the_totp_secret_as_a_url_and_qr_code() {
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("password"), "{weak:?}");
 }
+
+#[test]
+fn json_logs_carry_one_line_per_request_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bourse.toml");
+    let c = config.to_str().unwrap();
+    ok(&["init", "--config", c, "--data-dir", dir.path().join("data").to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("BOURSE_LOG", "info")
+        .env("BOURSE_LOG_FORMAT", "json")
+        .args(["serve", "--config", c, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(Some(child));
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    // The client's id is echoed and logged; without one, the server makes one.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /api/v1/time HTTP/1.1\r\nHost: {addr}\r\nX-Request-Id: req-42\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.to_ascii_lowercase().contains("x-request-id: req-42"), "{answer}");
+    let made = http_get(&addr, "/api/v1/markets");
+    let made_id = made
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_string))
+        .unwrap();
+    assert_eq!(made_id.trim().len(), 16, "{made}");
+    terminate(child.0.as_ref().unwrap().id());
+    child.0.take().unwrap().wait().unwrap();
+    let mut logs = String::new();
+    BufReader::new(stderr).read_to_string(&mut logs).unwrap();
+    // Every line is one JSON object; the request's line has its id, route and status.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let request =
+        lines.iter().find(|l| l["request_id"] == "req-42").unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(
+        (request["method"].as_str(), request["route"].as_str(), request["status"].as_u64()),
+        (Some("GET"), Some("/api/v1/time"), Some(200)),
+        "{request}"
+    );
+    assert_eq!(
+        (request["target"].as_str(), request["level"].as_str()),
+        (Some("bourse::http"), Some("INFO"))
+    );
+    assert!(request["latency_us"].is_u64() && request["client"] == "127.0.0.1", "{request}");
+    assert!(lines.iter().any(|l| l["request_id"] == made_id.trim()), "{logs}");
+}

@@ -263,7 +263,7 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
     for (name, value) in env {
         let Some(key) = name.strip_prefix("BOURSE_") else { continue };
         // Variables that are not configuration keys.
-        if matches!(key, "LOG" | "CONFIG") || key.starts_with("TEST_") {
+        if matches!(key, "LOG" | "LOG_FORMAT" | "CONFIG") || key.starts_with("TEST_") {
             continue;
         }
         let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod market_setup;
 pub mod metrics;
 pub mod mirror;
+pub mod observe;
 pub mod orders;
 pub mod projector;
 pub mod security;
@@ -303,7 +304,7 @@ pub fn router(state: &Shared) -> Router {
             )
         })
         // After routing: the middleware sees the matched route.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record_http))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::http))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::client))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::strict_transport))
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))

@@ -2,7 +2,7 @@
 //! (behind its IP allowlist, without a login: for a scraper on the same machine or network).
 //!
 //! What the server counts itself lives here in memory: HTTP requests by route and status with
-//! their latency ([`record_http`], a middleware), engine commands submitted by the APIs with the
+//! their latency (reported by `observe.rs`), engine commands submitted by the APIs with the
 //! time to their durable outcome, and orders, rejections and trades per market (counted by the
 //! feed). The rest is read when scraped: the engine's sequence, batches and snapshot, projector
 //! lag, WebSocket clients and dropped slow consumers, the mail outbox, and each coin node's
@@ -10,9 +10,8 @@
 //! integer microseconds; amounts are written as the decimal text they are.
 
 use crate::state::Shared;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bourse_core::MarketId;
 use std::collections::BTreeMap;
@@ -98,6 +97,16 @@ impl Metrics {
         }
     }
 
+    /// One HTTP request (`observe.rs`): its method, matched route, status and latency.
+    pub fn http(&self, method: String, route: String, status: u16, us: u64) {
+        if let Ok(mut http) = self.http.lock() {
+            let key = (method, route, status);
+            if http.len() < HTTP_SERIES_MAX || http.contains_key(&key) {
+                http.entry(key).or_default().observe(us);
+            }
+        }
+    }
+
     /// What one batch of engine events did to a market's counts.
     pub fn count_events(&self, events: &[bourse_core::Event]) {
         use bourse_core::Event;
@@ -115,25 +124,6 @@ impl Metrics {
             }
         }
     }
-}
-
-/// Middleware: counts each request by method, matched route and status, with its latency.
-pub async fn record_http(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let response = next.run(request).await;
-    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    if let Ok(mut http) = state.metrics.http.lock() {
-        let key = (method, route, response.status().as_u16());
-        if http.len() < HTTP_SERIES_MAX || http.contains_key(&key) {
-            http.entry(key).or_default().observe(us);
-        }
-    }
-    response
 }
 
 fn help(out: &mut String, name: &str, kind: &str, text: &str) {
