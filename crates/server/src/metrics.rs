@@ -140,6 +140,8 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
     let mut out = String::with_capacity(16 * 1024);
     let engine = state.engine.status();
     let projected = *state.projected.borrow();
+    let hub = &state.hub;
+    use std::sync::atomic::Ordering::Relaxed;
     for (name, kind, text, value) in [
         ("bourse_engine_seq", "counter", "Last engine command applied and durable.", engine.seq),
         (
@@ -168,13 +170,6 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
             "Engine commands not yet in the read models.",
             engine.seq.saturating_sub(projected),
         ),
-    ] {
-        help(&mut out, name, kind, text);
-        let _ = writeln!(out, "{name} {value}");
-    }
-    let hub = &state.hub;
-    use std::sync::atomic::Ordering::Relaxed;
-    for (name, kind, text, value) in [
         (
             "bourse_ws_clients",
             "gauge",
