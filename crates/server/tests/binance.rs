@@ -734,6 +734,17 @@ async fn the_user_data_stream_reports_orders_fills_and_balances() {
         }
     };
     assert_eq!(keep_alive(Method::PUT, listen_key.clone()).await, (200, serde_json::json!({})));
+    // Asking again gives the same live key, as Binance does.
+    let again = reqwest::Client::new()
+        .post(format!("{}/api/v3/userDataStream", app.url))
+        .header("X-MBX-APIKEY", &taker.0)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(again["listenKey"].as_str(), Some(listen_key.as_str()));
     let (status, body) = keep_alive(Method::PUT, "nope".into()).await;
     assert_eq!((status, code(&body)), (400, -1125));
 

@@ -124,41 +124,43 @@ pub fn reject(reason: Reject) -> BinanceError {
 
 impl From<ApiError> for BinanceError {
     fn from(e: ApiError) -> BinanceError {
-        let status = e.status;
-        let mut out = match e.code {
-            "invalid_signature" => {
-                BinanceError::bad(-1022, "Signature for this request is not valid.")
-            }
-            "timestamp_ahead" => BinanceError::bad(
-                -1021,
-                "Timestamp for this request was 1000ms ahead of the server's time.",
-            ),
-            "timestamp_outside_recv_window" => {
-                BinanceError::bad(-1021, "Timestamp for this request is outside of the recvWindow.")
-            }
-            "bad_recv_window" => BinanceError::bad(-1131, "recvWindow must be less than 60000"),
-            "missing_signature" => BinanceError::mandatory("signature"),
-            "missing_timestamp" => BinanceError::mandatory("timestamp"),
-            "invalid_api_key" | "unauthenticated" | "session_expired" | "ip_not_allowed"
-            | "missing_scope" | "account_locked" => {
-                BinanceError::new(StatusCode::UNAUTHORIZED, -2015, INVALID_KEY)
-            }
-            "too_many_requests" => BinanceError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                -1003,
-                format!("Too much request weight used; {}", e.message),
-            ),
-            "unknown_market" => BinanceError::bad_symbol(),
-            "unknown_order" => BinanceError::no_such_order(),
-            _ if status.is_server_error() => BinanceError::new(
-                status,
-                -1001,
-                "Internal error; unable to process your request. Please try again.",
-            ),
-            _ => BinanceError::new(status, -1000, e.message),
-        };
+        let mut out = in_binance_words(e.status, e.code, e.message);
         out.retry_after_s = e.retry_after_s;
         out
+    }
+}
+
+/// An `/api/v1` error (its status, code and message) as Binance words it.
+fn in_binance_words(status: StatusCode, code: &str, message: String) -> BinanceError {
+    match code {
+        "invalid_signature" => BinanceError::bad(-1022, "Signature for this request is not valid."),
+        "timestamp_ahead" => BinanceError::bad(
+            -1021,
+            "Timestamp for this request was 1000ms ahead of the server's time.",
+        ),
+        "timestamp_outside_recv_window" => {
+            BinanceError::bad(-1021, "Timestamp for this request is outside of the recvWindow.")
+        }
+        "bad_recv_window" => BinanceError::bad(-1131, "recvWindow must be less than 60000"),
+        "missing_signature" => BinanceError::mandatory("signature"),
+        "missing_timestamp" => BinanceError::mandatory("timestamp"),
+        "invalid_api_key" | "unauthenticated" | "session_expired" | "ip_not_allowed"
+        | "missing_scope" | "account_locked" => {
+            BinanceError::new(StatusCode::UNAUTHORIZED, -2015, INVALID_KEY)
+        }
+        "too_many_requests" => BinanceError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            -1003,
+            format!("Too much request weight used; {message}"),
+        ),
+        "unknown_market" => BinanceError::bad_symbol(),
+        "unknown_order" => BinanceError::no_such_order(),
+        _ if status.is_server_error() => BinanceError::new(
+            status,
+            -1001,
+            "Internal error; unable to process your request. Please try again.",
+        ),
+        _ => BinanceError::new(status, -1000, message),
     }
 }
 
@@ -179,11 +181,7 @@ pub async fn translate(request: Request, next: Next) -> Response {
         message: String,
     }
     let error = match serde_json::from_slice::<V1>(&bytes) {
-        Ok(v1) => {
-            // The codes `From<ApiError>` knows are 'static; an unknown one keeps its message.
-            let code = KNOWN.iter().find(|k| **k == v1.code).copied().unwrap_or("other");
-            BinanceError::from(ApiError::new(status, code, v1.message))
-        }
+        Ok(v1) => in_binance_words(status, &v1.code, v1.message),
         // Already Binance's, or no JSON at all (an axum rejection): Binance's shape anyway.
         Err(_) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) if v.get("code").is_some_and(serde_json::Value::is_i64) => {
@@ -200,25 +198,6 @@ pub async fn translate(request: Request, next: Next) -> Response {
     }
     response
 }
-
-/// The `/api/v1` codes [`From<ApiError>`] translates specially.
-const KNOWN: &[&str] = &[
-    "invalid_signature",
-    "timestamp_ahead",
-    "timestamp_outside_recv_window",
-    "bad_recv_window",
-    "missing_signature",
-    "missing_timestamp",
-    "invalid_api_key",
-    "unauthenticated",
-    "session_expired",
-    "ip_not_allowed",
-    "missing_scope",
-    "account_locked",
-    "too_many_requests",
-    "unknown_market",
-    "unknown_order",
-];
 
 #[cfg(test)]
 mod tests {

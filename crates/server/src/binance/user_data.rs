@@ -5,10 +5,11 @@
 //! - the WebSocket API `/ws-api/v3` (current clients): `userDataStream.subscribe.signature`
 //!   with `apiKey`, `timestamp`, `recvWindow` and `signature` (HMAC-SHA256 of the other params
 //!   sorted by name, `k=v&...`), events pushed as `{"subscriptionId": N, "event": {...}}`;
-//!   `userDataStream.unsubscribe` ends it with `eventStreamTerminated`;
-//! - the legacy listen key: `POST /api/v3/userDataStream` (API key header only) gives a key that
-//!   `/ws/<listenKey>` streams raw events for; `PUT` keeps it alive for 60 minutes, `DELETE`
-//!   drops it. Keys live in memory: after a restart a client asks for a new one (`-1125`).
+//!   `userDataStream.unsubscribe` ends it (answered `{}`; no `eventStreamTerminated` event);
+//! - the legacy listen key: `POST /api/v3/userDataStream` (API key header only) gives the
+//!   user's key (the live one if there is one), whose events `/ws/<listenKey>` streams raw;
+//!   `PUT` keeps it alive for 60 minutes, `DELETE` drops it. Keys live in memory: after a
+//!   restart a client asks for a new one (`-1125`).
 //!
 //! The projector builds the events from the order rows it keeps ([`Collector`]) for users with
 //! a listener, and publishes them after its commit ([`publish`]).
@@ -404,11 +405,19 @@ pub async fn create_listen_key(
     headers: HeaderMap,
 ) -> BinanceResult<Json<Value>> {
     let user = key_user(&state, &headers, client_ip(client)).await?;
+    let now = crate::now_ms();
+    let mut keys = state.listen_keys.lock().map_err(|_| BinanceError::bad(-1000, "busy"))?;
+    // As on Binance: a user with a live key gets it back, kept alive (one key per user, so no
+    // user can fill the table).
+    if let Some((key, (_, expires))) =
+        keys.iter_mut().find(|(_, (owner, expires))| *owner == user && *expires > now)
+    {
+        *expires = now + LISTEN_KEY_TTL_MS;
+        return Ok(Json(json!({ "listenKey": key })));
+    }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|_| BinanceError::bad(-1000, "no randomness"))?;
     let key = hex::encode(bytes);
-    let now = crate::now_ms();
-    let mut keys = state.listen_keys.lock().map_err(|_| BinanceError::bad(-1000, "busy"))?;
     if keys.len() >= LISTEN_KEYS_MAX {
         keys.retain(|_, (_, expires)| *expires > now);
     }
