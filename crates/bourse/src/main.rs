@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod bench;
 mod bench_api;
 mod feed;
@@ -76,6 +77,12 @@ enum Cmd {
     /// How a running exchange is: engine, read models, database, coin nodes, readiness; exit 1
     /// if anything fails, 2 if it does not answer.
     Status(status::StatusArgs),
+    /// Take a consistent backup (journal, snapshot, database) of the exchange, running or
+    /// stopped, to a directory or an S3 bucket; or check one with `--verify SRC`.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory, checking every checksum and the state
+    /// hash after replaying its journal.
+    Restore(backup::RestoreArgs),
     /// Tools for tests and debugging.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -236,6 +243,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::User(UserCmd::Lock { user, serve }) => operator::user_lock(&serve, &user, true)?,
         Cmd::User(UserCmd::Unlock { user, serve }) => operator::user_lock(&serve, &user, false)?,
         Cmd::Status(args) => return status::run(&args),
+        Cmd::Backup(args) => backup::backup(&args)?,
+        Cmd::Restore(args) => backup::restore(&args)?,
         Cmd::Debug(DebugCmd::Feed(args)) => feed::run(&args)?,
     }
     Ok(ExitCode::SUCCESS)

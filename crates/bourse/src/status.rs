@@ -125,12 +125,55 @@ fn lines(health: &Value, ready: &Value, ready_ok: bool) -> Vec<(Mark, String, St
         "ready".into(),
         if ready_ok { "yes".into() } else { format!("no: {}", problems.join("; ")) },
     ));
-    out.push((
-        Mark::Warn,
-        "backups".into(),
-        "none recorded (`bourse backup` is not there yet)".into(),
-    ));
+    out.push(backup_line(at(health, "backup"), now_ms()));
     out
+}
+
+/// The last backup: missing is a warning (a new exchange), failed or overdue is a failure.
+fn backup_line(backup: &Value, now_ms: i64) -> (Mark, String, String) {
+    let scheduled = at(backup, "scheduled").as_bool().unwrap_or(false);
+    let interval_s = at(backup, "interval_s").as_i64().unwrap_or(86_400).max(60);
+    let failed = at(backup, "last_attempt_failed").as_bool().unwrap_or(false);
+    let schedule = if scheduled {
+        format!("every {}", human_age(interval_s))
+    } else {
+        "not scheduled".to_string()
+    };
+    let Some(last_ms) = at(backup, "last_success_ms").as_i64() else {
+        let mark = if failed { Mark::Fail } else { Mark::Warn };
+        let said =
+            if failed { "none has succeeded; the last attempt failed" } else { "none recorded" };
+        return (mark, "backups".into(), format!("{said} ({schedule})"));
+    };
+    let age_s = (now_ms - last_ms).max(0) / 1000;
+    let overdue = age_s > interval_s.max(86_400) + 3_600;
+    let mark = if failed || overdue { Mark::Fail } else { Mark::Ok };
+    let mut said = format!(
+        "last {} (seq {}), {} ago, {schedule}",
+        at(backup, "last_name").as_str().unwrap_or_default(),
+        at(backup, "last_seq").as_u64().unwrap_or(0),
+        human_age(age_s)
+    );
+    if failed {
+        said.push_str("; the last attempt failed (see the log)");
+    } else if overdue {
+        said.push_str("; overdue");
+    }
+    (mark, "backups".into(), said)
+}
+
+fn human_age(s: i64) -> String {
+    match s {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7_200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3_600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {

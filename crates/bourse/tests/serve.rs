@@ -63,7 +63,7 @@ fn operator_lifecycle() {
         assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(fails(&["init", "--config", c]).contains("not overwriting"));
-    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 12 migration(s) applied"));
+    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 13 migration(s) applied"));
     assert!(ok(&["migrate", "--config", c]).contains("0 migration(s) applied"));
     assert!(
         ok(&["asset", "add", "BTC", "--scale", "8", "--config", c])
@@ -301,4 +301,103 @@ fn json_logs_carry_one_line_per_request_with_its_id() {
     );
     assert!(request["latency_us"].is_u64() && request["client"] == "127.0.0.1", "{request}");
     assert!(lines.iter().any(|l| l["request_id"] == made_id.trim()), "{logs}");
+}
+
+/// Starts `bourse serve` on any free port; returns the process (killed on drop) and its
+/// address.
+fn serve(config: &str) -> (KillOnDrop, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
+        .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        .env("BOURSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(Some(child));
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    (child, addr)
+}
+
+/// The value after `label` in `text`, up to the next space, comma or line end.
+fn after<'a>(text: &'a str, label: &str) -> &'a str {
+    let start = text.find(label).unwrap_or_else(|| panic!("no {label:?} in {text}")) + label.len();
+    text[start..].split([' ', ',', '\n']).next().unwrap()
+}
+
+#[test]
+fn backup_and_restore_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bourse.toml");
+    let c = config.to_str().unwrap();
+    let data = dir.path().join("data");
+    let backups = dir.path().join("backups");
+    let b = backups.to_str().unwrap();
+    ok(&["init", "--config", c, "--data-dir", data.to_str().unwrap()]);
+    ok(&["asset", "add", "BTC", "--scale", "8", "--config", c]);
+    ok(&["asset", "add", "USDT", "--scale", "6", "--config", c]);
+    assert!(fails(&["backup", "--config", c]).contains("no destination"));
+
+    // Stopped: the command opens the exchange itself.
+    let out = ok(&["backup", b, "--config", c]);
+    assert!(out.contains("backup bourse-") && out.contains(" written to "), "{out}");
+    assert!(!out.contains("asking the running exchange"), "{out}");
+
+    // Running: it asks the exchange over its control socket (mode 0600).
+    let (mut child, addr) = serve(c);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("control.sock")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let status =
+        String::from_utf8(bourse(&["status", "--url", &format!("http://{addr}")]).stdout).unwrap();
+    assert!(status.contains("OK    backups      last bourse-"), "{status}");
+    let signup = r#"{"email":"carol@example.com","password":"a long enough passphrase"}"#;
+    assert!(http_post_json(&addr, "/api/v1/auth/signup", signup).starts_with("HTTP/1.1 202"));
+    let out = ok(&["backup", b, "--config", c]);
+    assert!(out.contains("asking the running exchange"), "{out}");
+    let name = after(&out, "backup ").to_string();
+    let hash = after(&out, "state hash ").to_string();
+    assert_eq!(hash.len(), 64, "{out}");
+    let out = ok(&["backup", "--verify", &format!("{b}/{name}")]);
+    assert!(out.contains("backup verified") && out.contains(&hash), "{out}");
+    terminate(child.0.as_ref().unwrap().id());
+    assert!(child.0.take().unwrap().wait().unwrap().success());
+
+    // Restore the newest backup into a new directory; it is the running exchange's.
+    let restored = dir.path().join("restored");
+    let r = restored.to_str().unwrap();
+    let out = ok(&["restore", b, "--data-dir", r]);
+    assert!(
+        out.contains(&name) && out.contains(&hash) && out.contains("every checksum matches"),
+        "{out}"
+    );
+    let replay = ok(&["replay", "--verify", "--data-dir", r]);
+    assert!(replay.contains(&hash) && replay.contains("hashes agree"), "{replay}");
+    assert!(fails(&["restore", b, "--data-dir", r]).contains("not empty"));
+
+    // A damaged copy is refused and leaves nothing behind.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    let copy = damaged.join(&name);
+    assert!(
+        Command::new("cp")
+            .args(["-r", &format!("{b}/{name}"), copy.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let db = copy.join("database.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&db, bytes).unwrap();
+    let target = dir.path().join("never");
+    let err = fails(&["restore", copy.to_str().unwrap(), "--data-dir", target.to_str().unwrap()]);
+    assert!(err.contains("the backup is damaged") && err.contains("database.sqlite has"), "{err}");
+    assert!(!target.exists());
+    let err = fails(&["backup", "--verify", copy.to_str().unwrap()]);
+    assert!(err.contains("the backup is damaged"), "{err}");
 }

@@ -8,13 +8,17 @@
 //! (newest valid snapshot + journal replay) and the event fan-out. It never talks HTTP or SQL.
 
 mod clock;
+mod pause;
 mod recovery;
 mod runner;
+mod stats;
 mod subscribe;
 
 pub use clock::{Clock, SystemClock};
+pub use pause::PauseGuard;
 pub use recovery::{Recovered, RecoveryError, ReplayFrom, replay, replay_events};
 pub use runner::{Engine, EngineConfig, EngineError, EngineHandle, EngineStatus, Outcome};
+pub use stats::{BATCH_COMMANDS_BOUNDS, EngineStats, HistogramSnapshot, JOURNAL_COMMIT_BOUNDS_NS};
 pub use subscribe::{EventBatch, SubscribeError, Subscription};
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::recovery::{RecoveryError, apply_journal, load_snapshot};
+use crate::stats::{EngineStats, Stats};
 use crate::subscribe::{EventBatch, Hub, SubscribeError, Subscription};
 use crate::{journal_dir, snapshot_dir};
 use bourse_core::{Command, Event, Exchange, Stamped};
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 #[derive(Clone, Debug)]
@@ -105,6 +107,8 @@ struct Shared {
     /// Turns true once the engine thread has stopped and every reply it will send is sent.
     stopped: tokio::sync::watch::Sender<bool>,
     hub: Hub,
+    /// Batch sizes and journal commit times, updated by the writer thread.
+    stats: Stats,
 }
 
 /// A cheap, cloneable way to submit commands and subscribe to events.
@@ -221,6 +225,12 @@ impl EngineHandle {
             running: self.shared.running.load(Ordering::Acquire),
         }
     }
+
+    /// The engine's histograms (commands per batch, journal commit time) since it started:
+    /// a few atomic loads.
+    pub fn stats(&self) -> EngineStats {
+        self.shared.stats.snapshot()
+    }
 }
 
 /// The running engine. Dropping it stops the thread after the commands already queued.
@@ -284,6 +294,7 @@ impl Engine {
                 config.subscriber_queue_batches,
                 config.subscribers_max,
             ),
+            stats: Stats::new(),
         });
         let runner = Runner {
             exchange,
@@ -517,9 +528,13 @@ fn write_loop(mut journal: Box<dyn Journal>, from_engine: &Receiver<ToWriter>, s
         }
         // Durable before anything is acknowledged. A failed fsync leaves the file in an unknown
         // state: stop, and let recovery decide what is on disk.
+        let started = Instant::now();
         if let Err(e) = journal.commit() {
             fatal(&format!("journal commit failed: {e}"));
         }
+        let commit_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.stats.journal_commit_ns.observe(commit_ns);
+        shared.stats.batch_commands.observe(u64::try_from(commands.len()).unwrap_or(u64::MAX));
         shared.seq.store(batch.last_seq(), Ordering::Release);
         shared.batches.fetch_add(1, Ordering::Relaxed);
         // Subscribers get the batch before submitters hear back, so a client that reads its

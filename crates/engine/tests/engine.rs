@@ -189,3 +189,90 @@ fn a_slow_subscriber_is_cut_off_and_the_engine_goes_on() {
     assert!(matches!(handle.subscribe(slow.next_seq()), Err(SubscribeError::TooOld { .. })));
     assert!(handle.subscribe(handle.status().seq + 1).is_ok());
 }
+
+/// An engine read in flight: done once the engine thread ran it.
+type HeldRead<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(u64, ()), EngineError>> + 'a>>;
+
+/// Holds the engine thread inside a read until the returned sender is used (or dropped), so
+/// that every command submitted meanwhile waits in the queue and lands in one batch. The
+/// returned future finishes once the read ran.
+fn hold_engine(handle: &EngineHandle) -> (std::sync::mpsc::Sender<()>, HeldRead<'_>) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let mut read = Box::pin(handle.read(move |_| {
+        let _ = held.recv();
+    }));
+    // The first poll queues the read; it cannot finish before the release.
+    assert!(matches!(read.as_mut().poll(&mut Context::from_waker(Waker::noop())), Poll::Pending));
+    (release, read)
+}
+
+#[test]
+fn stats_count_batches_commands_and_journal_commits() {
+    use std::task::{Context, Poll, Waker};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    let handle = engine.handle();
+    let empty = handle.stats();
+    assert_eq!(
+        (empty.commands, empty.batch_commands.count, empty.journal_commit_ns.count),
+        (0, 0, 0)
+    );
+
+    // One batch per command while each waits for its outcome...
+    let setup = setup_commands();
+    for command in setup.clone() {
+        handle.execute_blocking(command).unwrap();
+    }
+    // ...and 40 commands in one batch, queued while the engine is held.
+    let (release, mut read) = hold_engine(&handle);
+    let queued: Vec<_> = (0..40)
+        .map(|i| {
+            let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+            handle.submit_blocking(order(1 + i % 2, side, 100_000_000), true).unwrap().unwrap()
+        })
+        .collect();
+    release.send(()).unwrap();
+    let outcomes: Vec<Outcome> = queued.into_iter().map(|r| r.blocking_recv().unwrap()).collect();
+    assert_eq!(outcomes.last().unwrap().seq, 45);
+    let Poll::Ready(Ok((read_seq, ()))) =
+        read.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the read did not finish before the commands queued behind it");
+    };
+    assert_eq!(read_seq, setup.len() as u64);
+
+    let commands = setup.len() as u64 + 40;
+    let batches = setup.len() as u64 + 1;
+    let stats = handle.stats();
+    assert_eq!(handle.status().batches, batches);
+    assert_eq!(stats.commands, commands);
+    assert_eq!(stats.batch_commands.count, batches);
+    assert_eq!(stats.batch_commands.sum, commands);
+    // Five batches of 1, one of 40 (in `le="64"`).
+    let cumulative: Vec<(u64, u64)> = stats.batch_commands.cumulative().collect();
+    assert_eq!(cumulative[0], (1, 5));
+    assert_eq!(cumulative[5], (32, 5));
+    assert_eq!(cumulative[6], (64, 6));
+    assert_eq!(cumulative.last(), Some(&(4096, 6)));
+
+    // One journal commit per batch.
+    let fsync = stats.journal_commit_ns;
+    assert!(fsync.count >= 1);
+    assert_eq!(fsync.count, batches);
+    assert!(fsync.sum > 0);
+    assert_eq!(fsync.bounds, JOURNAL_COMMIT_BOUNDS_NS);
+    let cumulative: Vec<u64> = fsync.cumulative().map(|(_, n)| n).collect();
+    assert!(cumulative.windows(2).all(|w| w[0] <= w[1]), "{fsync:?}");
+    assert!(cumulative.last().copied().unwrap() <= fsync.count, "{fsync:?}");
+    assert!(fsync.buckets.iter().sum::<u64>() <= fsync.count);
+
+    // Counted since this process started the engine, not since the journal began.
+    drop(engine);
+    let engine = Engine::start(config(dir.path()), FixedClock(0)).unwrap();
+    let stats = engine.handle().stats();
+    assert_eq!((stats.commands, stats.batch_commands.count), (0, 0));
+    assert_eq!(engine.handle().status().seq, commands);
+}

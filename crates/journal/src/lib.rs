@@ -34,6 +34,7 @@
 //! payload length `u64`, payload crc32c `u32`, crc32c of the preceding 32 bytes `u32`), then
 //! the payload.
 
+mod copy;
 mod durable;
 mod error;
 mod format;
@@ -43,6 +44,7 @@ mod reader;
 mod segment;
 mod snapshot;
 
+pub use copy::copy_prefix;
 pub use error::JournalError;
 pub use format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use journal::{FileJournal, Journal, JournalOptions, Recovery};

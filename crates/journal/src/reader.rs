@@ -105,6 +105,12 @@ impl JournalReader {
         }
     }
 
+    /// Where the reader stands: the first seq of the segment it reads and the byte offset just
+    /// after the last record it returned from it. `None` before the first record.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        self.current.as_ref().map(|seg| (seg.first_seq, seg.pos))
+    }
+
     /// Decides how to continue when the current segment shows no further valid record.
     fn at_end(&mut self, problem: Option<Problem>) -> Result<AtEnd, JournalError> {
         let Some(seg) = self.current.as_mut() else { return Ok(AtEnd::Stop) };

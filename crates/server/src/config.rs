@@ -60,6 +60,9 @@ pub struct Config {
     /// The admin app (`[admin]`): its own listener, IP allowlist and session rules.
     #[serde(default)]
     pub admin: crate::admin::AdminConfig,
+    /// Backups (`[backup]`): the scheduled job's destination, interval and retention.
+    #[serde(default)]
+    pub backup: crate::backups::BackupConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -197,6 +200,7 @@ impl Config {
         }
         self.captcha.validate()?;
         self.admin.validate()?;
+        self.backup.validate()?;
         if let Some(bad) =
             self.trusted_proxies.iter().find(|p| crate::auth::parse_cidr(p).is_none())
         {

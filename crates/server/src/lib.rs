@@ -10,9 +10,11 @@ pub mod admin;
 pub mod alerts;
 pub(crate) mod api;
 pub mod auth;
+pub mod backups;
 pub mod binance;
 pub mod captcha;
 pub mod config;
+pub mod control;
 pub mod crypto;
 pub mod demo;
 pub mod error;
@@ -167,6 +169,7 @@ impl Server {
             throttles: throttle::Throttles::new(&config.limits),
             listen_keys: Mutex::new(std::collections::HashMap::new()),
             metrics: metrics.clone(),
+            backup_lock: tokio::sync::Mutex::new(()),
             config,
             engine: handle.clone(),
             store,
@@ -200,6 +203,8 @@ impl Server {
         )));
         tasks
             .push(tokio::spawn(withdrawal_safety::run_sweeper(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(backups::run_schedule(state.clone(), shutdown_rx.clone())));
+        tasks.push(control::bind(&state, shutdown_rx.clone()).await?);
         tasks.push(tokio::spawn(feed::run(
             handle,
             mirror,

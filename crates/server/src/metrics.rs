@@ -4,18 +4,22 @@
 //! What the server counts itself lives here in memory: HTTP requests by route and status with
 //! their latency (reported by `observe.rs`), engine commands submitted by the APIs with the
 //! time to their durable outcome, and orders, rejections and trades per market (counted by the
-//! feed). The rest is read when scraped: the engine's sequence, batches and snapshot, projector
+//! feed). The rest is read when scraped: the engine's sequence, batches and snapshot, its own
+//! histograms (commands per group commit, journal commit time) and commands applied, projector
 //! lag, WebSocket clients and dropped slow consumers, the mail outbox, and each coin node's
 //! height, hot wallet, what users are owed and the last reconciliation. Latencies are kept in
-//! integer microseconds; amounts are written as the decimal text they are.
+//! integer microseconds (the engine's in nanoseconds); amounts are written as the decimal text
+//! they are.
 
 use crate::state::Shared;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bourse_core::MarketId;
+use bourse_core::decimal::{format_units, format_units_trimmed};
+use bourse_engine::HistogramSnapshot;
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -55,16 +59,47 @@ impl Histogram {
     }
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0u64;
-        for ((_, le), n) in BUCKETS.iter().zip(self.buckets) {
-            cumulative = cumulative.saturating_add(n);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let sum = bourse_core::decimal::format_units(u128::from(self.sum_us), 6);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+        let cumulative = BUCKETS.iter().zip(self.buckets).scan(0u64, |total, ((_, le), n)| {
+            *total = total.saturating_add(n);
+            Some((*le, *total))
+        });
+        let sum = format_units(u128::from(self.sum_us), 6);
+        write_histogram(out, name, labels, cumulative, self.count, &sum);
     }
+}
+
+/// One histogram series: `buckets` are `(le, observations ≤ le)`, already cumulative, then the
+/// `+Inf` bucket, the sum and the count. `labels` is `k="v",…` or empty.
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: impl IntoIterator<Item = (impl Display, u64)>,
+    count: u64,
+    sum: &str,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (le, n) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braced = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let _ = writeln!(out, "{name}_sum{braced} {sum}");
+    let _ = writeln!(out, "{name}_count{braced} {count}");
+}
+
+/// An engine histogram without labels, its integer values scaled down by `10^scale` (9 turns
+/// nanoseconds into seconds, 0 leaves counts as they are).
+fn write_engine_histogram<const N: usize>(
+    out: &mut String,
+    name: &str,
+    h: &HistogramSnapshot<N>,
+    scale: u8,
+) {
+    let buckets =
+        h.cumulative().map(|(bound, n)| (format_units_trimmed(u128::from(bound), scale), n));
+    let sum = format_units(u128::from(h.sum), scale);
+    write_histogram(out, name, "", buckets, h.count, &sum);
 }
 
 /// Orders and trades of one market since the server started.
@@ -139,6 +174,7 @@ fn label(value: &str) -> String {
 pub async fn exposition(State(state): State<Shared>) -> Response {
     let mut out = String::with_capacity(16 * 1024);
     let engine = state.engine.status();
+    let stats = state.engine.stats();
     let projected = *state.projected.borrow();
     let hub = &state.hub;
     use std::sync::atomic::Ordering::Relaxed;
@@ -149,6 +185,12 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
             "counter",
             "Engine batches (one journal commit each).",
             engine.batches,
+        ),
+        (
+            "bourse_engine_commands_total",
+            "counter",
+            "Engine commands applied and durable since this process started the engine.",
+            stats.commands,
         ),
         (
             "bourse_engine_snapshot_seq",
@@ -192,12 +234,43 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
         help(&mut out, name, kind, text);
         let _ = writeln!(out, "{name} {value}");
     }
+    help(
+        &mut out,
+        "bourse_engine_batch_commands",
+        "histogram",
+        "Commands per engine group commit.",
+    );
+    write_engine_histogram(&mut out, "bourse_engine_batch_commands", &stats.batch_commands, 0);
+    help(
+        &mut out,
+        "bourse_journal_fsync_seconds",
+        "histogram",
+        "Journal commit time per engine batch (write + fdatasync).",
+    );
+    write_engine_histogram(&mut out, "bourse_journal_fsync_seconds", &stats.journal_commit_ns, 9);
     let outbox = state.store.mail_queue_len().await;
     help(&mut out, "bourse_database_up", "gauge", "1 when the database answers.");
     let _ = writeln!(out, "bourse_database_up {}", u8::from(outbox.is_ok()));
     if let Ok(depth) = outbox {
         help(&mut out, "bourse_mail_outbox_depth", "gauge", "Mails queued and not yet sent.");
         let _ = writeln!(out, "bourse_mail_outbox_depth {depth}");
+    }
+    if let Ok(last) = state.store.last_good_backup().await {
+        help(
+            &mut out,
+            "bourse_backup_last_success_timestamp_seconds",
+            "gauge",
+            "When the newest complete backup finished (Unix seconds; 0: none yet).",
+        );
+        let at_s = last.as_ref().map_or(0, |b| b.finished_at_ms / 1000);
+        let _ = writeln!(out, "bourse_backup_last_success_timestamp_seconds {at_s}");
+        help(
+            &mut out,
+            "bourse_backup_last_seq",
+            "gauge",
+            "The engine seq the newest backup holds.",
+        );
+        let _ = writeln!(out, "bourse_backup_last_seq {}", last.map_or(0, |b| b.seq));
     }
     if let Ok(http) = state.metrics.http.lock() {
         help(

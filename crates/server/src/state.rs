@@ -50,6 +50,8 @@ pub struct AppState {
     pub listen_keys: Mutex<HashMap<String, (UserId, i64)>>,
     /// What `/metrics` reports that the server counts itself.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Held while a backup runs: one at a time.
+    pub backup_lock: tokio::sync::Mutex<()>,
 }
 
 impl AppState {

@@ -81,6 +81,9 @@ async fn health_ready_and_metrics_that_move_with_orders() {
         "bourse_trades",
         "bourse_http_requests",
         "bourse_http_request_duration_seconds",
+        "bourse_engine_commands",
+        "bourse_engine_batch_commands",
+        "bourse_journal_fsync_seconds",
     ] {
         assert!(families.iter().any(|f| f == family), "{family} not in {families:?}");
     }
@@ -106,6 +109,28 @@ async fn health_ready_and_metrics_that_move_with_orders() {
     assert_eq!(number(&after, orders), orders_before + 2);
     assert_eq!(number(&after, trades), trades_before + 1);
     assert!(number(&after, "bourse_engine_seq") > number(&before, "bourse_engine_seq"));
+    // The engine's own series: at least the two orders, each batch journaled once.
+    for (name, at_least) in [
+        ("bourse_engine_commands_total", 2),
+        ("bourse_engine_batch_commands_sum", 2),
+        ("bourse_engine_batch_commands_count", 1),
+        ("bourse_journal_fsync_seconds_count", 1),
+    ] {
+        assert!(number(&after, name) >= number(&before, name) + at_least, "{name}: {text}");
+    }
+    assert_eq!(
+        number(&after, "bourse_engine_commands_total"),
+        number(&after, "bourse_engine_batch_commands_sum")
+    );
+    let batches = number(&after, "bourse_engine_batches_total");
+    assert_eq!(number(&after, "bourse_engine_batch_commands_count"), batches);
+    assert_eq!(number(&after, "bourse_journal_fsync_seconds_count"), batches);
+    assert_eq!(number(&after, "bourse_journal_fsync_seconds_bucket{le=\"+Inf\"}"), batches);
+    assert!(number(&after, "bourse_engine_batch_commands_bucket{le=\"4096\"}") <= batches);
+    assert!(after.contains_key("bourse_journal_fsync_seconds_bucket{le=\"0.0001\"}"), "{text}");
+    assert!(after.contains_key("bourse_journal_fsync_seconds_bucket{le=\"0.00025\"}"), "{text}");
+    assert!(after.contains_key("bourse_journal_fsync_seconds_bucket{le=\"1\"}"), "{text}");
+    assert!(after.get("bourse_journal_fsync_seconds_sum").is_some_and(|s| s.contains('.')));
     let placed =
         "bourse_http_requests_total{method=\"POST\",route=\"/api/v1/orders\",status=\"201\"}";
     assert_eq!(number(&after, placed), 2, "{text}");

@@ -6,11 +6,11 @@
 
 use crate::{
     AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRole, AdminRow, AdminSessionRow,
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
-    DepositAddressRow, DepositRow, DepositStatus, FeeRevenueRow, Interval, LedgerKind, LedgerRow,
-    MailRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result, Scopes, SecurityEventKind,
-    SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
-    WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
+    AlertRow, ApiKeyRow, BackupRecord, BalanceRow, CandleRow, ChainSendKind, ChainSendRow,
+    ChainSendStatus, DepositAddressRow, DepositRow, DepositStatus, FeeRevenueRow, Interval,
+    LedgerKind, LedgerRow, MailRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result,
+    Scopes, SecurityEventKind, SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow,
+    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -791,6 +791,21 @@ pub(crate) fn alert_row(r: &impl Get) -> Result<AlertRow> {
         at_ms: r.i64("at_ms")?,
         source: r.string("source")?,
         message: r.string("message")?,
+    })
+}
+
+pub(crate) fn backup_row(r: &impl Get) -> Result<BackupRecord> {
+    Ok(BackupRecord {
+        id: r.i64("id")?,
+        started_at_ms: r.i64("started_at_ms")?,
+        finished_at_ms: r.i64("finished_at_ms")?,
+        destination: r.string("destination")?,
+        name: r.string("name")?,
+        seq: r.u64("seq")?,
+        state_hash: r.string("state_hash")?,
+        bytes: r.u64("bytes")?,
+        ok: r.boolean("ok")?,
+        error: r.opt_string("error")?,
     })
 }
 

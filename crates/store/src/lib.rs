@@ -14,6 +14,7 @@
 //!
 //! This crate never talks to the engine and never decides anything about money.
 
+mod backup;
 mod codec;
 mod postgres;
 mod rows;
@@ -22,10 +23,12 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backup::{DatabaseBackup, DatabaseFormat, restore_database};
 pub use rows::*;
 
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 /// The most rows any list query returns, whatever the caller asks.
@@ -53,6 +56,21 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A file operation of a backup or a restore failed; `action` says what and on which path.
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external tool (`pg_dump`, `pg_restore`) could not be run or failed; `message` holds
+    /// why (its exit status and the end of what it wrote to stderr).
+    #[error("{tool} failed: {message}")]
+    Tool { tool: &'static str, message: String },
+    /// A database file to restore is not a sound SQLite database (`PRAGMA integrity_check`, or
+    /// SQLite refused to open it).
+    #[error("the database file is damaged: {0}")]
+    Damaged(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -496,4 +514,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The fee revenue rows with `from_ms <= hour_ms < to_ms`, by (hour_ms, asset). Not limited
     /// by [`LIST_LIMIT_MAX`]: callers bound the period.
     async fn fee_revenue(&self, from_ms: i64, to_ms: i64) -> Result<Vec<FeeRevenueRow>>;
+
+    // ---- backups ------------------------------------------------------------------------------
+    /// Starts a backup of the whole database to the file `path`, which must not exist
+    /// (`Invalid` otherwise; this creates it). Returns once a consistent read snapshot is fixed:
+    /// [`DatabaseBackup::finish`] writes exactly the database as it was when this returned,
+    /// whatever is written meanwhile. Quick (no copy happens here): the exchange may pause its
+    /// writers around it. SQLite: the database must be a file in WAL mode. PostgreSQL: needs
+    /// `pg_dump` (see [`DatabaseBackup::finish`]). Dropping the backup unfinished ends the
+    /// snapshot and removes the file.
+    async fn backup_begin(&self, path: &Path) -> Result<Box<dyn DatabaseBackup>>;
+    /// Records a backup the exchange attempted (append-only); returns its id.
+    async fn record_backup(&self, record: &NewBackupRecord) -> Result<i64>;
+    /// The newest `min(limit, LIST_LIMIT_MAX)` recorded backups, newest first.
+    async fn recent_backups(&self, limit: u32) -> Result<Vec<BackupRecord>>;
+    /// The newest recorded backup that completed (`ok`).
+    async fn last_good_backup(&self) -> Result<Option<BackupRecord>>;
 }

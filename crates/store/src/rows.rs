@@ -908,3 +908,44 @@ pub struct AdjustmentRow {
     /// When the engine applied or refused it.
     pub finished_ms: Option<i64>,
 }
+
+/// A backup the exchange attempted; see [`crate::Store::record_backup`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBackupRecord {
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    /// Where it went (a directory or a bucket), without credentials.
+    pub destination: String,
+    /// The backup's name at its destination.
+    pub name: String,
+    /// The engine seq of the state it holds.
+    pub seq: u64,
+    /// The hash of the engine state it holds (hex).
+    pub state_hash: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Whether it completed; if not, `error` says why.
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// A recorded backup: [`NewBackupRecord`] with its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupRecord {
+    pub id: i64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    /// Where it went (a directory or a bucket), without credentials.
+    pub destination: String,
+    /// The backup's name at its destination.
+    pub name: String,
+    /// The engine seq of the state it holds.
+    pub seq: u64,
+    /// The hash of the engine state it holds (hex).
+    pub state_hash: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Whether it completed; if not, `error` says why.
+    pub ok: bool,
+    pub error: Option<String>,
+}

@@ -406,6 +406,17 @@ pub(crate) const ALERT_SINK: &str = "SELECT last_id FROM alert_sinks WHERE sink 
 pub(crate) const SET_ALERT_SINK: &str = "INSERT INTO alert_sinks (sink, last_id) VALUES ($1, $2) \
      ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id";
 
+// ---- backups ----------------------------------------------------------------------------------
+
+pub(crate) const INSERT_BACKUP: &str = "INSERT INTO backups (started_at_ms, finished_at_ms, \
+     destination, name, seq, state_hash, bytes, ok, error) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+/// `$1` limit.
+pub(crate) const RECENT_BACKUPS: &str = "SELECT id, started_at_ms, finished_at_ms, destination, \
+     name, seq, state_hash, bytes, ok, error FROM backups ORDER BY id DESC LIMIT $1";
+pub(crate) const LAST_GOOD_BACKUP: &str = "SELECT id, started_at_ms, finished_at_ms, destination, \
+     name, seq, state_hash, bytes, ok, error FROM backups WHERE ok = TRUE ORDER BY id DESC LIMIT 1";
+
 // ---- mail outbox ------------------------------------------------------------------------------
 
 pub(crate) const ENQUEUE_MAIL: &str = "INSERT INTO mail_outbox (to_address, subject, text_body, \

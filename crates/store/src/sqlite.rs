@@ -18,6 +18,7 @@ use crate::{
     Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow,
     WithdrawalFilter, WithdrawalRow, WithdrawalStatus,
 };
+use crate::{BackupRecord, DatabaseBackup, NewBackupRecord, backup};
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::sqlite::{
@@ -26,6 +27,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, Row, Sqlite, SqliteConnection};
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -1636,6 +1638,41 @@ impl Store for SqliteStore {
         let rows =
             sqlx::query(sql::FEE_REVENUE).bind(from_ms).bind(to_ms).fetch_all(&self.pool).await?;
         codec::all(&rows, codec::fee_revenue_row)
+    }
+
+    // ---- backups -------------------------------------------------------------------------
+
+    async fn backup_begin(&self, path: &Path) -> Result<Box<dyn DatabaseBackup>> {
+        backup::sqlite_begin(&self.pool.connect_options(), path).await
+    }
+
+    async fn record_backup(&self, r: &NewBackupRecord) -> Result<i64> {
+        let row = sqlx::query(sql::INSERT_BACKUP)
+            .bind(r.started_at_ms)
+            .bind(r.finished_at_ms)
+            .bind(r.destination.as_str())
+            .bind(r.name.as_str())
+            .bind(db_u64("backup seq", r.seq)?)
+            .bind(r.state_hash.as_str())
+            .bind(db_u64("backup bytes", r.bytes)?)
+            .bind(r.ok)
+            .bind(r.error.as_deref())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn recent_backups(&self, limit: u32) -> Result<Vec<BackupRecord>> {
+        let rows = sqlx::query(sql::RECENT_BACKUPS)
+            .bind(codec::limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::backup_row)
+    }
+
+    async fn last_good_backup(&self) -> Result<Option<BackupRecord>> {
+        let row = sqlx::query(sql::LAST_GOOD_BACKUP).fetch_optional(&self.pool).await?;
+        row.as_ref().map(codec::backup_row).transpose()
     }
 }
 

@@ -11,16 +11,18 @@ use bourse_core::{
 };
 use bourse_store::{
     AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRole, AdminRow, AdminSessionRow,
-    AlertRow, ApiKeyRow, BalanceRow, CandleRow, ChainSendKind, ChainSendRow, ChainSendStatus,
-    DepositFilter, DepositRow, DepositStatus, FeeRevenueRow, FillFilter, Interval, LIST_LIMIT_MAX,
-    LedgerFilter, LedgerKind, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
-    NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewLedgerEntry, NewMail,
-    NewSecurityEvent, NewSession, NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter,
-    OrderKind, OrderRow, OrderStatus, Projection, RangeFilter, Scopes, SecurityEventFilter,
-    SecurityEventKind, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow,
-    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect,
+    AlertRow, ApiKeyRow, BackupRecord, BalanceRow, CandleRow, ChainSendKind, ChainSendRow,
+    ChainSendStatus, DatabaseFormat, DepositFilter, DepositRow, DepositStatus, FeeRevenueRow,
+    FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, MailRow, NewAdjustment,
+    NewAdmin, NewAdminAction, NewAdminSession, NewAlert, NewApiKey, NewBackupRecord, NewChainSend,
+    NewDepositAddress, NewLedgerEntry, NewMail, NewSecurityEvent, NewSession, NewToken,
+    NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderKind, OrderRow, OrderStatus, Projection,
+    RangeFilter, Scopes, SecurityEventFilter, SecurityEventKind, SecurityEventRow, SessionRow,
+    Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow,
+    WithdrawalFilter, WithdrawalStatus, connect, restore_database,
 };
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 struct Db {
@@ -32,7 +34,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 12, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 13, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -134,6 +136,9 @@ conformance!(
     trades_range,
     fills_range,
     orders_range,
+    backups_are_recorded,
+    backup_is_a_consistent_snapshot,
+    restore_refusals,
 );
 
 // ---- builders ---------------------------------------------------------------------------------
@@ -3974,6 +3979,268 @@ async fn orders_range(db: &Db) {
                 in_range(&expect, key, r),
                 "{user:?} {market:?} {r:?}"
             );
+        }
+    }
+}
+
+// ---- backups ----------------------------------------------------------------------------------
+
+fn backup_record(n: i64, ok: bool) -> NewBackupRecord {
+    NewBackupRecord {
+        started_at_ms: n * 1000,
+        finished_at_ms: n * 1000 + 500,
+        destination: "/var/backups/bourse".into(),
+        name: format!("backup-{n}"),
+        seq: u64::try_from(n).unwrap() * 10,
+        state_hash: format!("{n:064x}"),
+        bytes: (1 << 40) + u64::try_from(n).unwrap(),
+        ok,
+        error: (!ok).then(|| "disk full ✗".to_string()),
+    }
+}
+
+fn recorded(id: i64, r: &NewBackupRecord) -> BackupRecord {
+    BackupRecord {
+        id,
+        started_at_ms: r.started_at_ms,
+        finished_at_ms: r.finished_at_ms,
+        destination: r.destination.clone(),
+        name: r.name.clone(),
+        seq: r.seq,
+        state_hash: r.state_hash.clone(),
+        bytes: r.bytes,
+        ok: r.ok,
+        error: r.error.clone(),
+    }
+}
+
+async fn backups_are_recorded(db: &Db) {
+    let s = &*db.store;
+    assert!(s.recent_backups(10).await.unwrap().is_empty());
+    assert_eq!(s.last_good_backup().await.unwrap(), None);
+
+    let (first, second) = (backup_record(1, true), backup_record(2, false));
+    let a = s.record_backup(&first).await.unwrap();
+    let b = s.record_backup(&second).await.unwrap();
+    assert!(b > a);
+    assert_eq!(
+        s.recent_backups(10).await.unwrap(),
+        vec![recorded(b, &second), recorded(a, &first)],
+        "newest first"
+    );
+    assert_eq!(s.recent_backups(1).await.unwrap(), vec![recorded(b, &second)], "limited");
+    assert_eq!(s.last_good_backup().await.unwrap(), Some(recorded(a, &first)), "skips failures");
+
+    let third = backup_record(3, true);
+    let c = s.record_backup(&third).await.unwrap();
+    assert_eq!(s.last_good_backup().await.unwrap(), Some(recorded(c, &third)));
+    assert_eq!(s.recent_backups(u32::MAX).await.unwrap().len(), 3);
+
+    let too_big = NewBackupRecord { seq: u64::MAX, ..backup_record(4, true) };
+    assert!(matches!(s.record_backup(&too_big).await, Err(StoreError::Invalid(_))));
+    assert_eq!(s.recent_backups(10).await.unwrap().len(), 3, "nothing written");
+}
+
+/// The format a backup of this backend has.
+fn backup_format(db: &Db) -> DatabaseFormat {
+    match db.backend {
+        "sqlite" => DatabaseFormat::Sqlite,
+        _ => DatabaseFormat::PgDump,
+    }
+}
+
+/// Somewhere to restore a backup of this backend to: a new SQLite file in `dir`, or a new,
+/// empty (not migrated) PostgreSQL database.
+async fn restore_target(db: &Db, dir: &Path, name: &str) -> String {
+    match db.backend {
+        "sqlite" => format!("sqlite://{}", dir.join(name).display()),
+        _ => testing::fresh_postgres_url().await,
+    }
+}
+
+async fn backup_is_a_consistent_snapshot(db: &Db) {
+    let s = &*db.store;
+    let a = user(s, "a@example.com").await;
+    let b = user(s, "b@example.com").await;
+    let record = backup_record(1, true);
+    let record_id = s.record_backup(&record).await.unwrap();
+    let seq = project(s, |p| {
+        p.balances.push(BalanceRow {
+            user: a,
+            asset: AssetId(1),
+            available: 10_000_000_000_000_000_000,
+            locked: 0,
+            held: 0,
+            seq: 1,
+        })
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database.backup");
+    let backup = s.backup_begin(&file).await.unwrap();
+    // Written once the snapshot is fixed: not in the backup.
+    let c = user(s, "c@example.com").await;
+    s.record_backup(&backup_record(2, false)).await.unwrap();
+    // And written while the backup is: not in it either.
+    let writer = {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                store.create_user(&format!("w{i}@example.com"), "hash", 1).await.unwrap();
+            }
+        })
+    };
+    let format = backup.finish().await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(format, backup_format(db));
+    assert!(std::fs::metadata(&file).unwrap().len() > 0);
+
+    let url = restore_target(db, dir.path(), "restored.db").await;
+    restore_database(format, &file, &url).await.unwrap();
+    let r = connect(&url).await.unwrap();
+    assert_eq!(r.migrate().await.unwrap(), 0, "the schema and its migration history came along");
+    assert_eq!(r.user(a).await.unwrap().unwrap().email, "a@example.com");
+    assert_eq!(r.user(b).await.unwrap().unwrap().email, "b@example.com");
+    assert_eq!(r.user(c).await.unwrap(), None, "written after backup_begin");
+    assert_eq!(r.user_by_email("c@example.com").await.unwrap(), None);
+    assert_eq!(r.count_users().await.unwrap(), 2);
+    assert_eq!(r.recent_backups(10).await.unwrap(), vec![recorded(record_id, &record)]);
+    assert_eq!(r.projected_seq().await.unwrap(), seq);
+    assert_eq!(
+        r.balance(a, AssetId(1)).await.unwrap().unwrap().available,
+        10_000_000_000_000_000_000
+    );
+    // Ids go on after the highest one given (AUTOINCREMENT counters, identity sequences), and
+    // the indexes came along (a unique e-mail is still unique).
+    let d = user(&*r, "d@example.com").await;
+    assert!(d > b);
+    assert!(matches!(
+        r.create_user("a@example.com", "hash", 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    r.close().await;
+
+    // The live database has everything.
+    assert_eq!(s.count_users().await.unwrap(), 23);
+    assert_eq!(s.recent_backups(10).await.unwrap().len(), 2);
+
+    // A backup never overwrites a file.
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(matches!(s.backup_begin(&file).await, Err(StoreError::Invalid(_))));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), len, "untouched");
+
+    // A backup dropped unfinished leaves no file, and the database is writable.
+    let dropped = dir.path().join("dropped.backup");
+    let backup = s.backup_begin(&dropped).await.unwrap();
+    drop(backup);
+    assert!(!dropped.exists());
+    user(s, "e@example.com").await;
+
+    // Another one after it works.
+    let again = dir.path().join("again.backup");
+    s.backup_begin(&again).await.unwrap().finish().await.unwrap();
+    let url = restore_target(db, dir.path(), "again.db").await;
+    restore_database(format, &again, &url).await.unwrap();
+    let r = connect(&url).await.unwrap();
+    assert_eq!(r.count_users().await.unwrap(), 24);
+    r.close().await;
+}
+
+async fn restore_refusals(db: &Db) {
+    let s = &*db.store;
+    user(s, "a@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database.backup");
+    let format = s.backup_begin(&file).await.unwrap().finish().await.unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let truncated = dir.path().join("truncated.backup");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let sqlite_url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+
+    // A missing backup file (checked before the target).
+    let target = match format {
+        DatabaseFormat::Sqlite => sqlite_url("m.db"),
+        DatabaseFormat::PgDump => db.url.clone(),
+    };
+    let missing = restore_database(format, &dir.path().join("missing"), &target).await;
+    assert!(matches!(missing, Err(StoreError::Io { .. })), "{missing:?}");
+    assert!(matches!(
+        restore_database(format, &file, "mysql://localhost/x").await,
+        Err(StoreError::BadUrl(_))
+    ));
+
+    match format {
+        DatabaseFormat::Sqlite => {
+            // The wrong kind of database.
+            let wrong = restore_database(format, &file, "postgres://postgres@127.0.0.1:1/x").await;
+            match wrong {
+                Err(StoreError::Invalid(m)) => assert!(m.contains("sqlite://"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+
+            // A target that exists is refused and left alone.
+            let existing = dir.path().join("existing.db");
+            std::fs::write(&existing, b"precious").unwrap();
+            let refused = restore_database(format, &file, &sqlite_url("existing.db")).await;
+            assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+            assert_eq!(std::fs::read(&existing).unwrap(), b"precious");
+
+            // A damaged file is refused, and nothing is left at the target.
+            let garbage = dir.path().join("garbage.backup");
+            std::fs::write(&garbage, vec![0x5a_u8; 100_000]).unwrap();
+            let target = dir.path().join("restored.db");
+            for bad in [&truncated, &garbage] {
+                let r = restore_database(format, bad, &sqlite_url("restored.db")).await;
+                assert!(matches!(r, Err(StoreError::Damaged(_))), "{}: {r:?}", bad.display());
+                let names: Vec<_> = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("restored"))
+                    .collect();
+                assert!(names.is_empty(), "{names:?}");
+            }
+
+            // The sound one restores there then.
+            restore_database(format, &file, &sqlite_url("restored.db")).await.unwrap();
+            assert!(target.exists());
+            assert!(!dir.path().join("restored.db.partial").exists());
+            let r = connect(&sqlite_url("restored.db")).await.unwrap();
+            assert_eq!(r.migrate().await.unwrap(), 0);
+            assert_eq!(r.count_users().await.unwrap(), 1);
+            r.close().await;
+        }
+        DatabaseFormat::PgDump => {
+            // The wrong kind of database.
+            let wrong = restore_database(format, &file, &sqlite_url("x.db")).await;
+            match wrong {
+                Err(StoreError::Invalid(m)) => assert!(m.contains("postgres://"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(!dir.path().join("x.db").exists());
+
+            // A database that is not empty is refused and left alone.
+            let refused = restore_database(format, &file, &db.url).await;
+            assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+            assert_eq!(s.count_users().await.unwrap(), 1);
+
+            // A damaged dump: pg_restore fails, saying why, and restores nothing.
+            let url = testing::fresh_postgres_url().await;
+            let r = restore_database(format, &truncated, &url).await;
+            match r {
+                Err(StoreError::Tool { tool, message }) => {
+                    assert_eq!(tool, "pg_restore");
+                    assert!(message.contains("pg_restore: error"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+
+            // So the database is still empty: the sound one restores there.
+            restore_database(format, &file, &url).await.unwrap();
+            let r = connect(&url).await.unwrap();
+            assert_eq!(r.migrate().await.unwrap(), 0);
+            assert_eq!(r.count_users().await.unwrap(), 1);
+            r.close().await;
         }
     }
 }

@@ -108,6 +108,7 @@ ids are numbers and times are Unix milliseconds. Every error is `{code, message}
         TickerView,
         public::ServerTime,
         public::Health,
+        public::BackupView,
         public::NodeView,
         public::Depth,
         account::Credentials,

@@ -41,6 +41,23 @@ pub struct Health {
     pub websocket_clients: usize,
     /// The coin nodes of the configured wallets.
     pub nodes: Vec<NodeView>,
+    pub backup: BackupView,
+}
+
+/// Backups as the exchange recorded them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupView {
+    /// Backups are taken on a schedule (`[backup] dest` and `interval_s` are set).
+    pub scheduled: bool,
+    /// Seconds between scheduled backups.
+    pub interval_s: u64,
+    /// When the newest complete backup finished (Unix ms; absent if there is none).
+    pub last_success_ms: Option<i64>,
+    /// Its name and the engine seq it holds.
+    pub last_name: Option<String>,
+    pub last_seq: Option<u64>,
+    /// The most recent attempt failed.
+    pub last_attempt_failed: bool,
 }
 
 /// A coin node as the wallet sees it.
@@ -106,6 +123,7 @@ pub async fn health_of(state: &Shared) -> Health {
         })
         .collect();
     nodes.sort_by(|a, b| a.asset.cmp(&b.asset));
+    let backup = backup_view(state).await;
     let nodes_ok = nodes.iter().all(|n| n.reachable && !n.withdrawals_paused);
     Health {
         status: if status.running && database && nodes_ok { "ok" } else { "degraded" },
@@ -117,6 +135,27 @@ pub async fn health_of(state: &Shared) -> Health {
         database_backend: state.store.backend(),
         websocket_clients: state.hub.connections.load(std::sync::atomic::Ordering::Relaxed),
         nodes,
+        backup,
+    }
+}
+
+async fn backup_view(state: &Shared) -> BackupView {
+    let config = &state.config.backup;
+    let last = state.store.last_good_backup().await.ok().flatten();
+    let last_attempt_failed = state
+        .store
+        .recent_backups(1)
+        .await
+        .ok()
+        .and_then(|r| r.into_iter().next())
+        .is_some_and(|r| !r.ok);
+    BackupView {
+        scheduled: config.dest.is_some() && config.interval_s > 0,
+        interval_s: config.interval_s,
+        last_success_ms: last.as_ref().map(|b| b.finished_at_ms),
+        last_name: last.as_ref().map(|b| b.name.clone()),
+        last_seq: last.as_ref().map(|b| b.seq),
+        last_attempt_failed,
     }
 }
 

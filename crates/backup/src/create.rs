@@ -1,0 +1,126 @@
+//! Taking a backup of a running exchange (see the crate docs for why it is consistent).
+
+use crate::dest::Destination;
+use crate::error::{BackupError, blocking};
+use crate::manifest::{FORMAT, MANIFEST, Manifest, entries, sync_dir, write_synced};
+use crate::name::backup_name;
+use crate::retention::Retention;
+use bourse_engine::{EngineHandle, journal_dir};
+use bourse_journal::{SnapshotStore, copy_prefix};
+use bourse_store::{DatabaseFormat, Store};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest the engine is held while the database fixes its snapshot. Far above what it
+/// takes (milliseconds); past it the backup gives up rather than stall trading.
+const PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// The running exchange a backup is taken from.
+#[derive(Clone, Copy, Debug)]
+pub struct Live<'a> {
+    pub engine: &'a EngineHandle,
+    pub store: &'a dyn Store,
+    pub data_dir: &'a Path,
+}
+
+/// A finished backup.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub manifest: Manifest,
+    /// Where it is (a directory path or `s3://bucket/prefix/name`).
+    pub location: String,
+    /// How long the engine was held.
+    pub paused: Duration,
+    /// Older backups the retention policy removed.
+    pub expired: Vec<String>,
+}
+
+/// The file name of the database in a backup.
+pub(crate) fn database_file(format: DatabaseFormat) -> &'static str {
+    match format {
+        DatabaseFormat::Sqlite => "database.sqlite",
+        DatabaseFormat::PgDump => "database.pgdump",
+    }
+}
+
+/// Takes a backup of `live` into `dest`, then applies `retention` there.
+pub async fn create(
+    live: Live<'_>,
+    dest: &Destination,
+    retention: Retention,
+) -> Result<Created, BackupError> {
+    let stage = dest.stage(live.data_dir)?;
+    let format = match live.store.backend() {
+        "postgres" => DatabaseFormat::PgDump,
+        _ => DatabaseFormat::Sqlite,
+    };
+    let db_path = stage.path().join(database_file(format));
+
+    // The consistent point: the engine stands still (every earlier command durable, none
+    // applied after) while the database fixes the snapshot it will be copied from.
+    let started = Instant::now();
+    let (seq, state, guard) = live.engine.pause(|x| x.encode_snapshot(), PAUSE_MAX).await?;
+    let taken_at_ms = now_ms();
+    let database = live.store.backup_begin(&db_path).await;
+    let held = guard.release();
+    let paused = started.elapsed();
+    let database = database?;
+    if !held {
+        return Err(BackupError::PauseExpired(PAUSE_MAX));
+    }
+    tracing::info!(seq, paused_us = paused.as_micros() as u64, "backup point fixed");
+
+    let written = database.finish().await?;
+    if written != format {
+        return Err(BackupError::Task(format!(
+            "the database wrote {} but {} was expected",
+            written.as_str(),
+            format.as_str()
+        )));
+    }
+
+    let name = backup_name(taken_at_ms, seq);
+    let stage_path = stage.path().to_path_buf();
+    let data_dir = live.data_dir.to_path_buf();
+    let manifest_name = name.clone();
+    let manifest = blocking(move || {
+        let state_hash = blake3::hash(&state).to_hex().to_string();
+        SnapshotStore::open(&stage_path.join("snapshots"))?.write(seq, &state)?;
+        drop(state);
+        copy_prefix(&journal_dir(&data_dir), &stage_path.join("journal"), seq)?;
+        let manifest = Manifest {
+            format: FORMAT,
+            name: manifest_name,
+            bourse_version: env!("CARGO_PKG_VERSION").to_string(),
+            taken_at_ms,
+            seq,
+            state_hash,
+            database: format.as_str().to_string(),
+            files: entries(&stage_path)?,
+        };
+        write_synced(&stage_path.join(MANIFEST), &manifest.to_json())?;
+        sync_dir(&stage_path)?;
+        Ok(manifest)
+    })
+    .await?;
+
+    let (target, publish_name) = (dest.clone(), name.clone());
+    let location = blocking(move || target.publish(stage, &publish_name)).await?;
+    tracing::info!(name, location, seq, bytes = manifest.total_bytes(), "backup written");
+
+    let mut expired = retention.expired(&dest.backups().await?);
+    expired.retain(|old| *old != name);
+    for old in &expired {
+        let (target, old) = (dest.clone(), old.clone());
+        blocking(move || target.delete(&old)).await?;
+    }
+    if !expired.is_empty() {
+        tracing::info!(removed = ?expired, "older backups removed by the retention policy");
+    }
+    Ok(Created { manifest, location, paused, expired })
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
