@@ -161,6 +161,7 @@ impl Destination {
             Destination::S3(_) => (data_dir, ".backup-upload-"),
         };
         std::fs::create_dir_all(parent).at(parent)?;
+        remove_stale(parent, prefix);
         tempfile::Builder::new().prefix(prefix).tempdir_in(parent).at(parent)
     }
 
@@ -226,6 +227,28 @@ impl Located {
                 }
                 Ok(scratch.to_path_buf())
             }
+        }
+    }
+}
+
+/// A staging directory untouched this long was left by a backup that died.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Removes staging directories (`prefix*`) in `parent` that a crashed backup left behind (best
+/// effort: a leftover costs space, not correctness, and is never taken for a backup).
+fn remove_stale(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old && name.to_string_lossy().starts_with(prefix) && entry.path().is_dir() {
+            tracing::info!(path = %entry.path().display(), "removing an unfinished backup");
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -131,38 +131,12 @@ async fn offline(config: &Config, dest: &str) -> Result<BackupAnswer> {
         .context("cannot open the database")?;
     // As `bourse serve` would at start: a database never served yet has no tables.
     store.migrate().await.context("cannot migrate the database")?;
-    let dest = Destination::parse(dest, config.backup.s3().as_ref())?;
     let handle = engine.handle();
     let live = Live { engine: &handle, store: store.as_ref(), data_dir: &config.data_dir };
-    let started_at_ms = now_ms();
-    let result = bourse_backup::create(live, &dest, config.backup.retention()).await;
-    if let Ok(created) = &result {
-        let record = bourse_store::NewBackupRecord {
-            started_at_ms,
-            finished_at_ms: now_ms(),
-            destination: dest.display(),
-            name: created.manifest.name.clone(),
-            seq: created.manifest.seq,
-            state_hash: created.manifest.state_hash.clone(),
-            bytes: created.manifest.total_bytes(),
-            ok: true,
-            error: None,
-        };
-        store.record_backup(&record).await.context("cannot record the backup")?;
-    }
+    let result = bourse_server::backups::take(live, &config.backup, dest).await;
     store.close().await;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
-    let created = result?;
-    Ok(BackupAnswer {
-        name: created.manifest.name.clone(),
-        location: created.location,
-        seq: created.manifest.seq,
-        state_hash: created.manifest.state_hash.clone(),
-        files: created.manifest.files.len(),
-        bytes: created.manifest.total_bytes(),
-        paused_us: u64::try_from(created.paused.as_micros()).unwrap_or(u64::MAX),
-        expired: created.expired,
-    })
+    Ok(result?.into())
 }
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
@@ -213,9 +187,4 @@ fn s3_settings(config: Option<&std::path::Path>) -> Option<bourse_backup::S3Sett
         Config::load(Some(path), env).ok().and_then(|c| c.backup.s3())
     });
     from_config.or_else(bourse_backup::S3Settings::from_env)
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }

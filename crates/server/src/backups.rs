@@ -20,6 +20,9 @@ pub struct BackupConfig {
     pub dest: Option<String>,
     /// Seconds between scheduled backups (0: none; at least 60 otherwise).
     pub interval_s: u64,
+    /// How long after start the first scheduled backup waits when one is due already (none
+    /// recorded, or the last is older than the interval): the exchange settles first.
+    pub first_after_s: u64,
     /// Keep the newest backup of each of this many days…
     pub keep_daily: u32,
     /// …and of each of this many ISO weeks.
@@ -41,6 +44,7 @@ impl Default for BackupConfig {
         BackupConfig {
             dest: None,
             interval_s: 86_400,
+            first_after_s: 30,
             keep_daily: 7,
             keep_weekly: 4,
             s3_endpoint: None,
@@ -99,42 +103,50 @@ pub async fn run(state: &AppState, dest: Option<&str>) -> Result<Created, Backup
     let dest = dest.or(config.dest.as_deref()).ok_or_else(|| {
         BackupError::Usage("no destination: give one, or set [backup] dest".into())
     })?;
-    let dest = Destination::parse(dest, config.s3().as_ref())?;
-    let started_at_ms = crate::now_ms();
     let live = Live {
         engine: &state.engine,
         store: state.store.as_ref(),
         data_dir: &state.config.data_dir,
     };
+    take(live, config, dest).await
+}
+
+/// Takes a backup of `live` to `dest` (with `config`'s S3 settings and retention) and records
+/// the attempt in its store. For the server (through [`run`]) and for `bourse backup` on a
+/// stopped exchange.
+pub async fn take(
+    live: Live<'_>,
+    config: &BackupConfig,
+    dest: &str,
+) -> Result<Created, BackupError> {
+    let dest = Destination::parse(dest, config.s3().as_ref())?;
+    let started_at_ms = crate::now_ms();
     let result = bourse_backup::create(live, &dest, config.retention()).await;
-    let record = match &result {
-        Ok(created) => NewBackupRecord {
-            started_at_ms,
-            finished_at_ms: crate::now_ms(),
-            destination: dest.display(),
-            name: created.manifest.name.clone(),
-            seq: created.manifest.seq,
-            state_hash: created.manifest.state_hash.clone(),
-            bytes: created.manifest.total_bytes(),
-            ok: true,
-            error: None,
-        },
+    let mut record = NewBackupRecord {
+        started_at_ms,
+        finished_at_ms: crate::now_ms(),
+        destination: dest.display(),
+        name: String::new(),
+        seq: 0,
+        state_hash: String::new(),
+        bytes: 0,
+        ok: false,
+        error: None,
+    };
+    match &result {
+        Ok(created) => {
+            record.name.clone_from(&created.manifest.name);
+            record.seq = created.manifest.seq;
+            record.state_hash.clone_from(&created.manifest.state_hash);
+            record.bytes = created.manifest.total_bytes();
+            record.ok = true;
+        }
         Err(e) => {
             tracing::error!(error = %e, dest = dest.display(), "backup failed");
-            NewBackupRecord {
-                started_at_ms,
-                finished_at_ms: crate::now_ms(),
-                destination: dest.display(),
-                name: String::new(),
-                seq: 0,
-                state_hash: String::new(),
-                bytes: 0,
-                ok: false,
-                error: Some(e.to_string()),
-            }
+            record.error = Some(e.to_string());
         }
-    };
-    if let Err(e) = state.store.record_backup(&record).await {
+    }
+    if let Err(e) = live.store.record_backup(&record).await {
         tracing::error!(error = %e, "cannot record the backup");
     }
     result
@@ -142,8 +154,20 @@ pub async fn run(state: &AppState, dest: Option<&str>) -> Result<Created, Backup
 
 /// How long after a failed scheduled backup the next attempt comes (at most the interval).
 const RETRY_AFTER: Duration = Duration::from_secs(900);
-/// The first scheduled backup waits this long after start (the exchange settles first).
-const FIRST_AFTER: Duration = Duration::from_secs(30);
+
+/// How long the schedule waits at start: until `interval` after the last good backup, but at
+/// least `first_after`.
+fn first_wait(
+    last_finished_ms: Option<i64>,
+    interval: Duration,
+    first_after: Duration,
+    now_ms: i64,
+) -> Duration {
+    let Some(last) = last_finished_ms else { return first_after };
+    let due_ms = last.saturating_add(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
+    let in_ms = u64::try_from(due_ms.saturating_sub(now_ms)).unwrap_or(0);
+    Duration::from_millis(in_ms).max(first_after)
+}
 
 /// Takes a backup every `[backup] interval_s` (counted from the last good one, so a restart
 /// does not postpone it) until `stop`; nothing without `[backup] dest`.
@@ -153,16 +177,9 @@ pub async fn run_schedule(state: Shared, mut stop: watch::Receiver<bool>) {
         return;
     }
     let interval = Duration::from_secs(config.interval_s);
-    let mut wait = match state.store.last_good_backup().await {
-        Ok(Some(last)) => {
-            let due_ms = last
-                .finished_at_ms
-                .saturating_add(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
-            let in_ms = u64::try_from(due_ms.saturating_sub(crate::now_ms())).unwrap_or(0);
-            Duration::from_millis(in_ms).max(FIRST_AFTER)
-        }
-        _ => FIRST_AFTER,
-    };
+    let first_after = Duration::from_secs(config.first_after_s);
+    let last = state.store.last_good_backup().await.ok().flatten().map(|b| b.finished_at_ms);
+    let mut wait = first_wait(last, interval, first_after, crate::now_ms());
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -175,5 +192,21 @@ pub async fn run_schedule(state: Shared, mut stop: watch::Receiver<bool>) {
             }
             Err(_) => RETRY_AFTER.min(interval),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_counts_from_the_last_good_backup() {
+        let (day, half) = (Duration::from_secs(86_400), Duration::from_secs(30));
+        let now = 1_000_000_000_000;
+        assert_eq!(first_wait(None, day, half, now), half);
+        // Taken an hour ago: due in 23 hours.
+        assert_eq!(first_wait(Some(now - 3_600_000), day, half, now), Duration::from_secs(82_800));
+        // Overdue: soon after start, never at once.
+        assert_eq!(first_wait(Some(now - 2 * 86_400_000), day, half, now), half);
     }
 }

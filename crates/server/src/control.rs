@@ -8,6 +8,7 @@ use crate::state::Shared;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use bourse_backup::Created;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -39,21 +40,27 @@ pub struct BackupAnswer {
     pub expired: Vec<String>,
 }
 
+impl From<Created> for BackupAnswer {
+    fn from(created: Created) -> BackupAnswer {
+        BackupAnswer {
+            files: created.manifest.files.len(),
+            bytes: created.manifest.total_bytes(),
+            paused_us: u64::try_from(created.paused.as_micros()).unwrap_or(u64::MAX),
+            name: created.manifest.name,
+            location: created.location,
+            seq: created.manifest.seq,
+            state_hash: created.manifest.state_hash,
+            expired: created.expired,
+        }
+    }
+}
+
 async fn backup(
     State(state): State<Shared>,
     Json(request): Json<BackupRequest>,
 ) -> Result<Json<BackupAnswer>, ApiError> {
     match crate::backups::run(&state, request.dest.as_deref()).await {
-        Ok(created) => Ok(Json(BackupAnswer {
-            name: created.manifest.name.clone(),
-            location: created.location,
-            seq: created.manifest.seq,
-            state_hash: created.manifest.state_hash.clone(),
-            files: created.manifest.files.len(),
-            bytes: created.manifest.total_bytes(),
-            paused_us: u64::try_from(created.paused.as_micros()).unwrap_or(u64::MAX),
-            expired: created.expired,
-        })),
+        Ok(created) => Ok(Json(created.into())),
         Err(e @ bourse_backup::BackupError::Usage(_)) => {
             Err(ApiError::bad_request("backup_refused", e.to_string()))
         }

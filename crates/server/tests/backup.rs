@@ -399,3 +399,33 @@ async fn backups_to_an_s3_bucket_with_signed_requests() {
     .unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), content);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_job_backs_up_and_counts_from_the_last_backup() {
+    let dest = tempfile::tempdir().unwrap();
+    let dest_text = dest.path().display().to_string();
+    let settings = [
+        ("BOURSE_BACKUP__DEST", dest_text.as_str()),
+        ("BOURSE_BACKUP__INTERVAL_S", "3600"),
+        ("BOURSE_BACKUP__FIRST_AFTER_S", "1"),
+    ];
+    let mut app = App::spawn_with(Backend::Sqlite, &settings).await;
+    let mut first = None;
+    for _ in 0..100 {
+        first = app.server().state.store.last_good_backup().await.unwrap();
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = first.expect("no scheduled backup within 10 s");
+    assert_eq!(first.destination, dest_text);
+    assert!(dest.path().join(&first.name).join("manifest.json").is_file());
+    // Restarted within the interval: the next one is an hour after the last, not at start.
+    app.stop().await;
+    app.start().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let recent = app.server().state.store.recent_backups(10).await.unwrap();
+    assert_eq!(recent.len(), 1, "{recent:?}");
+    app.stop().await;
+}
