@@ -1,14 +1,15 @@
 //! Taking a backup of a running exchange (see the crate docs for why it is consistent).
 
 use crate::dest::Destination;
+use crate::error::IoAt;
 use crate::error::{BackupError, blocking};
 use crate::manifest::{FORMAT, MANIFEST, Manifest, entries, sync_dir, write_synced};
 use crate::name::backup_name;
 use crate::retention::Retention;
-use bourse_engine::{EngineHandle, journal_dir};
+use bourse_engine::{EngineHandle, ReplayFrom, journal_dir, replay, snapshot_dir};
 use bourse_journal::{SnapshotStore, copy_prefix};
 use bourse_store::{DatabaseFormat, Store};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The longest the engine is held while the database fixes its snapshot. Far above what it
@@ -59,7 +60,7 @@ pub async fn create(
     // The consistent point: the engine stands still (every earlier command durable, none
     // applied after) while the database fixes the snapshot it will be copied from.
     let started = Instant::now();
-    let (seq, state, guard) = live.engine.pause(|x| x.encode_snapshot(), PAUSE_MAX).await?;
+    let (seq, (), guard) = live.engine.pause(|_| (), PAUSE_MAX).await?;
     let taken_at_ms = now_ms();
     let database = live.store.backup_begin(&db_path).await;
     let held = guard.release();
@@ -84,10 +85,14 @@ pub async fn create(
     let data_dir = live.data_dir.to_path_buf();
     let manifest_name = name.clone();
     let manifest = blocking(move || {
+        copy_prefix(&journal_dir(&data_dir), &stage_path.join("journal"), seq)?;
+        let (state, copied) = state_at(&data_dir, &stage_path, seq)?;
+        if let Some(copied) = copied {
+            std::fs::remove_file(&copied).at(&copied)?;
+        }
         let state_hash = blake3::hash(&state).to_hex().to_string();
         SnapshotStore::open(&stage_path.join("snapshots"))?.write(seq, &state)?;
         drop(state);
-        copy_prefix(&journal_dir(&data_dir), &stage_path.join("journal"), seq)?;
         let manifest = Manifest {
             format: FORMAT,
             name: manifest_name,
@@ -118,6 +123,51 @@ pub async fn create(
         tracing::info!(removed = ?expired, "older backups removed by the retention policy");
     }
     Ok(Created { manifest, location, paused, expired })
+}
+
+/// The engine's state at `seq`, encoded: rebuilt from the staged journal (which ends at `seq`),
+/// starting from the newest snapshot of the live data directory at or before `seq` when one
+/// can be copied (the engine may remove an old one meanwhile: then an older one, or none).
+/// Off the engine thread, so the pause stays as short as fixing the database's snapshot.
+/// Returns the state and the snapshot file it copied into the stage, if any.
+fn state_at(
+    data_dir: &Path,
+    stage: &Path,
+    seq: u64,
+) -> Result<(Vec<u8>, Option<PathBuf>), BackupError> {
+    let live = snapshot_dir(data_dir);
+    let staged = stage.join("snapshots");
+    std::fs::create_dir_all(&staged).at(&staged)?;
+    let mut candidates: Vec<(u64, PathBuf)> = std::fs::read_dir(&live)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let at = name.strip_prefix("snap-")?.strip_suffix(".bin")?.parse().ok()?;
+                    Some((at, e.path()))
+                })
+                .filter(|(at, _)| *at <= seq)
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    let mut copied = None;
+    for (_, path) in candidates {
+        let target = staged.join(path.file_name().unwrap_or_default());
+        if std::fs::copy(&path, &target).is_ok() {
+            copied = Some(target);
+            break;
+        }
+    }
+    let recovered = replay(stage, ReplayFrom::LatestSnapshot)?;
+    if recovered.exchange.seq() != seq {
+        return Err(BackupError::Task(format!(
+            "the copied journal replays to seq {}, not {seq}",
+            recovered.exchange.seq()
+        )));
+    }
+    Ok((recovered.exchange.encode_snapshot(), copied))
 }
 
 fn now_ms() -> i64 {

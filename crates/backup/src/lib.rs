@@ -6,6 +6,8 @@
 //! milliseconds (every command before is durable, none after is applied) while the database
 //! fixes a read snapshot (SQLite: a read transaction; PostgreSQL: an exported snapshot that
 //! `pg_dump` uses); then the engine goes on and the files are written from the fixed views.
+//! The state at `S` is rebuilt from the copied journal (from the newest live snapshot before
+//! it), off the engine thread, so the pause does not grow with the state.
 //! The result is exactly what a crash at that instant would have left on disk, which every
 //! part of bourse already recovers from (deposits are keyed, withdrawals are marked before
 //! they are sent, read models carry their cursor).

@@ -41,6 +41,9 @@ struct Figures {
     replay_cmds_per_s: u64,
     rss_bytes_1m_resting: u64,
     resting_orders: usize,
+    /// Encoding the state with the resting orders (what a snapshot costs the engine thread).
+    snapshot_encode_us: u64,
+    snapshot_bytes: usize,
     trades: u64,
     /// Orders resting at the end of the stream.
     stream_resting_orders: usize,
@@ -79,7 +82,7 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
 
     // Memory first, while the process holds nothing else.
     say(&format!("placing {} resting orders …", args.resting));
-    let (rss, resting) = {
+    let (rss, resting, snapshot) = {
         let mut exchange = Exchange::new();
         apply_all(&mut exchange, &setup, &mut out);
         let mut workload = Workload::new(args.seed, args.users);
@@ -87,7 +90,11 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
             out.clear();
             exchange.apply(exchange.seq() + 1, 0, &command, &mut out);
         }
-        (rss_bytes(), exchange.open_orders_count())
+        let rss = rss_bytes();
+        // The state's canonical encoding: what a snapshot costs the engine thread.
+        let started = Instant::now();
+        let bytes = exchange.encode_snapshot().len();
+        (rss, exchange.open_orders_count(), (started.elapsed(), bytes))
     };
 
     say(&format!("generating {} commands …", args.commands));
@@ -180,6 +187,8 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
         replay_cmds_per_s: replay,
         rss_bytes_1m_resting: rss,
         resting_orders: resting,
+        snapshot_encode_us: u64::try_from(snapshot.0.as_micros()).unwrap_or(u64::MAX),
+        snapshot_bytes: snapshot.1,
         trades,
         stream_resting_orders: resting_end,
     };
@@ -199,6 +208,11 @@ pub fn run(args: &EngineBenchArgs) -> Result<()> {
         );
         println!("replay                   {} commands/s", replay);
         println!("RSS with {} resting orders: {} MB", resting, rss / 1_000_000);
+        println!(
+            "snapshot encoding        {} ms, {} MB",
+            figures.snapshot_encode_us / 1000,
+            figures.snapshot_bytes / 1_000_000
+        );
     }
     Ok(())
 }

@@ -59,7 +59,12 @@ async fn backup_while_orders_stream(backend: Backend) {
     let stop = Arc::new(AtomicBool::new(false));
     let sells = tokio::spawn(stream_orders(alice.clone(), "sell", stop.clone()));
     let buys = tokio::spawn(stream_orders(bob.clone(), "buy", stop.clone()));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A snapshot mid-stream: the backup rebuilds its state from it and the journal after it.
+    let engine = app.server().engine();
+    let snapshot =
+        tokio::task::spawn_blocking(move || engine.snapshot_blocking()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let dest = tempfile::tempdir().unwrap();
     let dest_text = dest.path().display().to_string();
     // Orders acknowledged before the backup was asked for: all must be in it.
@@ -85,6 +90,8 @@ async fn backup_while_orders_stream(backend: Backend) {
         names.contains(&format!("snapshots/snap-{:020}.bin", manifest.seq).as_str()),
         "{names:?}"
     );
+    assert!(snapshot > 0 && snapshot < manifest.seq, "{snapshot} {}", manifest.seq);
+    assert_eq!(names.iter().filter(|n| n.starts_with("snapshots/")).count(), 1, "{names:?}");
     // The attempt is recorded, and health reports it.
     let last = app.server().state.store.last_good_backup().await.unwrap().unwrap();
     assert_eq!((last.name.as_str(), last.seq), (manifest.name.as_str(), manifest.seq));
