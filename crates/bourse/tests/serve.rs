@@ -87,21 +87,7 @@ fn operator_lifecycle() {
     ok(&["market", "halt", "BTC/USDT", "--config", c]);
 
     // Serve; the printed URL answers; operator commands refuse while it runs.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
-        // Any free port for the admin app too: tests run side by side.
-        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
-        .args(["serve", "--config", c, "--listen", "127.0.0.1:0"])
-        .env("BOURSE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let stdout = child.stdout.take().unwrap();
-    // Killed if this test fails before its SIGTERM: a leaked server would keep the suite's
-    // output pipe open.
-    let mut child = KillOnDrop(Some(child));
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (mut child, addr) = serve(c);
     let markets = http_get(&addr, "/api/v1/markets");
     assert!(
         markets.contains("\"symbol\":\"BTC-USDT\"") && markets.contains("\"status\":\"halted\""),
@@ -303,8 +289,9 @@ fn json_logs_carry_one_line_per_request_with_its_id() {
     assert!(lines.iter().any(|l| l["request_id"] == made_id.trim()), "{logs}");
 }
 
-/// Starts `bourse serve` on any free port; returns the process (killed on drop) and its
-/// address.
+/// Starts `bourse serve` on any free port (the admin app's too: tests run side by side);
+/// returns the process and its address. The process is killed on drop, so a test that fails
+/// before its SIGTERM leaks no server (which would keep the suite's output pipe open).
 fn serve(config: &str) -> (KillOnDrop, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
         .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
