@@ -67,11 +67,18 @@ pub fn backup(args: &BackupArgs) -> Result<()> {
     };
     let socket = socket_path(&config.data_dir);
     let answer = rt.block_on(async {
-        if let Ok(stream) = tokio::net::UnixStream::connect(&socket).await {
-            println!("asking the running exchange ({})", socket.display());
-            return ask_running(stream, &dest).await;
+        match tokio::net::UnixStream::connect(&socket).await {
+            Ok(stream) => {
+                println!("asking the running exchange ({})", socket.display());
+                ask_running(stream, &dest).await
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "cannot reach the running exchange at {}: {e} (run this as the exchange's user)",
+                socket.display()
+            ),
+            // No socket, or one a stopped exchange left: nobody runs it.
+            Err(_) => offline(&config, &dest).await,
         }
-        offline(&config, &dest).await
     })?;
     println!("backup {} written to {}", answer.name, answer.location);
     println!(
