@@ -113,16 +113,33 @@ pub async fn create(
     let location = blocking(move || target.publish(stage, &publish_name)).await?;
     tracing::info!(name, location, seq, bytes = manifest.total_bytes(), "backup written");
 
-    let mut expired = retention.expired(&dest.backups().await?);
-    expired.retain(|old| *old != name);
-    for old in &expired {
-        let (target, old) = (dest.clone(), old.clone());
-        blocking(move || target.delete(&old)).await?;
-    }
+    // The backup is written: a failure to prune older ones is logged, not its failure.
+    let expired = match apply_retention(dest, retention, &name).await {
+        Ok(expired) => expired,
+        Err(e) => {
+            tracing::warn!(error = %e, "the retention policy could not remove older backups");
+            Vec::new()
+        }
+    };
     if !expired.is_empty() {
         tracing::info!(removed = ?expired, "older backups removed by the retention policy");
     }
     Ok(Created { manifest, location, paused, expired })
+}
+
+/// Deletes what `retention` no longer keeps (never `newest`); returns their names.
+async fn apply_retention(
+    dest: &Destination,
+    retention: Retention,
+    newest: &str,
+) -> Result<Vec<String>, BackupError> {
+    let mut expired = retention.expired(&dest.backups().await?);
+    expired.retain(|old| old != newest);
+    for old in &expired {
+        let (target, name) = (dest.clone(), old.clone());
+        blocking(move || target.delete(&name)).await?;
+    }
+    Ok(expired)
 }
 
 /// The engine's state at `seq`, encoded: rebuilt from the staged journal (which ends at `seq`),
