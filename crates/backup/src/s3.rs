@@ -41,16 +41,30 @@ impl S3Settings {
     /// From `AWS_ENDPOINT_URL`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY`; `None` without keys.
     pub fn from_env() -> Option<S3Settings> {
+        S3Settings::resolve(None, None, None, None, true)
+    }
+
+    /// Each value given, else its AWS environment variable (as [`S3Settings::from_env`]), else
+    /// AWS itself in `us-east-1`; `None` without an access key and a secret.
+    pub fn resolve(
+        endpoint: Option<String>,
+        region: Option<String>,
+        access_key: Option<String>,
+        secret_key: Option<Secret>,
+        path_style: bool,
+    ) -> Option<S3Settings> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Some(S3Settings {
-            endpoint: var("AWS_ENDPOINT_URL")
+            endpoint: endpoint
+                .or_else(|| var("AWS_ENDPOINT_URL"))
                 .unwrap_or_else(|| "https://s3.amazonaws.com".to_string()),
-            region: var("AWS_REGION")
+            region: region
+                .or_else(|| var("AWS_REGION"))
                 .or_else(|| var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_string()),
-            access_key: var("AWS_ACCESS_KEY_ID")?,
-            secret_key: Secret::new(var("AWS_SECRET_ACCESS_KEY")?),
-            path_style: true,
+            access_key: access_key.or_else(|| var("AWS_ACCESS_KEY_ID"))?,
+            secret_key: secret_key.or_else(|| var("AWS_SECRET_ACCESS_KEY").map(Secret::new))?,
+            path_style,
             part_bytes: PART_BYTES,
         })
     }

@@ -125,7 +125,7 @@ fn lines(health: &Value, ready: &Value, ready_ok: bool) -> Vec<(Mark, String, St
         "ready".into(),
         if ready_ok { "yes".into() } else { format!("no: {}", problems.join("; ")) },
     ));
-    out.push(backup_line(at(health, "backup"), now_ms()));
+    out.push(backup_line(at(health, "backup"), bourse_server::now_ms()));
     out
 }
 
@@ -169,11 +169,6 @@ fn human_age(s: i64) -> String {
         s if s < 172_800 => format!("{} h", s / 3_600),
         s => format!("{} days", s / 86_400),
     }
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {

@@ -4,17 +4,11 @@
 //! and the services' sandboxing rates OK.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    // At run time: a build cache filled from another checkout keeps that checkout's path in
-    // `env!`.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-        .join("../..")
-}
+mod common;
+
+use common::repo;
 
 /// `systemd-analyze verify` on `path`: must succeed and print nothing.
 fn verify_silently(path: &std::path::Path) {

@@ -13,14 +13,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    // At run time: a build cache filled from another checkout keeps that checkout's path in
-    // `env!`.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-        .join("../..")
-}
+mod common;
+
+use common::repo;
 
 fn prometheus_dir() -> PathBuf {
     repo().join("deploy/prometheus")

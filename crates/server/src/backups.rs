@@ -74,22 +74,13 @@ impl BackupConfig {
 
     /// The bucket settings: these keys, each falling back to the AWS environment variables.
     pub fn s3(&self) -> Option<S3Settings> {
-        let env = S3Settings::from_env();
-        let access_key =
-            self.s3_access_key.clone().or_else(|| env.as_ref().map(|e| e.access_key.clone()))?;
-        let secret_key =
-            self.s3_secret_key.clone().or_else(|| env.as_ref().map(|e| e.secret_key.clone()))?;
-        let endpoint =
-            self.s3_endpoint.clone().or_else(|| env.as_ref().map(|e| e.endpoint.clone()));
-        let region = self.s3_region.clone().or_else(|| env.as_ref().map(|e| e.region.clone()));
-        Some(S3Settings {
-            endpoint: endpoint.unwrap_or_else(|| "https://s3.amazonaws.com".into()),
-            region: region.unwrap_or_else(|| "us-east-1".into()),
-            access_key,
-            secret_key,
-            path_style: self.s3_path_style,
-            part_bytes: bourse_backup::PART_BYTES,
-        })
+        S3Settings::resolve(
+            self.s3_endpoint.clone(),
+            self.s3_region.clone(),
+            self.s3_access_key.clone(),
+            self.s3_secret_key.clone(),
+            self.s3_path_style,
+        )
     }
 }
 

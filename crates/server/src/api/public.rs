@@ -141,14 +141,14 @@ pub async fn health_of(state: &Shared) -> Health {
 
 async fn backup_view(state: &Shared) -> BackupView {
     let config = &state.config.backup;
-    let last = state.store.last_good_backup().await.ok().flatten();
-    let last_attempt_failed = state
-        .store
-        .recent_backups(1)
-        .await
-        .ok()
-        .and_then(|r| r.into_iter().next())
-        .is_some_and(|r| !r.ok);
+    // The newest attempt; only when it failed is the last good one another row.
+    let newest = state.store.recent_backups(1).await.ok().and_then(|r| r.into_iter().next());
+    let last_attempt_failed = newest.as_ref().is_some_and(|r| !r.ok);
+    let last = match newest {
+        Some(newest) if newest.ok => Some(newest),
+        Some(_) => state.store.last_good_backup().await.ok().flatten(),
+        None => None,
+    };
     BackupView {
         scheduled: config.dest.is_some() && config.interval_s > 0,
         interval_s: config.interval_s,
