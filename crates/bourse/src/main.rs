@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the exchange: engine, REST API, WebSocket, projector.
-    Serve(serve::ServeArgs),
+    Serve(serve::ServeRolesArgs),
     /// Run a throwaway exchange with demo markets, users and a liquidity bot.
     Demo(serve::DemoArgs),
     /// Write a configuration file with a freshly generated secret key.

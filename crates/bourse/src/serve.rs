@@ -20,6 +20,17 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ServeRolesArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Overrides `roles`: `all` (the default), `engine`, or `gateway,wallet,worker,admin` (a
+    /// split deployment: the engine's process listens on `[link] listen`, the others connect
+    /// to it with `[link] connect`).
+    #[arg(long)]
+    pub roles: Option<String>,
+}
+
 /// The configuration from file + environment + command-line overrides.
 pub fn load_config(args: &ServeArgs) -> Result<Config> {
     let mut env: Vec<(String, String)> = std::env::vars().collect();
@@ -62,17 +73,37 @@ async fn signal() {
     let _ = ctrl_c.await;
 }
 
-pub fn serve(args: &ServeArgs) -> Result<()> {
-    let config = load_config(args)?;
+pub fn serve(args: &ServeRolesArgs) -> Result<()> {
+    let mut config = load_config(&args.serve)?;
+    if let Some(roles) = &args.roles {
+        config.roles = bourse_server::roles::Roles::parse(roles).map_err(anyhow::Error::msg)?;
+        config.link.validate(config.roles).map_err(anyhow::Error::msg)?;
+    }
     runtime()?.block_on(async move {
         let server = Server::start(config).await?;
         // One line: a supervisor that reads the first line for the address may close the
         // pipe after it.
-        println!(
-            "bourse is running at {}  (the admin app at {}; Ctrl-C to stop)",
-            server.url(),
-            server.admin_url()
-        );
+        let roles = server.state.config.roles;
+        if roles.is_all() {
+            println!(
+                "bourse is running at {}  (the admin app at {}; Ctrl-C to stop)",
+                server.url(),
+                server.admin_url()
+            );
+        } else if roles.engine_only() {
+            println!(
+                "bourse engine is running, its link at {}  (health and metrics at {}; Ctrl-C to stop)",
+                server.state.config.link.listen.map(|a| a.to_string()).unwrap_or_default(),
+                server.admin_url()
+            );
+        } else {
+            println!(
+                "bourse is running at {}  (the admin app at {}; roles {}; Ctrl-C to stop)",
+                server.url(),
+                server.admin_url(),
+                roles.names()
+            );
+        }
         signal().await;
         tracing::info!("stopping: finishing in-flight requests");
         server.stop().await;

@@ -388,3 +388,76 @@ fn backup_and_restore_through_the_binary() {
     let err = fails(&["backup", "--verify", copy.to_str().unwrap()]);
     assert!(err.contains("the backup is damaged"), "{err}");
 }
+
+/// `bourse serve ARGS` with `env`; returns the child and its first line of output.
+fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .arg("serve")
+        .args(args)
+        .env("BOURSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(Some(child));
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    (child, line)
+}
+
+/// A split deployment as the systemd units run it: `serve --roles engine` with its link, and
+/// `serve --roles gateway,wallet,worker,admin` reaching it, on one data directory and database.
+#[test]
+fn split_deployment_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bourse.toml");
+    let c = config.to_str().unwrap();
+    ok(&["init", "--config", c, "--data-dir", dir.path().join("data").to_str().unwrap()]);
+    ok(&["asset", "add", "BTC", "--scale", "8", "--config", c]);
+    let err = fails(&["serve", "--config", c, "--roles", "gateway"]);
+    assert!(err.contains("for now a process runs all roles"), "{err}");
+    let err = fails(&["serve", "--config", c, "--roles", "engine"]);
+    assert!(err.contains("[link] listen"), "{err}");
+
+    let (mut engine, line) = serve_with(
+        &["--config", c, "--roles", "engine"],
+        &[("BOURSE_LINK__LISTEN", "127.0.0.1:0")],
+    );
+    assert!(line.starts_with("bourse engine is running, its link at "), "{line}");
+    let link = after(&line, "its link at ").to_string();
+    let engine_ops =
+        after(&line, "health and metrics at http://").trim_end_matches(';').to_string();
+    let (mut app, line) = serve_with(
+        &["--config", c, "--roles", "gateway,wallet,worker,admin", "--listen", "127.0.0.1:0"],
+        &[("BOURSE_LINK__CONNECT", &link)],
+    );
+    assert!(line.contains("roles gateway,wallet,worker,admin"), "{line}");
+    let addr = after(&line, "running at http://").to_string();
+
+    // The gateway serves the engine's assets, read over the link.
+    let assets = http_get(&addr, "/api/v1/assets");
+    assert!(assets.starts_with("HTTP/1.1 200") && assets.contains("\"BTC\""), "{assets}");
+    // Each process reports itself ready; the engine's has its metrics.
+    for ops in [&addr, &engine_ops] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !http_get(ops, "/ready").starts_with("HTTP/1.1 200") {
+            assert!(Instant::now() < deadline, "{ops}: {}", http_get(ops, "/ready"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(http_get(&engine_ops, "/metrics").contains("bourse_engine_running 1"));
+    let status = ok(&["status", "--url", &format!("http://{addr}")]);
+    assert!(status.contains("engine"), "{status}");
+    // A backup goes to the engine's process (it alone can hold the engine still).
+    let backups = dir.path().join("backups");
+    let out = ok(&["backup", backups.to_str().unwrap(), "--config", c]);
+    assert!(out.contains("asking the running exchange"), "{out}");
+
+    for child in [&mut app, &mut engine] {
+        let process = child.0.as_mut().unwrap();
+        terminate(process.id());
+        assert!(process.wait().unwrap().success());
+    }
+}

@@ -10,6 +10,7 @@
 mod clock;
 mod pause;
 mod recovery;
+mod remote;
 mod runner;
 mod stats;
 mod subscribe;
@@ -17,6 +18,7 @@ mod subscribe;
 pub use clock::{Clock, SystemClock};
 pub use pause::PauseGuard;
 pub use recovery::{Recovered, RecoveryError, ReplayFrom, replay, replay_events};
+pub use remote::{Remote, StateFuture};
 pub use runner::{Engine, EngineConfig, EngineError, EngineHandle, EngineStatus, Outcome};
 pub use stats::{BATCH_COMMANDS_BOUNDS, EngineStats, HistogramSnapshot, JOURNAL_COMMIT_BOUNDS_NS};
 pub use subscribe::{EventBatch, SubscribeError, Subscription};

@@ -37,6 +37,9 @@ impl EngineHandle {
         f: impl FnOnce(&Exchange) -> R + Send + 'static,
         max: Duration,
     ) -> Result<(u64, R, PauseGuard), EngineError> {
+        if !self.is_local() {
+            return Err(EngineError::NotLocal);
+        }
         let (release, released) = mpsc::channel::<()>();
         let expired = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::oneshot::channel();

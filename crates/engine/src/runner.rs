@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::recovery::{RecoveryError, apply_journal, load_snapshot};
+use crate::remote::Remote;
 use crate::stats::{EngineStats, Stats};
 use crate::subscribe::{EventBatch, Hub, SubscribeError, Subscription};
 use crate::{journal_dir, snapshot_dir};
@@ -65,6 +66,8 @@ pub enum EngineError {
     Stopped,
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),
+    #[error("only the engine's own process can do this")]
+    NotLocal,
 }
 
 /// What one command did.
@@ -91,7 +94,7 @@ type Reply = oneshot::Sender<Outcome>;
 /// A read of the engine's state, run on the engine thread between batches.
 type ReadFn = Box<dyn FnOnce(&Exchange) + Send>;
 
-enum Request {
+pub(crate) enum Request {
     Command(Command, Option<Reply>),
     Snapshot(oneshot::Sender<Result<u64, String>>),
     Read(ReadFn),
@@ -111,11 +114,17 @@ struct Shared {
     stats: Stats,
 }
 
-/// A cheap, cloneable way to submit commands and subscribe to events.
+/// A cheap, cloneable way to submit commands and subscribe to events: to the engine thread of
+/// this process, or to an engine in another process over a link ([`Remote`]).
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
-    tx: Sender<Request>,
-    shared: Arc<Shared>,
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Local { tx: Sender<Request>, shared: Arc<Shared> },
+    Remote(Arc<dyn Remote>),
 }
 
 impl std::fmt::Debug for Request {
@@ -130,8 +139,36 @@ impl std::fmt::Debug for Request {
 }
 
 impl EngineHandle {
-    fn try_send(&self, request: Request) -> Result<(), EngineError> {
-        self.tx.try_send(request).map_err(|e| match e {
+    /// A handle whose commands, reads and subscriptions go to `remote`.
+    pub fn remote(remote: Arc<dyn Remote>) -> EngineHandle {
+        EngineHandle { backend: Backend::Remote(remote) }
+    }
+
+    /// Whether the engine runs in this process (only then can it be paused or snapshotted).
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
+    }
+
+    /// The engine has stopped for good: a follower whose subscription ended should stop too
+    /// rather than resubscribe. A remote engine is never finished while its link is open (a
+    /// lost connection is followed by a new one).
+    pub fn finished(&self) -> bool {
+        match &self.backend {
+            Backend::Local { shared, .. } => !shared.running.load(Ordering::Acquire),
+            Backend::Remote(remote) => remote.closed(),
+        }
+    }
+
+    fn local(&self) -> Result<(&Sender<Request>, &Arc<Shared>), EngineError> {
+        match &self.backend {
+            Backend::Local { tx, shared } => Ok((tx, shared)),
+            Backend::Remote(_) => Err(EngineError::NotLocal),
+        }
+    }
+
+    pub(crate) fn try_send_local(&self, request: Request) -> Result<(), EngineError> {
+        let (tx, _) = self.local()?;
+        tx.try_send(request).map_err(|e| match e {
             TrySendError::Full(_) => EngineError::Busy,
             TrySendError::Disconnected(_) => EngineError::Stopped,
         })
@@ -140,12 +177,15 @@ impl EngineHandle {
     /// Submits without waiting for room: `Busy` when the queue is full.
     pub fn try_submit(&self, command: Command) -> Result<oneshot::Receiver<Outcome>, EngineError> {
         let (reply, rx) = oneshot::channel();
-        self.try_send(Request::Command(command, Some(reply)))?;
+        match &self.backend {
+            Backend::Local { .. } => self.try_send_local(Request::Command(command, Some(reply)))?,
+            Backend::Remote(remote) => remote.submit(command, Some(reply))?,
+        }
         Ok(rx)
     }
 
-    /// Submits, blocking while the queue is full. `want_reply: false` is for bulk loads that
-    /// follow the events instead.
+    /// Submits, blocking while the queue is full (a remote engine's link answers `Busy`
+    /// instead). `want_reply: false` is for bulk loads that follow the events instead.
     pub fn submit_blocking(
         &self,
         command: Command,
@@ -157,14 +197,33 @@ impl EngineHandle {
         } else {
             (None, None)
         };
-        self.tx.send(Request::Command(command, reply)).map_err(|_| EngineError::Stopped)?;
+        match &self.backend {
+            Backend::Local { tx, .. } => {
+                tx.send(Request::Command(command, reply)).map_err(|_| EngineError::Stopped)?
+            }
+            Backend::Remote(remote) => remote.submit(command, reply)?,
+        }
         Ok(rx)
     }
 
     /// Submits and waits for the durable outcome (from async code).
     pub async fn execute(&self, command: Command) -> Result<Outcome, EngineError> {
-        let mut reply = self.try_submit(command)?;
-        let mut stopped = self.shared.stopped.subscribe();
+        let reply = self.try_submit(command)?;
+        self.outcome(reply).await
+    }
+
+    /// Waits for the outcome of a command [`try_submit`](Self::try_submit) queued: `Stopped`
+    /// if the engine stops without applying it.
+    pub async fn outcome(
+        &self,
+        mut reply: oneshot::Receiver<Outcome>,
+    ) -> Result<Outcome, EngineError> {
+        let shared = match &self.backend {
+            Backend::Local { shared, .. } => shared,
+            // The link drops the reply when its connection is lost.
+            Backend::Remote(_) => return reply.await.map_err(|_| EngineError::Stopped),
+        };
+        let mut stopped = shared.stopped.subscribe();
         let engine_stopped = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
@@ -187,49 +246,65 @@ impl EngineHandle {
     /// Writes a snapshot now (after every command queued before this call); returns its seq.
     pub fn snapshot_blocking(&self) -> Result<u64, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::Snapshot(tx)).map_err(|_| EngineError::Stopped)?;
+        let (queue, _) = self.local()?;
+        queue.send(Request::Snapshot(tx)).map_err(|_| EngineError::Stopped)?;
         match rx.blocking_recv() {
             Ok(Ok(seq)) => Ok(seq),
             _ => Err(EngineError::Stopped),
         }
     }
 
-    /// Runs `f` on the engine thread against a state in which every command submitted before
-    /// this call is applied and durable, and returns its result with that state's seq. For
-    /// bootstrapping mirrors (subscribe from the returned seq + 1); `f` must be quick, the
-    /// engine waits for it.
+    /// Runs `f` against a state in which every command submitted before this call is applied
+    /// and durable, and returns its result with that state's seq. For bootstrapping mirrors
+    /// (subscribe from the returned seq + 1). Locally `f` runs on the engine thread and must be
+    /// quick, the engine waits for it; a remote engine sends its whole state and `f` runs here.
     pub async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Exchange) -> R + Send + 'static,
     ) -> Result<(u64, R), EngineError> {
+        if let Backend::Remote(remote) = &self.backend {
+            let exchange = remote.state().await?;
+            return Ok((exchange.seq(), f(&exchange)));
+        }
         let (tx, rx) = oneshot::channel();
         let read: ReadFn = Box::new(move |exchange: &Exchange| {
             let _ = tx.send((exchange.seq(), f(exchange)));
         });
-        self.try_send(Request::Read(read))?;
+        self.try_send_local(Request::Read(read))?;
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
     /// Events of every command from `from_seq` on (a batch may begin a little before it). Use
     /// `status().seq + 1` for new events only.
     pub fn subscribe(&self, from_seq: u64) -> Result<Subscription, SubscribeError> {
-        self.shared.hub.subscribe(from_seq)
+        match &self.backend {
+            Backend::Local { shared, .. } => shared.hub.subscribe(from_seq),
+            Backend::Remote(remote) => remote.subscribe(from_seq),
+        }
     }
 
+    /// For a remote engine, the last status its link reported (`running` is false while the
+    /// link is down).
     pub fn status(&self) -> EngineStatus {
-        EngineStatus {
-            seq: self.shared.seq.load(Ordering::Acquire),
-            batches: self.shared.batches.load(Ordering::Relaxed),
-            snapshot_seq: self.shared.snapshot_seq.load(Ordering::Relaxed),
-            subscribers_cut_off: self.shared.hub.cut_off.load(Ordering::Relaxed),
-            running: self.shared.running.load(Ordering::Acquire),
+        match &self.backend {
+            Backend::Local { shared, .. } => EngineStatus {
+                seq: shared.seq.load(Ordering::Acquire),
+                batches: shared.batches.load(Ordering::Relaxed),
+                snapshot_seq: shared.snapshot_seq.load(Ordering::Relaxed),
+                subscribers_cut_off: shared.hub.cut_off.load(Ordering::Relaxed),
+                running: shared.running.load(Ordering::Acquire),
+            },
+            Backend::Remote(remote) => remote.status(),
         }
     }
 
     /// The engine's histograms (commands per batch, journal commit time) since it started:
-    /// a few atomic loads.
+    /// a few atomic loads (for a remote engine, the last ones its link reported).
     pub fn stats(&self) -> EngineStats {
-        self.shared.stats.snapshot()
+        match &self.backend {
+            Backend::Local { shared, .. } => shared.stats.snapshot(),
+            Backend::Remote(remote) => remote.stats(),
+        }
     }
 }
 
@@ -310,7 +385,11 @@ impl Engine {
             .name("bourse-engine".into())
             .spawn(move || runner.run())
             .map_err(EngineError::Thread)?;
-        Ok(Engine { handle: EngineHandle { tx, shared }, thread: Some(thread), _lock: lock })
+        Ok(Engine {
+            handle: EngineHandle { backend: Backend::Local { tx, shared } },
+            thread: Some(thread),
+            _lock: lock,
+        })
     }
 
     pub fn handle(&self) -> EngineHandle {
@@ -325,7 +404,9 @@ impl Engine {
 
     fn stop(&mut self) -> Option<Exchange> {
         let thread = self.thread.take()?;
-        let _ = self.handle.tx.send(Request::Stop);
+        if let Backend::Local { tx, .. } = &self.handle.backend {
+            let _ = tx.send(Request::Stop);
+        }
         thread.join().ok()
     }
 }

@@ -58,6 +58,13 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription fed by whoever holds the returned sender (a link relaying a remote
+    /// engine's batches): it ends when the sender is dropped.
+    pub fn relay(capacity: usize, next_seq: u64) -> (mpsc::Sender<Arc<EventBatch>>, Subscription) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (tx, Subscription { rx, next_seq })
+    }
+
     pub async fn recv(&mut self) -> Option<Arc<EventBatch>> {
         let batch = self.rx.recv().await?;
         self.next_seq = batch.last_seq() + 1;

@@ -63,6 +63,13 @@ pub struct Config {
     /// Backups (`[backup]`): the scheduled job's destination, interval and retention.
     #[serde(default)]
     pub backup: crate::backups::BackupConfig,
+    /// The roles this process runs: `all` (the default), `engine`, or
+    /// `gateway,wallet,worker,admin` (a split deployment; see `roles.rs`).
+    #[serde(default)]
+    pub roles: crate::roles::Roles,
+    /// The engine link between the processes of a split deployment (`[link]`).
+    #[serde(default)]
+    pub link: crate::roles::LinkSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -201,6 +208,7 @@ impl Config {
         self.captcha.validate()?;
         self.admin.validate()?;
         self.backup.validate()?;
+        self.link.validate(self.roles)?;
         if let Some(bad) =
             self.trusted_proxies.iter().find(|p| crate::auth::parse_cidr(p).is_none())
         {

@@ -47,6 +47,7 @@ pub async fn run(
                 return;
             }
         };
+        metrics.feed_live.store(true, std::sync::atomic::Ordering::Release);
         loop {
             let batch = tokio::select! {
                 b = sub.recv() => b,
@@ -78,14 +79,27 @@ pub async fn run(
                 out.publish(&m, &hub);
             }
         }
-        if !engine.status().running {
+        if engine.finished() {
             return;
         }
-        tracing::warn!("market-data feed fell behind; rebuilding the mirror");
+        metrics.feed_live.store(false, std::sync::atomic::Ordering::Release);
+        tracing::warn!("market-data feed fell behind or lost the engine; rebuilding the mirror");
         hub.close_all();
-        match bootstrap(&engine, &mirror).await {
-            Some(next) => from = next,
-            None => return,
+        // A remote engine may be unreachable for a while: try again until it answers.
+        loop {
+            if let Some(next) = bootstrap(&engine, &mirror).await {
+                from = next;
+                // Whoever connected while the mirror was stale resyncs with the new one.
+                hub.close_all();
+                break;
+            }
+            if engine.finished() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod mirror;
 pub mod observe;
 pub mod orders;
 pub mod projector;
+pub mod roles;
 pub mod security;
 pub mod state;
 pub mod throttle;
@@ -71,6 +72,8 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     pub state: Shared,
     engine: Option<Engine>,
+    /// The link to the engine's process, when this one runs without it.
+    link: Option<bourse_link::LinkGuard>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -93,18 +96,37 @@ impl Server {
         if applied > 0 {
             tracing::info!(applied, backend = store.backend(), "database migrated");
         }
-        let mut engine_config = EngineConfig::new(&config.data_dir);
-        engine_config.snapshot_every = config.engine.snapshot_every;
-        engine_config.queue_capacity = config.engine.queue_capacity;
-        let engine = tokio::task::spawn_blocking(move || Engine::start(engine_config, SystemClock))
+        let roles = config.roles;
+        let (engine, link, handle) = if roles.engine {
+            let mut engine_config = EngineConfig::new(&config.data_dir);
+            engine_config.snapshot_every = config.engine.snapshot_every;
+            engine_config.queue_capacity = config.engine.queue_capacity;
+            let engine =
+                tokio::task::spawn_blocking(move || Engine::start(engine_config, SystemClock))
+                    .await
+                    .context("engine start task")?
+                    .context("cannot start the engine")?;
+            let handle = engine.handle();
+            (Some(engine), None, handle)
+        } else {
+            let addr = config.link.connect.clone().unwrap_or_default();
+            let (handle, guard) = bourse_link::connect(
+                &addr,
+                link_key(&config)?,
+                Duration::from_secs(config.link.connect_wait_s),
+            )
             .await
-            .context("engine start task")?
-            .context("cannot start the engine")?;
-        let handle = engine.handle();
+            .context("cannot reach the engine")?;
+            (None, Some(guard), handle)
+        };
 
         let mirror = Arc::new(RwLock::new(Mirror::default()));
-        let from =
-            feed::bootstrap(&handle, &mirror).await.context("the engine stopped at start")?;
+        // The engine's own process (alone) keeps no mirror: nothing there reads one.
+        let from = if roles.engine_only() {
+            0
+        } else {
+            feed::bootstrap(&handle, &mirror).await.context("the engine stopped at start")?
+        };
         let hub = Arc::new(Hub::default());
         let metrics = Arc::new(metrics::Metrics::default());
         let tickers = Arc::new(Mutex::new(Tickers::default()));
@@ -116,24 +138,33 @@ impl Server {
             .read()
             .map(|m| m.markets.values().map(|m| (m.id, m.quote.id)).collect())
             .unwrap_or_default();
-        let filled = store.backfill_fee_revenue(&quote_of).await.context("fee revenue backfill")?;
+        let filled = if roles.worker {
+            store.backfill_fee_revenue(&quote_of).await.context("fee revenue backfill")?
+        } else {
+            0
+        };
         if filled > 0 {
             tracing::info!(
                 hours = filled,
                 "fee revenue counted from earlier trades and withdrawals"
             );
         }
-        let mut projector = projector::Projector::new(
-            store.clone(),
-            handle.clone(),
-            config.data_dir.clone(),
-            hub.clone(),
-            mirror.clone(),
-            tickers.clone(),
-            projected_tx,
-        )
-        .await
-        .context("cannot start the projector")?;
+        let mut projector = if roles.worker {
+            let projector = projector::Projector::new(
+                store.clone(),
+                handle.clone(),
+                config.data_dir.clone(),
+                hub.clone(),
+                mirror.clone(),
+                tickers.clone(),
+                projected_tx,
+            )
+            .await
+            .context("cannot start the projector")?;
+            Some(projector)
+        } else {
+            None
+        };
         let dummy_hash = tokio::task::spawn_blocking(|| {
             crypto::random_token().and_then(|t| crypto::hash_password(&t))
         })
@@ -143,27 +174,52 @@ impl Server {
             crypto::Keys::derive(&hex::decode(config.secret_key.expose()).context("secret_key")?);
         // Bound before the state is built: with port 0 the links the server mails (and
         // `public_url` when not set) must carry the port it really got.
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = if roles.gateway {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            Some(listener)
+        } else {
+            None
+        };
         let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("cannot listen on {} (the admin app)", config.admin.listen))?;
+        let link_listener = match (roles.engine, config.link.listen) {
+            (true, Some(addr)) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (the engine link)"))?,
+            ),
+            _ => None,
+        };
         let mut config = config;
-        config.listen = listener.local_addr()?;
+        if let Some(listener) = &listener {
+            config.listen = listener.local_addr()?;
+        }
         config.admin.listen = admin_listener.local_addr()?;
+        if let Some(listener) = &link_listener {
+            config.link.listen = Some(listener.local_addr()?);
+        }
         let (wallets, assets) = {
             let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
             let assets: Vec<(String, u8)> =
                 mirror.assets.values().map(|a| (a.symbol.clone(), a.scale)).collect();
-            (wallets::open(&config.wallets, &mirror)?, assets)
+            let wallets = if roles.wallet {
+                wallets::open(&config.wallets, &mirror)?
+            } else {
+                Default::default()
+            };
+            (wallets, assets)
         };
         config.withdrawals.validate(&assets).map_err(anyhow::Error::msg)?;
         let transport =
             mail::Transport::new(&config.mail, &config.data_dir).map_err(anyhow::Error::msg)?;
         let mail_config = config.mail.clone();
         let mail_wake = Arc::new(tokio::sync::Notify::new());
-        projector.mail_users(config.public_url(), mail_wake.clone());
+        if let Some(projector) = &mut projector {
+            projector.mail_users(config.public_url(), mail_wake.clone());
+        }
         let state = Arc::new(AppState {
             password_slots: Semaphore::new(config.limits.password_hashes_parallel.max(1)),
             throttles: throttle::Throttles::new(&config.limits),
@@ -187,70 +243,65 @@ impl Server {
         });
 
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
-        tasks.extend(wallets::spawn(&state));
-        tasks.push(tokio::spawn(alerts::run_webhook(
-            state.store.clone(),
-            state.config.alerts.clone(),
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(mail::run_worker(
-            state.store.clone(),
-            transport,
-            mail_config,
-            mail_wake,
-            shutdown_rx.clone(),
-        )));
-        tasks
-            .push(tokio::spawn(withdrawal_safety::run_sweeper(state.clone(), shutdown_rx.clone())));
-        tasks.push(tokio::spawn(backups::run_schedule(state.clone(), shutdown_rx.clone())));
-        tasks.push(control::bind(&state, shutdown_rx.clone()).await?);
-        tasks.push(tokio::spawn(feed::run(
-            handle,
-            mirror,
-            hub,
-            metrics,
-            from,
-            shutdown_rx.clone(),
-        )));
+        if let Some(projector) = projector {
+            tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
+        }
+        if roles.wallet {
+            tasks.extend(wallets::spawn(&state));
+        }
+        if roles.worker {
+            tasks.push(tokio::spawn(alerts::run_webhook(
+                state.store.clone(),
+                state.config.alerts.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(mail::run_worker(
+                state.store.clone(),
+                transport,
+                mail_config,
+                mail_wake,
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(withdrawal_safety::run_sweeper(
+                state.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        if roles.engine {
+            tasks.push(tokio::spawn(backups::run_schedule(state.clone(), shutdown_rx.clone())));
+            tasks.push(control::bind(&state, shutdown_rx.clone()).await?);
+        }
+        if let Some(listener) = link_listener {
+            tasks.push(tokio::spawn(bourse_link::serve(
+                listener,
+                handle.clone(),
+                state.config.data_dir.clone(),
+                link_key(&state.config)?,
+                shutdown_rx.clone(),
+            )));
+        }
+        if !roles.engine_only() {
+            tasks.push(tokio::spawn(feed::run(
+                handle,
+                mirror,
+                hub,
+                metrics,
+                from,
+                shutdown_rx.clone(),
+            )));
+        }
 
-        let app = router(&state);
-        let addr = listener.local_addr()?;
-        // Every answer and WebSocket burst is one write: send it now rather than wait for the
-        // peer's acknowledgement of the last one (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let mut stop = shutdown_rx;
-        tasks.push(tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
-        let admin_addr = admin_listener.local_addr()?;
-        let admin_app = admin::router(&state);
-        let mut stop = state.shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(
-                admin_listener,
-                admin_app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "admin HTTP server failed");
-            }
-        }));
-        tracing::info!(%addr, %admin_addr, "bourse is listening");
-        Ok(Server { addr, admin_addr, state, engine: Some(engine), shutdown: shutdown_tx, tasks })
+        let addr = match listener {
+            Some(listener) => serve_http(listener, router(&state), &mut tasks, &shutdown_rx)?,
+            None => admin_listener.local_addr()?,
+        };
+        // Without the admin role the admin listener answers health, readiness and metrics
+        // only.
+        let admin_app =
+            if roles.admin { admin::router(&state) } else { metrics::ops_router(&state) };
+        let admin_addr = serve_http(admin_listener, admin_app, &mut tasks, &shutdown_rx)?;
+        tracing::info!(%addr, %admin_addr, roles = roles.names(), "bourse is listening");
+        Ok(Server { addr, admin_addr, state, engine, link, shutdown: shutdown_tx, tasks })
     }
 
     pub fn engine(&self) -> EngineHandle {
@@ -278,9 +329,46 @@ impl Server {
         if let Some(engine) = self.engine.take() {
             let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
         }
+        if let Some(link) = self.link.take() {
+            link.close();
+        }
         self.state.store.close().await;
         tracing::info!("bourse stopped");
     }
+}
+
+/// The engine link's key, derived from `secret_key`: every process of a deployment shares it.
+fn link_key(config: &Config) -> anyhow::Result<bourse_link::LinkKey> {
+    let secret = hex::decode(config.secret_key.expose()).context("secret_key")?;
+    Ok(bourse_link::LinkKey::derive(&secret))
+}
+
+/// Serves `app` on `listener` until shutdown; returns the address it listens on.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tasks: &mut Vec<JoinHandle<()>>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    // Every answer and WebSocket burst is one write: send it now rather than wait for the
+    // peer's acknowledgement of the last one (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let mut stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(%addr, error = %e, "HTTP server failed");
+        }
+    }));
+    Ok(addr)
 }
 
 pub fn router(state: &Shared) -> Router {

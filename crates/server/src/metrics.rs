@@ -117,6 +117,9 @@ pub struct Metrics {
     /// Command kind → submissions and the time to their outcome.
     commands: Mutex<BTreeMap<&'static str, Histogram>>,
     markets: Mutex<BTreeMap<MarketId, MarketCounts>>,
+    /// The feed follows the engine's events (false while it rebuilds the mirror, e.g. after
+    /// the link to a remote engine was lost).
+    pub feed_live: std::sync::atomic::AtomicBool,
 }
 
 /// Most distinct (method, route, status) series kept (routes are a fixed set; this bounds
@@ -205,13 +208,6 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
             "Event subscribers cut off as too slow.",
             engine.subscribers_cut_off,
         ),
-        ("bourse_projector_seq", "gauge", "Last engine command in the read models.", projected),
-        (
-            "bourse_projector_lag",
-            "gauge",
-            "Engine commands not yet in the read models.",
-            engine.seq.saturating_sub(projected),
-        ),
         (
             "bourse_ws_clients",
             "gauge",
@@ -233,6 +229,20 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
     ] {
         help(&mut out, name, kind, text);
         let _ = writeln!(out, "{name} {value}");
+    }
+    // Only where the projector runs: elsewhere it would read as a lag of the whole journal.
+    if state.config.roles.worker {
+        for (name, text, value) in [
+            ("bourse_projector_seq", "Last engine command in the read models.", projected),
+            (
+                "bourse_projector_lag",
+                "Engine commands not yet in the read models.",
+                engine.seq.saturating_sub(projected),
+            ),
+        ] {
+            help(&mut out, name, "gauge", text);
+            let _ = writeln!(out, "{name} {value}");
+        }
     }
     help(
         &mut out,
@@ -420,13 +430,23 @@ pub async fn exposition(State(state): State<Shared>) -> Response {
 /// `limits.ready_lag_max` commands of the engine; 503 with the reasons otherwise.
 pub async fn ready(State(state): State<Shared>) -> Response {
     let engine = state.engine.status();
-    let lag = engine.seq.saturating_sub(*state.projected.borrow());
+    // Read models are the worker's: a process without it has no lag of its own.
+    let lag = if state.config.roles.worker {
+        engine.seq.saturating_sub(*state.projected.borrow())
+    } else {
+        0
+    };
     let mut problems = Vec::new();
     if !engine.running {
         problems.push("the engine is not running".to_string());
     }
     if state.store.ping().await.is_err() {
         problems.push("the database does not answer".to_string());
+    }
+    if !state.config.roles.engine_only()
+        && !state.metrics.feed_live.load(std::sync::atomic::Ordering::Acquire)
+    {
+        problems.push("the market-data feed is resyncing with the engine".to_string());
     }
     if lag > state.config.limits.ready_lag_max {
         problems.push(format!("the read models are {lag} commands behind the engine"));
@@ -439,6 +459,15 @@ pub async fn ready(State(state): State<Shared>) -> Response {
     let body = serde_json::json!({"ready": problems.is_empty(), "engine_seq": engine.seq,
         "projector_lag": lag, "problems": problems});
     (status, axum::Json(body)).into_response()
+}
+
+/// The admin listener of a process without the admin role: health, readiness and metrics.
+pub fn ops_router(state: &Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/health", axum::routing::get(alive))
+        .route("/ready", axum::routing::get(ready))
+        .route("/metrics", axum::routing::get(exposition))
+        .with_state(state.clone())
 }
 
 /// `GET /health`: 200 while the process serves requests (liveness).

@@ -264,7 +264,7 @@ impl Projector {
                         }
                         self.step(commands).await?;
                     }
-                    if !self.engine.status().running {
+                    if self.engine.finished() {
                         return Ok(());
                     }
                     // Cut off as a slow consumer: resume from where we are.
