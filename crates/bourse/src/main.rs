@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_api;
+mod bench_link;
 mod feed;
 mod operator;
 mod replay;
@@ -175,6 +176,9 @@ enum BenchCmd {
     /// The whole server over HTTP and WebSocket: signed orders per second, latencies, and
     /// trade delivery to many WebSocket clients.
     Api(bench_api::ApiBenchArgs),
+    /// The engine link of a split deployment: round trips and throughput through it, against
+    /// the engine's own handle.
+    Link(bench_link::LinkBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bench(BenchCmd::Engine(args)) => bench::run(&args)?,
         Cmd::Bench(BenchCmd::Api(args)) => bench_api::run(&args)?,
+        Cmd::Bench(BenchCmd::Link(args)) => bench_link::run(&args)?,
         Cmd::Audit(args) => {
             if !audit::run(&args)? {
                 return Ok(ExitCode::FAILURE);

@@ -181,3 +181,26 @@ fn bench_engine_prints_every_figure() {
     assert_eq!(figures["resting_orders"], 5000);
     assert!(figures["trades"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn bench_link_prints_every_figure() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
+        .args(["bench", "link", "--commands", "4000", "--sequential", "100", "--users", "100"])
+        .arg("--json")
+        .env("BOURSE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "local_round_trip_p50_us",
+        "local_round_trip_p99_us",
+        "link_round_trip_p50_us",
+        "link_round_trip_p99_us",
+        "local_cmds_per_s",
+        "link_cmds_per_s",
+    ] {
+        assert!(figures[key].as_u64().is_some_and(|v| v > 0), "{key} missing in {figures}");
+    }
+    assert_eq!(figures["pipelined"], 4000);
+}

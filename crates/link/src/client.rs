@@ -86,6 +86,11 @@ impl Inner {
     fn set_status(&self, status: Status) {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
     }
+
+    fn saw_seq(&self, seq: u64) {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.seq = status.seq.max(seq);
+    }
 }
 
 /// Connects to the engine's link at `addr`, waiting up to `wait` for it to come up (a wrong
@@ -235,6 +240,9 @@ async fn drive(
                 None => return Err(LinkError::Protocol("the engine closed the link".into())),
                 Some(Answer::Status(status)) => answers.set_status(status),
                 Some(Answer::Outcome { id, seq, time_ns, events }) => {
+                    // The seq a caller just got is in the status at once (read-your-writes
+                    // waits on it), not only at the next heartbeat.
+                    answers.saw_seq(seq);
                     if let Some(reply) = answers.pending().remove(&id) {
                         let _ = reply.send(wire::outcome(seq, time_ns, events));
                     }
