@@ -89,14 +89,9 @@ impl Server {
         std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).with_context(
             || format!("the data directory {} is not writable", config.data_dir.display()),
         )?;
-        let store = bourse_store::connect(config.database_url().expose())
-            .await
-            .context("cannot open the database")?;
-        let applied = store.migrate().await.context("cannot migrate the database")?;
-        if applied > 0 {
-            tracing::info!(applied, backend = store.backend(), "database migrated");
-        }
         let roles = config.roles;
+        // Without the engine, the link first: the engine's process migrates the database before
+        // its link listens, so this process's migration below finds nothing left to do.
         let (engine, link, handle) = if roles.engine {
             let mut engine_config = EngineConfig::new(&config.data_dir);
             engine_config.snapshot_every = config.engine.snapshot_every;
@@ -119,6 +114,14 @@ impl Server {
             .context("cannot reach the engine")?;
             (None, Some(guard), handle)
         };
+
+        let store = bourse_store::connect(config.database_url().expose())
+            .await
+            .context("cannot open the database")?;
+        let applied = store.migrate().await.context("cannot migrate the database")?;
+        if applied > 0 {
+            tracing::info!(applied, backend = store.backend(), "database migrated");
+        }
 
         let mirror = Arc::new(RwLock::new(Mirror::default()));
         // The engine's own process (alone) keeps no mirror: nothing there reads one.
