@@ -421,9 +421,11 @@ fn split_deployment_through_the_binary() {
     let err = fails(&["serve", "--config", c, "--roles", "engine"]);
     assert!(err.contains("[link] listen"), "{err}");
 
+    // Withdrawal rules name an asset: only the roles that apply them check it.
+    let limit = ("BOURSE_WITHDRAWALS__DAILY_LIMITS__BTC", "1.5");
     let (mut engine, line) = serve_with(
         &["--config", c, "--roles", "engine"],
-        &[("BOURSE_LINK__LISTEN", "127.0.0.1:0")],
+        &[("BOURSE_LINK__LISTEN", "127.0.0.1:0"), limit],
     );
     assert!(line.starts_with("bourse engine is running, its link at "), "{line}");
     let link = after(&line, "its link at ").to_string();
@@ -431,7 +433,7 @@ fn split_deployment_through_the_binary() {
         after(&line, "health and metrics at http://").trim_end_matches(';').to_string();
     let (mut app, line) = serve_with(
         &["--config", c, "--roles", "gateway,wallet,worker,admin", "--listen", "127.0.0.1:0"],
-        &[("BOURSE_LINK__CONNECT", &link)],
+        &[("BOURSE_LINK__CONNECT", &link), limit],
     );
     assert!(line.contains("roles gateway,wallet,worker,admin"), "{line}");
     let addr = after(&line, "running at http://").to_string();

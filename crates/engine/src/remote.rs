@@ -17,8 +17,8 @@ pub type StateFuture = Pin<Box<dyn Future<Output = Result<Exchange, EngineError>
 pub trait Remote: Send + Sync + std::fmt::Debug {
     /// Queues `command` for the engine without waiting: `Busy` when the link's queue is full,
     /// `Stopped` while the link is down. `reply`, when given, gets the durable outcome, or is
-    /// dropped if the connection is lost first (the command may then have been applied or not;
-    /// its events tell).
+    /// dropped if the remote engine refused the command (its queue was full) or the connection
+    /// is lost first (the command may then have been applied or not; its events tell).
     fn submit(
         &self,
         command: Command,

@@ -213,9 +213,11 @@ async fn run_calls(
         inner.up.store(true, Ordering::Release);
         let result = drive(&inner, &mut queued, reader, writer).await;
         inner.up.store(false, Ordering::Release);
-        // Nobody will answer these on another connection.
-        inner.pending().clear();
+        // Calls not sent are dropped, then every reply waited for (nobody will answer these on
+        // another connection). In this order, a call queued meanwhile either goes out on the
+        // next connection or has its reply dropped: none waits forever.
         while queued.try_recv().is_ok() {}
+        inner.pending().clear();
         if let Err(e) = result {
             tracing::warn!(addr = inner.addr, error = %e, "engine link lost; reconnecting");
         }

@@ -16,6 +16,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 /// Connections open at once; more are closed at accept.
 const CONNECTIONS_MAX: usize = 64;
+/// State reads and journal catch-ups (each costs the engine's process a copy of the state or a
+/// replay) running at once; more wait their turn.
+const HEAVY_MAX: usize = 2;
 /// Commands of one calls connection the engine may have at once; the connection is not read
 /// while they are all out.
 const CALLS_IN_FLIGHT_MAX: usize = 4096;
@@ -37,6 +40,7 @@ struct Context {
     data_dir: PathBuf,
     key: LinkKey,
     shutdown: watch::Receiver<bool>,
+    heavy: Arc<Semaphore>,
 }
 
 /// Serves `engine` (whose data directory is `data_dir`) on `listener` until `shutdown` turns
@@ -49,7 +53,8 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    let context = Context { engine, data_dir, key, shutdown };
+    let heavy = Arc::new(Semaphore::new(HEAVY_MAX));
+    let context = Context { engine, data_dir, key, shutdown, heavy };
     let mut stop = context.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -92,10 +97,11 @@ async fn connection(stream: TcpStream, context: Context) -> Result<(), LinkError
     let work = async {
         match open {
             Open::Calls => calls(reader, writer, &context.engine).await,
-            Open::Subscribe { from_seq } => {
-                subscription(writer, &context.engine, &context.data_dir, from_seq).await
+            Open::Subscribe { from_seq } => subscription(writer, &context, from_seq).await,
+            Open::State => {
+                let _turn = context.heavy.acquire().await;
+                state(writer, &context.engine).await
             }
-            Open::State => state(writer, &context.engine).await,
         }
     };
     tokio::select! {
@@ -211,10 +217,10 @@ async fn calls(
 /// journal first; the connection ends when the engine stops or cuts this subscriber off.
 async fn subscription(
     mut writer: Writer,
-    engine: &EngineHandle,
-    data_dir: &Path,
+    context: &Context,
     from_seq: u64,
 ) -> Result<(), LinkError> {
+    let engine = &context.engine;
     let mut next = from_seq;
     loop {
         match engine.subscribe(next) {
@@ -229,7 +235,10 @@ async fn subscription(
                 return Ok(());
             }
             Err(SubscribeError::TooOld { .. }) => {
-                let after = replay(&mut writer, engine, data_dir, next).await?;
+                let after = {
+                    let _turn = context.heavy.acquire().await;
+                    replay(&mut writer, engine, &context.data_dir, next).await?
+                };
                 if after <= next {
                     return Err(LinkError::Protocol(format!(
                         "the journal has nothing from seq {next} on"

@@ -215,7 +215,10 @@ impl Server {
             };
             (wallets, assets)
         };
-        config.withdrawals.validate(&assets).map_err(anyhow::Error::msg)?;
+        // The engine's process alone reads no mirror (so knows no assets) and no withdrawal rule.
+        if !roles.engine_only() {
+            config.withdrawals.validate(&assets).map_err(anyhow::Error::msg)?;
+        }
         let transport =
             mail::Transport::new(&config.mail, &config.data_dir).map_err(anyhow::Error::msg)?;
         let mail_config = config.mail.clone();
