@@ -293,19 +293,8 @@ fn json_logs_carry_one_line_per_request_with_its_id() {
 /// returns the process and its address. The process is killed on drop, so a test that fails
 /// before its SIGTERM leaks no server (which would keep the suite's output pipe open).
 fn serve(config: &str) -> (KillOnDrop, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bourse"))
-        .env("BOURSE_ADMIN__LISTEN", "127.0.0.1:0")
-        .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
-        .env("BOURSE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let child = KillOnDrop(Some(child));
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    (child, addr)
+    let (child, line) = serve_with(&["--config", config, "--listen", "127.0.0.1:0"], &[]);
+    (child, after(&line, "http://").to_string())
 }
 
 /// The value after `label` in `text`, up to the next space, comma or line end.

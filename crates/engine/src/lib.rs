@@ -14,6 +14,8 @@ mod remote;
 mod runner;
 mod stats;
 mod subscribe;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use clock::{Clock, SystemClock};
 pub use pause::PauseGuard;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use bourse_core::*;
+use bourse_engine::testing::{order, setup_commands};
 use bourse_engine::*;
 
 struct FixedClock(u64);
@@ -17,47 +18,6 @@ fn config(dir: &std::path::Path) -> EngineConfig {
     let mut config = EngineConfig::new(dir);
     config.check_invariants = true;
     config
-}
-
-fn setup_commands() -> Vec<Command> {
-    vec![
-        Command::AddAsset(AssetSpec { symbol: Symbol::new("BTC").unwrap(), scale: 8 }),
-        Command::AddAsset(AssetSpec { symbol: Symbol::new("USDT").unwrap(), scale: 6 }),
-        Command::AddMarket(MarketSpec {
-            base: AssetId(1),
-            quote: AssetId(2),
-            tick: 10_000,
-            lot: 10_000,
-            min_qty: 10_000,
-            max_qty: 100_000_000_000,
-            min_notional: 0,
-            maker_fee_ppm: 1_000,
-            taker_fee_ppm: 2_000,
-        }),
-        Command::Deposit {
-            user: UserId(1),
-            asset: AssetId(2),
-            amount: 1_000_000_000,
-            key: ExternalKey::new("a").unwrap(),
-        },
-        Command::Deposit {
-            user: UserId(2),
-            asset: AssetId(1),
-            amount: 100_000_000,
-            key: ExternalKey::new("b").unwrap(),
-        },
-    ]
-}
-
-fn order(user: u64, side: Side, price: u128) -> Command {
-    Command::Place(PlaceOrder {
-        user: UserId(user),
-        market: MarketId(1),
-        side,
-        order_type: OrderType::Limit { price, quantity: 10_000, time_in_force: TimeInForce::Gtc },
-        client_order_id: None,
-        stp: StpMode::ExpireTaker,
-    })
 }
 
 #[test]
