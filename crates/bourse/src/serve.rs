@@ -96,12 +96,19 @@ pub fn serve(args: &ServeRolesArgs) -> Result<()> {
                 server.state.config.link.listen.map(|a| a.to_string()).unwrap_or_default(),
                 server.admin_url()
             );
-        } else {
+        } else if roles.gateway {
             println!(
-                "bourse is running at {}  (the admin app at {}; roles {}; Ctrl-C to stop)",
+                "bourse is running at {}  (the admin listener at {}; roles {}; Ctrl-C to stop)",
                 server.url(),
                 server.admin_url(),
                 roles.names()
+            );
+        } else {
+            let what = if roles.admin { "the admin app" } else { "health and metrics" };
+            println!(
+                "bourse roles {} are running  ({what} at {}; Ctrl-C to stop)",
+                roles.names(),
+                server.admin_url()
             );
         }
         signal().await;

@@ -1,6 +1,8 @@
-//! `bourse status [--url URL]`: asks a running exchange how it is (`/api/v1/health` and
+//! `bourse status [--url URL]...`: asks a running exchange how it is (`/api/v1/health` and
 //! `/ready`) and prints one line per part — engine, read models, database, WebSocket, each coin
 //! node and wallet, readiness, backups — marked OK, WARN or FAIL (in colour on a terminal).
+//! In a split deployment each further `--url` names another process's listener with `/ready`
+//! (the engine's, the wallet's, the worker's, the admin app's): one line each, with its roles.
 //! Exits 0 when nothing fails, 1 when something does, 2 when the exchange does not answer.
 
 use crate::serve::{ServeArgs, load_config};
@@ -15,9 +17,10 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The exchange's URL, e.g. http://127.0.0.1:8080 (default: its `listen` address from the
-    /// configuration).
+    /// configuration). Repeat it for the other processes of a split deployment (their
+    /// `[admin] listen`, e.g. http://127.0.0.1:9101): the first is the gateway's.
     #[arg(long)]
-    pub url: Option<String>,
+    pub url: Vec<String>,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -171,18 +174,51 @@ fn human_age(s: i64) -> String {
     }
 }
 
-pub fn run(args: &StatusArgs) -> Result<ExitCode> {
-    let url = match &args.url {
-        Some(url) => url.clone(),
-        None => format!("http://{}", load_config(&args.serve)?.listen),
-    };
-    let authority = url
+/// `host:port` of an `http://` URL.
+fn authority_of(url: &str) -> Result<String> {
+    Ok(url
         .strip_prefix("http://")
         .context(
             "the URL must start with http:// (ask the exchange's own listener, not a TLS proxy)",
         )?
         .trim_end_matches('/')
-        .to_string();
+        .to_string())
+}
+
+/// Another process of a split deployment, by its `/ready`.
+fn process_line(url: &str, answer: Result<(u16, Value)>) -> (Mark, String, String) {
+    match answer {
+        Ok((status, ready)) => {
+            let roles = at(&ready, "roles").as_str().unwrap_or("?").to_string();
+            let problems: Vec<&str> = at(&ready, "problems")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if status == 200 {
+                (Mark::Ok, "process".into(), format!("{roles} at {url}: ready"))
+            } else {
+                let why = if problems.is_empty() {
+                    format!("answers {status}")
+                } else {
+                    problems.join("; ")
+                };
+                (Mark::Fail, "process".into(), format!("{roles} at {url}: not ready: {why}"))
+            }
+        }
+        Err(e) => (Mark::Fail, "process".into(), format!("{url} does not answer: {e:#}")),
+    }
+}
+
+pub fn run(args: &StatusArgs) -> Result<ExitCode> {
+    let (url, others) = match args.url.split_first() {
+        Some((url, others)) => (url.clone(), others),
+        None => (format!("http://{}", load_config(&args.serve)?.listen), &[][..]),
+    };
+    let authority = authority_of(&url)?;
+    let others: Vec<(String, String)> =
+        others.iter().map(|u| Ok((u.clone(), authority_of(u)?))).collect::<Result<_>>()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let answers = rt.block_on(async {
         let health = get(&authority, "/api/v1/health").await?;
@@ -197,7 +233,11 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
         }
     };
     let colour = std::io::stdout().is_terminal();
-    let lines = lines(&health, &ready, ready_status == 200);
+    let mut lines = lines(&health, &ready, ready_status == 200);
+    for (url, authority) in &others {
+        let answer = rt.block_on(get(authority, "/ready"));
+        lines.push(process_line(url, answer));
+    }
     for (mark, part, said) in &lines {
         let (word, code) = match mark {
             Mark::Ok => ("OK  ", "32"),

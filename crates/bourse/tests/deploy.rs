@@ -1,5 +1,5 @@
 //! The shipped systemd units (`deploy/systemd/`: the exchange, its split into the engine and
-//! the other roles, the backup service and its timer): `systemd-analyze verify` accepts each
+//! the other roles or into one process per role, the backup service and its timer): `systemd-analyze verify` accepts each
 //! without a word (it only warns about unknown keys, so any output fails the test), with
 //! ExecStart pointing at the binary this build made; and the services' sandboxing rates OK.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -32,6 +32,10 @@ fn the_systemd_units_verify_silently_and_are_sandboxed() {
         ("bourse.service", "ExecStart=/usr/local/bin/bourse serve"),
         ("bourse-engine.service", "serve --config /etc/bourse/bourse.toml --roles engine"),
         ("bourse-app.service", "--roles gateway,wallet,worker,admin"),
+        ("bourse-gateway.service", "--roles gateway\n"),
+        ("bourse-wallet.service", "--roles wallet\n"),
+        ("bourse-worker.service", "--roles worker\n"),
+        ("bourse-admin.service", "--roles admin\n"),
         ("bourse-backup.service", "ExecStart=/usr/local/bin/bourse backup"),
         ("bourse-backup.timer", "OnCalendar="),
     ];

@@ -63,7 +63,7 @@ fn operator_lifecycle() {
         assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(fails(&["init", "--config", c]).contains("not overwriting"));
-    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 13 migration(s) applied"));
+    assert!(ok(&["migrate", "--config", c]).contains("sqlite database: 14 migration(s) applied"));
     assert!(ok(&["migrate", "--config", c]).contains("0 migration(s) applied"));
     assert!(
         ok(&["asset", "add", "BTC", "--scale", "8", "--config", c])
@@ -396,8 +396,9 @@ fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
     (child, line)
 }
 
-/// A split deployment as the systemd units run it: `serve --roles engine` with its link, and
-/// `serve --roles gateway,wallet,worker,admin` reaching it, on one data directory and database.
+/// A split deployment as the systemd units run it: `serve --roles engine` with its link, and the
+/// gateway, the wallet, the worker and the admin app each in a process of its own reaching it,
+/// on one data directory and database; `bourse status` over all of them.
 #[test]
 fn split_deployment_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
@@ -406,9 +407,11 @@ fn split_deployment_through_the_binary() {
     ok(&["init", "--config", c, "--data-dir", dir.path().join("data").to_str().unwrap()]);
     ok(&["asset", "add", "BTC", "--scale", "8", "--config", c]);
     let err = fails(&["serve", "--config", c, "--roles", "gateway"]);
-    assert!(err.contains("for now a process runs all roles"), "{err}");
+    assert!(err.contains("[link] connect"), "{err}");
     let err = fails(&["serve", "--config", c, "--roles", "engine"]);
     assert!(err.contains("[link] listen"), "{err}");
+    let err = fails(&["serve", "--config", c, "--roles", "engine,gatway"]);
+    assert!(err.contains("unknown role"), "{err}");
 
     // Withdrawal rules name an asset: only the roles that apply them check it.
     let limit = ("BOURSE_WITHDRAWALS__DAILY_LIMITS__BTC", "1.5");
@@ -420,18 +423,26 @@ fn split_deployment_through_the_binary() {
     let link = after(&line, "its link at ").to_string();
     let engine_ops =
         after(&line, "health and metrics at http://").trim_end_matches(';').to_string();
-    let (mut app, line) = serve_with(
-        &["--config", c, "--roles", "gateway,wallet,worker,admin", "--listen", "127.0.0.1:0"],
-        &[("BOURSE_LINK__CONNECT", &link), limit],
-    );
-    assert!(line.contains("roles gateway,wallet,worker,admin"), "{line}");
+    let joined = [("BOURSE_LINK__CONNECT", link.as_str()), limit];
+    let (mut gateway, line) =
+        serve_with(&["--config", c, "--roles", "gateway", "--listen", "127.0.0.1:0"], &joined);
+    assert!(line.contains("roles gateway;"), "{line}");
     let addr = after(&line, "running at http://").to_string();
+    let mut processes = vec![(engine_ops.clone(), "engine")];
+    let mut children = Vec::new();
+    for role in ["wallet", "worker", "admin"] {
+        let (child, line) = serve_with(&["--config", c, "--roles", role], &joined);
+        assert!(line.starts_with(&format!("bourse roles {role} are running")), "{line}");
+        let at = if role == "admin" { "the admin app at http://" } else { "at http://" };
+        processes.push((after(&line, at).trim_end_matches(';').to_string(), role));
+        children.push(child);
+    }
 
     // The gateway serves the engine's assets, read over the link.
     let assets = http_get(&addr, "/api/v1/assets");
     assert!(assets.starts_with("HTTP/1.1 200") && assets.contains("\"BTC\""), "{assets}");
-    // Each process reports itself ready; the engine's has its metrics.
-    for ops in [&addr, &engine_ops] {
+    // Each process reports itself ready, with its roles; the engine's has its metrics.
+    for ops in std::iter::once(&addr).chain(processes.iter().map(|(ops, _)| ops)) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !http_get(ops, "/ready").starts_with("HTTP/1.1 200") {
             assert!(Instant::now() < deadline, "{ops}: {}", http_get(ops, "/ready"));
@@ -439,14 +450,30 @@ fn split_deployment_through_the_binary() {
         }
     }
     assert!(http_get(&engine_ops, "/metrics").contains("bourse_engine_running 1"));
-    let status = ok(&["status", "--url", &format!("http://{addr}")]);
+    let mut args = vec!["status".to_string(), "--url".into(), format!("http://{addr}")];
+    for (ops, _) in &processes {
+        args.extend(["--url".to_string(), format!("http://{ops}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let status = ok(&args);
     assert!(status.contains("engine"), "{status}");
+    for (ops, role) in &processes {
+        assert!(status.contains(&format!("{role} at http://{ops}: ready")), "{status}");
+    }
+    // A process that stops turns the status red.
+    let wallet = children.first_mut().unwrap().0.as_mut().unwrap();
+    terminate(wallet.id());
+    assert!(wallet.wait().unwrap().success());
+    let out = bourse(&args);
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("http://{} does not answer", processes[1].0)), "{said}");
     // A backup goes to the engine's process (it alone can hold the engine still).
     let backups = dir.path().join("backups");
     let out = ok(&["backup", backups.to_str().unwrap(), "--config", c]);
     assert!(out.contains("asking the running exchange"), "{out}");
 
-    for child in [&mut app, &mut engine] {
+    for child in children.iter_mut().skip(1).chain([&mut gateway, &mut engine]) {
         let process = child.0.as_mut().unwrap();
         terminate(process.id());
         assert!(process.wait().unwrap().success());

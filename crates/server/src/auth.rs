@@ -11,7 +11,7 @@
 
 use crate::crypto;
 use crate::error::ApiError;
-use crate::state::{API_KEY_CACHE_MAX, API_KEY_CACHE_TTL_MS, CachedKey, Shared};
+use crate::state::{API_KEY_CACHE_MAX, CachedKey, Shared};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -152,9 +152,10 @@ pub fn forget_keys_of(state: &Shared, user: bourse_core::UserId) {
 
 /// The opened key, from the cache or the database.
 pub async fn open_key(state: &Shared, key: &str, now: i64) -> Result<CachedKey, ApiError> {
+    let ttl = state.api_key_ttl_ms();
     if let Ok(cache) = state.api_keys.lock()
         && let Some(hit) = cache.get(key)
-        && now - hit.loaded_ms < API_KEY_CACHE_TTL_MS
+        && now - hit.loaded_ms < ttl
     {
         return Ok(hit.clone());
     }
@@ -179,7 +180,7 @@ pub async fn open_key(state: &Shared, key: &str, now: i64) -> Result<CachedKey, 
     };
     if let Ok(mut cache) = state.api_keys.lock() {
         if cache.len() >= API_KEY_CACHE_MAX {
-            cache.retain(|_, k| now - k.loaded_ms < API_KEY_CACHE_TTL_MS);
+            cache.retain(|_, k| now - k.loaded_ms < ttl);
         }
         if cache.len() < API_KEY_CACHE_MAX {
             cache.insert(key.to_string(), opened.clone());

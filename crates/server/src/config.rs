@@ -64,7 +64,7 @@ pub struct Config {
     #[serde(default)]
     pub backup: crate::backups::BackupConfig,
     /// The roles this process runs: `all` (the default), `engine`, or
-    /// `gateway,wallet,worker,admin` (a split deployment; see `roles.rs`).
+    /// any other combination of roles (a split deployment; see `roles.rs`).
     #[serde(default)]
     pub roles: crate::roles::Roles,
     /// The engine link between the processes of a split deployment (`[link]`).

@@ -27,6 +27,7 @@ pub mod mirror;
 pub mod observe;
 pub mod orders;
 pub mod projector;
+pub mod relay;
 pub mod roles;
 pub mod security;
 pub mod state;
@@ -135,6 +136,8 @@ impl Server {
         let tickers = Arc::new(Mutex::new(Tickers::default()));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (projected_tx, projected_rx) = watch::channel(0);
+        // The projector's in this process, or the relay follower's (`relay.rs`).
+        let mut projected_tx = Some(projected_tx);
         // A database from before the fee report: its history is counted once, from the read
         // models, before the projector adds to it.
         let quote_of: std::collections::HashMap<_, _> = mirror
@@ -152,8 +155,10 @@ impl Server {
                 "fee revenue counted from earlier trades and withdrawals"
             );
         }
-        let mut projector = if roles.worker {
-            let projector = projector::Projector::new(
+        let mut projector = if roles.worker
+            && let Some(projected_tx) = projected_tx.take()
+        {
+            let mut projector = projector::Projector::new(
                 store.clone(),
                 handle.clone(),
                 config.data_dir.clone(),
@@ -164,6 +169,10 @@ impl Server {
             )
             .await
             .context("cannot start the projector")?;
+            // A gateway or admin app in another process follows the steps through the store.
+            if !(roles.gateway && roles.admin) {
+                projector.relay();
+            }
             Some(projector)
         } else {
             None
@@ -208,7 +217,10 @@ impl Server {
             let mirror = mirror.read().map_err(|_| anyhow::anyhow!("mirror lock poisoned"))?;
             let assets: Vec<(String, u8)> =
                 mirror.assets.values().map(|a| (a.symbol.clone(), a.scale)).collect();
-            let wallets = if roles.wallet {
+            // The gateway hands out deposit addresses and takes withdrawal requests, the admin
+            // app shows the nodes: both talk to the coin nodes too. The wallet role alone scans
+            // and sends.
+            let wallets = if roles.wallet || roles.gateway || roles.admin {
                 wallets::open(&config.wallets, &mirror)?
             } else {
                 Default::default()
@@ -237,7 +249,7 @@ impl Server {
             store,
             mirror: mirror.clone(),
             hub: hub.clone(),
-            tickers,
+            tickers: tickers.clone(),
             keys,
             projected: projected_rx,
             user_seq: Mutex::new(Default::default()),
@@ -251,6 +263,18 @@ impl Server {
         let mut tasks = Vec::new();
         if let Some(projector) = projector {
             tasks.push(tokio::spawn(projector.run(shutdown_rx.clone())));
+        }
+        if roles.follows_worker()
+            && let Some(projected) = projected_tx.take()
+        {
+            let follower = relay::Follower {
+                store: state.store.clone(),
+                hub: hub.clone(),
+                mirror: mirror.clone(),
+                tickers,
+                projected,
+            };
+            tasks.push(tokio::spawn(follower.run(shutdown_rx.clone())));
         }
         if roles.wallet {
             tasks.extend(wallets::spawn(&state));
@@ -392,7 +416,7 @@ pub fn router(state: &Shared) -> Router {
         .route("/ws-api/v3", get(binance::user_data::ws_api))
         .route("/health", get(metrics::alive))
         .route("/ready", get(metrics::ready))
-        .route("/internal/wallets/{asset}/notify", axum::routing::post(wallets::notify))
+        .merge(wallets::notify_routes(state))
         .merge(web::routes())
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async {

@@ -457,7 +457,7 @@ pub async fn ready(State(state): State<Shared>) -> Response {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     let body = serde_json::json!({"ready": problems.is_empty(), "engine_seq": engine.seq,
-        "projector_lag": lag, "problems": problems});
+        "projector_lag": lag, "problems": problems, "roles": state.config.roles.names()});
     (status, axum::Json(body)).into_response()
 }
 
@@ -467,6 +467,7 @@ pub fn ops_router(state: &Shared) -> axum::Router {
         .route("/health", axum::routing::get(alive))
         .route("/ready", axum::routing::get(ready))
         .route("/metrics", axum::routing::get(exposition))
+        .merge(crate::wallets::notify_routes(state))
         .with_state(state.clone())
 }
 

@@ -9,11 +9,10 @@
 //! WebSocket subscribers and advances `projected`, which private reads wait on.
 
 use crate::binance::user_data::{Collector, UserEvent};
-use crate::hub::{Hub, Message, Topic};
+use crate::hub::Hub;
 use crate::mirror::Mirror;
 use crate::orders;
 use crate::ticker::Tickers;
-use crate::views::CandleView;
 use bourse_core::{AssetId, Event, MarketId, OrderId, UserId, WithdrawalState};
 use bourse_engine::{EngineHandle, SubscribeError};
 use bourse_store::{
@@ -43,6 +42,9 @@ pub struct Projector {
     work: WorkingSet,
     /// Mails users about their credited deposits and sent withdrawals, when set.
     notices: Option<Notices>,
+    /// Set when each step also commits a relay row for processes without the worker
+    /// (`relay.rs`): when the relay was last pruned (Unix ms).
+    relay: Option<i64>,
 }
 
 /// What the mails about engine events need: links to the site, the mail worker to wake, and
@@ -100,9 +102,16 @@ impl Projector {
             projected,
             work: WorkingSet::default(),
             notices: None,
+            relay: None,
         };
         p.load().await?;
         Ok(p)
+    }
+
+    /// Commits each step's publications for gateways and admin apps in other processes (a
+    /// split deployment), with every user's Binance events, not only those listened to here.
+    pub fn relay(&mut self) {
+        self.relay = Some(0);
     }
 
     /// Mails each user about their credited deposits and sent withdrawals (with the txid), queued
@@ -185,24 +194,7 @@ impl Projector {
         let open = self.store.open_orders_all().await?;
         let candles = self.store.latest_candles().await?;
         let fees = self.store.latest_fee_revenue().await?;
-        let now = crate::now_ms();
-        let mut recent = Vec::new();
-        for c in candles.iter().filter(|c| c.interval == Interval::M1) {
-            recent.extend(
-                self.store
-                    .candles(c.market, Interval::M1, Some(now - 86_400_000), None, 1440)
-                    .await?,
-            );
-        }
-        if let Ok(mut t) = self.tickers.lock() {
-            *t = Tickers::default();
-            for c in candles.iter().filter(|c| c.interval == Interval::M1) {
-                t.set_last(c.market, c.close);
-            }
-            for c in &recent {
-                t.record(c);
-            }
-        }
+        crate::ticker::load(self.store.as_ref(), &candles, &self.tickers).await?;
         self.work = WorkingSet {
             seq,
             open: open.into_iter().map(|o| (o.id, o)).collect(),
@@ -319,7 +311,15 @@ impl Projector {
         let (from_seq, to_seq) = (first.0, last.0);
         self.prefetch_balances(&commands).await?;
         self.prefetch_emails(&commands).await?;
-        let (projection, user_events) = self.project(from_seq, to_seq, &commands);
+        let (mut projection, user_events) = self.project(from_seq, to_seq, &commands);
+        let rendered = match self.mirror.read() {
+            Ok(mirror) => crate::binance::user_data::render(&mirror, user_events),
+            Err(_) => Vec::new(),
+        };
+        if self.relay.is_some() {
+            projection.relay =
+                Some(crate::relay::encode(&projection.candles, &rendered, crate::now_ms()));
+        }
         self.store.apply_projection(&projection).await?;
         if !projection.mails.is_empty()
             && let Some(notices) = &self.notices
@@ -328,13 +328,31 @@ impl Projector {
         }
         self.work.seq = to_seq;
         let _ = self.projected.send(to_seq);
-        self.publish(&projection);
-        if !user_events.is_empty()
-            && let Ok(mirror) = self.mirror.read()
-        {
-            crate::binance::user_data::publish(&self.hub, &mirror, user_events);
-        }
+        crate::relay::publish(
+            &self.hub,
+            &self.mirror,
+            &self.tickers,
+            &projection.candles,
+            rendered,
+        );
+        self.prune_relay().await;
         Ok(())
+    }
+
+    /// Deletes relay rows older than [`crate::relay::KEEP_MS`], every
+    /// [`crate::relay::PRUNE_EVERY_MS`]; a failure only waits for the next time.
+    async fn prune_relay(&mut self) {
+        let Some(last) = self.relay.as_mut() else { return };
+        let now = crate::now_ms();
+        if now - *last < crate::relay::PRUNE_EVERY_MS {
+            return;
+        }
+        *last = now;
+        match self.store.prune_relay(now - crate::relay::KEEP_MS).await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "relay pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the relay"),
+        }
     }
 
     async fn prefetch_balances(&mut self, commands: &Commands) -> Result<(), StoreError> {
@@ -361,7 +379,7 @@ impl Projector {
         commands: &Commands,
     ) -> (Projection, Vec<UserEvent>) {
         let hub = self.hub.clone();
-        let mut users = Collector::new(&hub);
+        let mut users = Collector::new(&hub, self.relay.is_some());
         let mut p = Projection { from_seq, to_seq, ..Projection::default() };
         let mut orders: HashMap<OrderId, OrderRow> = HashMap::new();
         let mut balances: HashMap<(UserId, AssetId), BalanceRow> = HashMap::new();
@@ -529,48 +547,6 @@ impl Projector {
             *entry = opened();
         }
         entry
-    }
-
-    /// After a commit: tickers and candle updates to WebSocket subscribers.
-    fn publish(&self, p: &Projection) {
-        if p.candles.is_empty() {
-            return;
-        }
-        if let Ok(mut t) = self.tickers.lock() {
-            for c in p.candles.iter().filter(|c| c.interval == Interval::M1) {
-                t.record(c);
-            }
-        }
-        let Ok(mirror) = self.mirror.read() else { return };
-        let now = crate::now_ms();
-        let mut markets: Vec<MarketId> = p.candles.iter().map(|c| c.market).collect();
-        markets.dedup();
-        for c in &p.candles {
-            let topic = Topic::Candles(c.market, c.interval);
-            if !self.hub.has_subscribers(topic) {
-                continue;
-            }
-            let Some(info) = mirror.markets.get(&c.market) else { continue };
-            let message = serde_json::json!({
-                "channel": "candles",
-                "market": info.symbol,
-                "interval": c.interval.as_str(),
-                "candle": CandleView::new(c, info),
-            });
-            self.hub.publish(topic, &Message::from(message.to_string()));
-        }
-        let Ok(tickers) = self.tickers.lock() else { return };
-        crate::binance::streams::publish_candles(&self.hub, &mirror, &tickers, &p.candles);
-        for market in markets {
-            let topic = Topic::Ticker(market);
-            if !self.hub.has_subscribers(topic) {
-                continue;
-            }
-            if let Some(view) = tickers.view(market, now, &mirror) {
-                let message = serde_json::json!({ "channel": "ticker", "ticker": view });
-                self.hub.publish(topic, &Message::from(message.to_string()));
-            }
-        }
     }
 }
 

@@ -33,10 +33,9 @@ impl Roles {
     pub const ALL: Roles =
         Roles { engine: true, gateway: true, wallet: true, worker: true, admin: true };
 
-    /// `all`, or role names separated by commas. The combinations that work today: all, the
-    /// engine alone, and the other four together (they still share in-process state: the
-    /// projector feeds the gateway's private streams, the gateway asks the wallets for
-    /// addresses).
+    /// `all`, or role names separated by commas: any combination runs in one process. The
+    /// processes of a deployment together run each role once (the engine and the worker exactly
+    /// once: one sequencer, one projector).
     pub fn parse(text: &str) -> Result<Roles, String> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("all") {
@@ -60,20 +59,21 @@ impl Roles {
             };
             *slot = true;
         }
-        let others = [roles.gateway, roles.wallet, roles.worker, roles.admin];
-        match (roles.engine, others.iter().filter(|r| **r).count()) {
-            (false, 0) => Err("no roles given: name at least one, or all".into()),
-            (true, 0) | (true, 4) | (false, 4) => Ok(roles),
-            _ => Err(format!(
-                "roles {}: for now a process runs all roles, the engine alone, or gateway, \
-                 wallet, worker and admin together (see ARCHITECTURE.md, Decisions)",
-                roles.names()
-            )),
+        if roles.names().is_empty() {
+            return Err("no roles given: name at least one, or all".into());
         }
+        Ok(roles)
     }
 
     pub fn is_all(&self) -> bool {
         *self == Roles::ALL
+    }
+
+    /// The read side of the projector in a process without the worker: the gateway's streams
+    /// and the admin app's dashboard follow the worker's commits through the store
+    /// (`follower.rs`).
+    pub fn follows_worker(&self) -> bool {
+        !self.worker && (self.gateway || self.admin)
     }
 
     /// Only the engine: no mirror, no HTTP but health and metrics.
@@ -130,8 +130,12 @@ impl LinkSettings {
                 roles.names()
             ));
         }
-        if roles.engine_only() && self.listen.is_none() {
-            return Err("the engine alone needs [link] listen, or nobody can reach it".into());
+        if roles.engine && !roles.is_all() && self.listen.is_none() {
+            return Err(format!(
+                "roles {} run the engine without every other role: set [link] listen, or the \
+                 processes with the others cannot reach it",
+                roles.names()
+            ));
         }
         Ok(())
     }
@@ -152,8 +156,11 @@ mod tests {
         assert_eq!(app.names(), "gateway,wallet,worker,admin");
         assert!(Roles::parse("").unwrap_err().contains("no roles"));
         assert!(Roles::parse("engine,gatway").unwrap_err().contains("unknown role \"gatway\""));
-        assert!(Roles::parse("gateway").unwrap_err().contains("for now"));
-        assert!(Roles::parse("engine,worker").unwrap_err().contains("for now"));
+        let gateway = Roles::parse("gateway").unwrap();
+        assert!(gateway.gateway && !gateway.worker && gateway.follows_worker());
+        assert!(!Roles::parse("wallet").unwrap().follows_worker());
+        assert!(!Roles::ALL.follows_worker() && !app.follows_worker());
+        assert_eq!(Roles::parse("admin, worker").unwrap().names(), "worker,admin");
     }
 
     #[test]
@@ -164,6 +171,8 @@ mod tests {
         assert!(none.validate(Roles::ALL).is_ok());
         assert!(none.validate(app).unwrap_err().contains("[link] connect"));
         assert!(none.validate(engine).unwrap_err().contains("[link] listen"));
+        let engine_worker = Roles::parse("engine,worker").unwrap();
+        assert!(none.validate(engine_worker).unwrap_err().contains("[link] listen"));
         let set = LinkSettings {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 7420))),
             connect: Some("127.0.0.1:7420".into()),

@@ -72,6 +72,16 @@ pub const API_KEY_CACHE_MAX: usize = 100_000;
 /// How long a cached key is trusted before it is read again (a revocation by another process
 /// takes at most this long).
 pub const API_KEY_CACHE_TTL_MS: i64 = 60_000;
+/// The same in a process without the admin app: the admin app that locks an account runs in
+/// another process, and cannot drop this one's cache.
+pub const API_KEY_CACHE_TTL_APART_MS: i64 = 5_000;
+
+impl AppState {
+    /// How long this process trusts a cached API key.
+    pub fn api_key_ttl_ms(&self) -> i64 {
+        if self.config.roles.admin { API_KEY_CACHE_TTL_MS } else { API_KEY_CACHE_TTL_APART_MS }
+    }
+}
 
 #[derive(Clone)]
 pub struct CachedKey {

@@ -5,8 +5,9 @@
 use crate::mirror::Mirror;
 use crate::views::{TickerView, signed_units, units};
 use bourse_core::MarketId;
-use bourse_store::CandleRow;
+use bourse_store::{CandleRow, Interval, Store, StoreError};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -83,6 +84,30 @@ impl Tickers {
             best_ask: book.and_then(|b| b.best_ask()).map(|(p, _)| units(p, q)),
         })
     }
+}
+
+/// Rebuilds `tickers` from the read models: each market's last price (from `latest`, the
+/// newest candle of every market and interval) and its minute candles of the last day.
+pub async fn load(
+    store: &dyn Store,
+    latest: &[CandleRow],
+    tickers: &Mutex<Tickers>,
+) -> Result<(), StoreError> {
+    let now = crate::now_ms();
+    let mut recent = Vec::new();
+    for c in latest.iter().filter(|c| c.interval == Interval::M1) {
+        recent.extend(store.candles(c.market, Interval::M1, Some(now - DAY_MS), None, 1440).await?);
+    }
+    if let Ok(mut t) = tickers.lock() {
+        *t = Tickers::default();
+        for c in latest.iter().filter(|c| c.interval == Interval::M1) {
+            t.set_last(c.market, c.close);
+        }
+        for c in &recent {
+            t.record(c);
+        }
+    }
+    Ok(())
 }
 
 /// A market's rolling 24 hours, in minor units (prices in quote units per whole base unit).

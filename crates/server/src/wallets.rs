@@ -63,6 +63,16 @@ pub fn spawn(state: &crate::state::Shared) -> Vec<tokio::task::JoinHandle<()>> {
     tasks
 }
 
+/// The node hook's route, in a process that runs the wallet role (on the gateway's listener, or
+/// on `[admin] listen` of a process without the gateway): elsewhere nobody would hear it.
+pub fn notify_routes(state: &crate::state::Shared) -> axum::Router<crate::state::Shared> {
+    let router = axum::Router::new();
+    if !state.config.roles.wallet {
+        return router;
+    }
+    router.route("/internal/wallets/{asset}/notify", axum::routing::post(notify))
+}
+
 /// `POST /internal/wallets/{asset}/notify`: a node's `walletnotify` / `blocknotify` hook
 /// (`curl -s -X POST http://127.0.0.1:8080/internal/wallets/LTC/notify`). It only makes the
 /// scanner look now, and is answered only to loopback callers (the node runs beside bourse).

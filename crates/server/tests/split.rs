@@ -11,36 +11,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// The engine's server, its link on a port of its own (kept across restarts).
+/// The engine's server alone.
 async fn engine_process(backend: Backend) -> App {
-    let mut engine = App::spawn_with(
-        backend,
-        &[("BOURSE_ROLES", "engine"), ("BOURSE_LINK__LISTEN", "127.0.0.1:0")],
-    )
-    .await;
-    let link = engine.server().state.config.link.listen.unwrap().to_string();
-    engine.extra_env.retain(|(k, _)| k != "BOURSE_LINK__LISTEN");
-    engine.extra_env.push(("BOURSE_LINK__LISTEN".into(), link));
-    engine
+    App::spawn_engine(backend, "engine", &[]).await
 }
 
 /// The other roles' server: its own data directory, the engine's database and secret.
 async fn app_process(engine: &App) -> App {
-    let link = engine.server().state.config.link.listen.unwrap().to_string();
-    let mut app = App {
-        server: None,
-        url: String::new(),
-        data_dir: tempfile::tempdir().unwrap(),
-        database_url: engine.database_url.clone(),
-        secret: engine.secret.clone(),
-        extra_env: vec![
-            ("BOURSE_ROLES".into(), "gateway,wallet,worker,admin".into()),
-            ("BOURSE_LINK__CONNECT".into(), link),
-            ("BOURSE_LINK__CONNECT_WAIT_S".into(), "10".into()),
-        ],
-    };
-    app.start().await;
-    app
+    App::join(engine, "gateway,wallet,worker,admin", &[]).await
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -202,6 +180,132 @@ async fn split_postgres() {
     split(Backend::Postgres).await;
 }
 
+/// Every role in a process of its own: the engine; the worker; the gateway and the admin app,
+/// which follow the worker's commits through the store's relay; the wallet. Private reads see
+/// their writes, tickers, candles and Binance user data reach the gateway's streams, the admin
+/// app's dashboard numbers move, and a restarted worker catches up.
+async fn every_role_apart(backend: Backend) {
+    let engine = engine_process(backend).await;
+    let mut worker = App::join(&engine, "worker", &[]).await;
+    let wallet = App::join(&engine, "wallet", &[]).await;
+    let gateway = App::join(&engine, "gateway", &[]).await;
+    let admin = App::join(&engine, "admin", &[]).await;
+    bourse_server::demo::setup(&gateway.server().state).await.unwrap();
+    let mut alice = register_mailed(&gateway, &worker, "alice@example.com").await;
+    let mut bob = register_mailed(&gateway, &worker, "bob@example.com").await;
+    alice.create_key(&["trade"]).await;
+    let (bob_key, _) = bob.create_key(&["trade"]).await;
+    deposit(&gateway, alice.id, "BTC", "1").await;
+    deposit(&gateway, bob.id, "USDT", "100000").await;
+
+    // Bob's Binance user data stream, and the market's ticker and minute candles.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v3/userDataStream", gateway.url))
+        .header("X-MBX-APIKEY", &bob_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listen_key = r.json::<Value>().await.unwrap()["listenKey"].as_str().unwrap().to_string();
+    let user_url = format!("{}/ws/{listen_key}", gateway.url.replace("http://", "ws://"));
+    let mut user_data = tokio_tungstenite::connect_async(user_url).await.unwrap().0;
+    let mut market = ws_connect(&gateway).await;
+    ws_send(
+        &mut market,
+        json!({"op": "subscribe", "channels": ["ticker:BTC-USDT", "candles:BTC-USDT:1m"]}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut market).await["op"], "subscribed");
+
+    // The cross reads Bob's order back at once: the gateway waited for the worker's commit.
+    let mut ws = listen(&gateway, &bob).await;
+    cross(&alice, &bob, &mut ws, "60000", "0.1").await;
+    let (mut ticker, mut candle) = (Value::Null, Value::Null);
+    while ticker.is_null() || candle.is_null() {
+        let m = ws_next(&mut market).await;
+        match m["channel"].as_str() {
+            Some("ticker") => ticker = m,
+            Some("candles") => candle = m,
+            _ => {}
+        }
+    }
+    assert_eq!(ticker["ticker"]["last"], "60000", "{ticker}");
+    assert_eq!(candle["candle"]["close"], "60000", "{candle}");
+    let report = loop {
+        let event = ws_next(&mut user_data).await;
+        if event["e"] == "executionReport" && event["X"] == "FILLED" {
+            break event;
+        }
+    };
+    assert_eq!((report["S"].as_str(), report["z"].as_str()), (Some("BUY"), Some("0.10000000")));
+    let (s, t) = bob.get("/api/v1/markets/BTC-USDT/ticker").await;
+    assert_eq!((s, t["last"].as_str()), (200, Some("60000")), "{t}");
+
+    // The admin app's process keeps the same tickers (its dashboard reads them).
+    let last = || {
+        let state = &admin.server().state;
+        let id = state.mirror.read().unwrap().market_by_symbol("BTC-USDT").unwrap().id;
+        state.tickers.lock().unwrap().stats(id, bourse_server::now_ms()).last
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while last() != Some(60_000_000_000) {
+        assert!(Instant::now() < deadline, "the admin app's ticker: {:?}", last());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Every process is ready; only the worker's has a projector lag of its own.
+    for app in [&engine, &worker, &wallet, &gateway, &admin] {
+        until_status(&format!("{}/ready", app.server().admin_url()), 200).await;
+    }
+    until_status(&format!("{}/ready", gateway.url), 200).await;
+    let (_, metrics) = get(&format!("{}/metrics", worker.server().admin_url())).await;
+    assert!(metrics.contains("bourse_projector_lag"), "{metrics}");
+
+    // The worker stops: orders still trade, the read models wait; it comes back and catches
+    // up, and the relay goes on.
+    worker.stop().await;
+    let (s, sell) =
+        alice.signed(Method::POST, "/api/v1/orders", "", order("sell", "61000", "0.1")).await;
+    assert_eq!(s, 201, "{sell}");
+    worker.start().await;
+    let sell_id = sell["order"]["id"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alice.get(&format!("/api/v1/orders/{sell_id}")).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the restarted worker did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, buy) =
+        bob.signed(Method::POST, "/api/v1/orders", "", order("buy", "61000", "0.1")).await;
+    assert_eq!((s, buy["order"]["status"].as_str()), (201, Some("filled")), "{buy}");
+    let buy_id = buy["order"]["id"].as_u64().unwrap();
+    let (s, o) = bob.get(&format!("/api/v1/orders/{buy_id}")).await;
+    assert_eq!((s, o["status"].as_str()), (200, Some("filled")), "{o}");
+    loop {
+        let ticker = ws_next_on(&mut market, "ticker").await;
+        if ticker["ticker"]["last"] == "61000" {
+            break;
+        }
+    }
+
+    let here = engine.server().engine().read(|x| x.state_hash()).await.unwrap();
+    for app in [&worker, &wallet, &gateway, &admin] {
+        assert_eq!(app.server().engine().read(|x| x.state_hash()).await.unwrap(), here);
+    }
+    for mut app in [worker, wallet, gateway, admin, engine] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_apart_sqlite() {
+    every_role_apart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_apart_postgres() {
+    every_role_apart(Backend::Postgres).await;
+}
+
 /// A process without the engine and without a link to one does not start; neither does one
 /// whose link key (its secret_key) differs from the engine's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +329,7 @@ async fn a_split_process_refuses_a_missing_or_wrong_link() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("[link] connect"), "{err}");
-    let link = engine.server().state.config.link.listen.unwrap().to_string();
+    let link = engine.link();
     app.extra_env.push(("BOURSE_LINK__CONNECT".into(), link));
     let started = Instant::now();
     let err = bourse_server::Server::start(app.config()).await.unwrap_err();

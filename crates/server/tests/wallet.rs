@@ -932,3 +932,62 @@ async fn whitelist_daily_limit_and_review_gate_withdrawals() {
         .collect();
     assert!(statuses.contains(&"review"), "{statuses:?}");
 }
+
+/// The wallet role in a process of its own: the gateway's process hands out the address (from
+/// the node), the wallet's process credits the deposit made to it, the node's hook reaches the
+/// wallet's listener (not the gateway's, which scans nothing), and the gateway's health shows
+/// the wallet process's reconciliation, read from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_process_apart_credits_deposits_to_the_gateways_addresses() {
+    // The scanner looks when the hook says so; the processor reconciles every 200 ms.
+    let World { user_node, exchange_node: _node, payer, hot, mined, mut app } =
+        World::start_with("60000", &[("WITHDRAWAL_INTERVAL_MS", "200")]).await;
+    app.stop().await;
+    app.extra_env.push(("BOURSE_ROLES".into(), "engine,gateway,worker,admin".into()));
+    app.extra_env.push(("BOURSE_LINK__LISTEN".into(), "127.0.0.1:0".into()));
+    app.start().await;
+    let wallet_env: Vec<(String, String)> = app
+        .extra_env
+        .iter()
+        .filter(|(k, _)| k.starts_with("BOURSE_WALLETS__") || k.starts_with("BOURSE_WITHDRAWALS__"))
+        .cloned()
+        .collect();
+    let env: Vec<(&str, &str)> = wallet_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let wallet = App::join(&app, "wallet", &env).await;
+    let alice = register(&app, "alice@example.com").await;
+
+    let r = alice
+        .http
+        .post(format!("{}/api/v1/deposit-addresses", app.url))
+        .json(&json!({"asset": "LTC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let address = r.json::<Value>().await.unwrap()["address"].as_str().unwrap().to_string();
+    let txid = payer.send_many(&[(address, 50_000_000)], "", 10_000).await.unwrap();
+    until("the payment at the exchange's node", async || hot.transaction(&txid).await.ok()).await;
+    user_node.mine(3, &mined).await;
+    synced(&payer, &hot).await;
+
+    let hook = reqwest::Client::new();
+    let notify = |url: String| {
+        let request = hook.post(format!("{url}/internal/wallets/ltc/notify")).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(notify(app.url.clone()).await, 404, "the gateway runs no scanner");
+    assert_eq!(notify(wallet.server().admin_url()).await, 202);
+    let credited = until("the credit", async || {
+        deposit(&alice, &txid).await.filter(|d| d["status"] == "credited")
+    })
+    .await;
+    assert_eq!(credited["amount"], "0.5");
+    let owed = async || alice.get("/api/v1/health").await.1["nodes"][0]["owed"].clone();
+    until("the wallet's reconciliation, in the gateway's health", async || {
+        Some(owed().await).filter(|o| *o == "0.5").map(|_| ())
+    })
+    .await;
+    let mut wallet = wallet;
+    wallet.stop().await;
+    app.stop().await;
+}

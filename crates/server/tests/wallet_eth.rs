@@ -27,32 +27,10 @@ impl World {
     async fn start() -> World {
         let anvil = Anvil::start().await;
         let mut app = App::spawn(Backend::Sqlite).await;
-        let spec =
-            bourse_core::AssetSpec { symbol: bourse_core::Symbol::new("ETH").unwrap(), scale: 18 };
-        let out =
-            app.server().engine().execute(bourse_core::Command::AddAsset(spec)).await.unwrap();
-        assert!(matches!(out.events[0], bourse_core::Event::AssetAdded { .. }), "{:?}", out.events);
+        add_eth(&app).await;
         app.stop().await;
         let phrase = Phrase::generate().unwrap();
-        let url = anvil.url();
-        let chain_id = ANVIL_CHAIN_ID.to_string();
-        for (key, value) in [
-            ("CHAIN", "ethereum"),
-            ("RPC_URL", url.as_str()),
-            ("CHAIN_ID", chain_id.as_str()),
-            ("SEED", phrase.expose()),
-            ("CONFIRMATIONS", "3"),
-            ("MIN_DEPOSIT", "0.001"),
-            ("WITHDRAWAL_FEE", "0.001"),
-            ("WITHDRAWAL_MIN", "0.01"),
-            ("RECONCILE_TOLERANCE", "0.01"),
-            ("SCAN_INTERVAL_MS", "100"),
-            ("WITHDRAWAL_INTERVAL_MS", "200"),
-        ] {
-            app.extra_env.push((format!("BOURSE_WALLETS__ETH__{key}"), value.to_string()));
-        }
-        // Withdrawals go out without the mailed link (tests/wallet.rs follows one).
-        app.extra_env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "false".into()));
+        app.extra_env.extend(eth_env(&anvil, &phrase));
         app.start().await;
         World { anvil, phrase, app }
     }
@@ -65,6 +43,39 @@ impl World {
     async fn balance(&self, address: &Address) -> u128 {
         self.anvil.rpc().balance(address, BlockTag::Latest).await.unwrap()
     }
+}
+
+/// Adds the ETH asset (18 decimals) through `app`'s engine.
+async fn add_eth(app: &App) {
+    let spec =
+        bourse_core::AssetSpec { symbol: bourse_core::Symbol::new("ETH").unwrap(), scale: 18 };
+    let out = app.server().engine().execute(bourse_core::Command::AddAsset(spec)).await.unwrap();
+    assert!(matches!(out.events[0], bourse_core::Event::AssetAdded { .. }), "{:?}", out.events);
+}
+
+/// The ETH wallet's settings on `anvil` with keys from `phrase` (`BOURSE_*` variables).
+fn eth_env(anvil: &Anvil, phrase: &Phrase) -> Vec<(String, String)> {
+    let url = anvil.url();
+    let chain_id = ANVIL_CHAIN_ID.to_string();
+    let mut env: Vec<(String, String)> = [
+        ("CHAIN", "ethereum"),
+        ("RPC_URL", url.as_str()),
+        ("CHAIN_ID", chain_id.as_str()),
+        ("SEED", phrase.expose()),
+        ("CONFIRMATIONS", "3"),
+        ("MIN_DEPOSIT", "0.001"),
+        ("WITHDRAWAL_FEE", "0.001"),
+        ("WITHDRAWAL_MIN", "0.01"),
+        ("RECONCILE_TOLERANCE", "0.01"),
+        ("SCAN_INTERVAL_MS", "100"),
+        ("WITHDRAWAL_INTERVAL_MS", "200"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("BOURSE_WALLETS__ETH__{key}"), value.to_string()))
+    .collect();
+    // Withdrawals go out without the mailed link (tests/wallet.rs follows one).
+    env.push(("BOURSE_WITHDRAWALS__EMAIL_CONFIRMATION".into(), "false".into()));
+    env
 }
 
 fn hot_of(phrase: &Phrase) -> Address {
@@ -317,4 +328,44 @@ async fn an_ether_deposit_reorganised_away_is_never_credited() {
     })
     .await;
     assert_eq!(eth(&alice).await.0, "0.5");
+}
+
+#[tokio::test]
+async fn the_wallet_of_another_process_credits_a_deposit_to_an_address_the_gateway_made() {
+    // Process A: the engine, the gateway (which hands out deposit addresses), the worker and
+    // the admin app. Process B: the wallet alone, whose scanner credits deposits.
+    let anvil = Anvil::start().await;
+    let phrase = Phrase::generate().unwrap();
+    let mut a = App::spawn_engine(Backend::Sqlite, "engine,gateway,worker,admin", &[]).await;
+    add_eth(&a).await;
+    a.stop().await;
+    let env = eth_env(&anvil, &phrase);
+    a.extra_env.extend(env.iter().cloned());
+    a.start().await;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut b = App::join(&a, "wallet", &env).await;
+
+    // B's scanner has read the chain (and the store's addresses: none) before the address is
+    // made: it has to learn of it at a later scan.
+    let store = a.server().state.store.clone();
+    let asset = a.server().state.mirror.read().unwrap().asset_by_symbol("ETH").unwrap().id;
+    until("B's first scan", async || store.wallet_cursor(asset).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(store.asset_deposit_addresses(asset, 0).await.unwrap().is_empty());
+
+    let alice = register(&a, "alice@example.com").await;
+    let address = Address::parse(&deposit_address(&alice).await).unwrap();
+    assert_ne!(address, hot_of(&phrase));
+    let tx = anvil.fund(&address, ETHER / 4).await.to_string();
+    anvil.mine(2).await;
+    let deposit = async || {
+        let (_, page) = alice.get("/api/v1/deposits?asset=ETH").await;
+        page["deposits"].as_array()?.iter().find(|d| d["txid"] == tx.as_str()).cloned()
+    };
+    let credited =
+        until("credited", async || deposit().await.filter(|d| d["status"] == "credited")).await;
+    assert_eq!(credited["amount"], "0.25", "{credited}");
+    until("the balance on A", async || (eth(&alice).await.0 == "0.25").then_some(())).await;
+    assert_eq!(eth(&alice).await, ("0.25".to_string(), "0".to_string()));
+    b.stop().await;
 }

@@ -8,9 +8,10 @@ use crate::{
     AdjustmentRow, AdjustmentStatus, AdminActionRow, AdminRole, AdminRow, AdminSessionRow,
     AlertRow, ApiKeyRow, BackupRecord, BalanceRow, CandleRow, ChainSendKind, ChainSendRow,
     ChainSendStatus, DepositAddressRow, DepositRow, DepositStatus, FeeRevenueRow, Interval,
-    LedgerKind, LedgerRow, MailRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus, Result,
-    Scopes, SecurityEventKind, SecurityEventRow, SessionRow, StoreError, TokenPurpose, TradeRow,
-    UsedToken, UserRow, WithdrawalAddressRow, WithdrawalRow, WithdrawalStatus,
+    LedgerKind, LedgerRow, MailRow, NewLedgerEntry, OrderKind, OrderRow, OrderStatus,
+    ReconciliationRow, RelayRow, Result, Scopes, SecurityEventKind, SecurityEventRow, SessionRow,
+    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalRow,
+    WithdrawalStatus,
 };
 use bourse_core::{
     AssetId, EndReason, MarketId, OrderId, Side, StpMode, TimeInForce, TradeId, UserId,
@@ -879,6 +880,26 @@ pub(crate) fn adjustment_row(r: &impl Get) -> Result<AdjustmentRow> {
         decided_ms: r.opt_i64("decided_ms")?,
         outcome: r.string("outcome")?,
         finished_ms: r.opt_i64("finished_ms")?,
+    })
+}
+
+pub(crate) fn reconciliation_row(r: &impl Get) -> Result<ReconciliationRow> {
+    Ok(ReconciliationRow {
+        asset: AssetId(r.u32("asset_id")?),
+        liabilities: r.i128("liabilities")?,
+        hot: r.i128("hot")?,
+        shortfall: r.i128("shortfall")?,
+        paused: r.boolean("paused")?,
+        at_ms: r.i64("at_ms")?,
+    })
+}
+
+pub(crate) fn relay_row(r: &impl Get) -> Result<RelayRow> {
+    Ok(RelayRow {
+        from_seq: r.u64("from_seq")?,
+        to_seq: r.u64("to_seq")?,
+        created_ms: r.i64("created_ms")?,
+        body: r.string("body")?,
     })
 }
 

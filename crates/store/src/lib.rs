@@ -396,8 +396,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The nonce after the highest one of the address's sends that are not `failed` (None: none
     /// recorded).
     async fn next_chain_nonce(&self, asset: AssetId, from_address: &str) -> Result<Option<u64>>;
-    /// Every deposit address of the asset (any user), oldest first.
-    async fn asset_deposit_addresses(&self, asset: AssetId) -> Result<Vec<DepositAddressRow>>;
+    /// The deposit addresses of the asset (any user) whose id is above `after_id`, by id (oldest
+    /// first); `after_id` 0 gives them all. A wallet keeps the highest id it has seen and asks
+    /// only for the rows after it, so it learns of addresses other processes made.
+    async fn asset_deposit_addresses(
+        &self,
+        asset: AssetId,
+        after_id: i64,
+    ) -> Result<Vec<DepositAddressRow>>;
 
     /// Records an operator alert (append-only); returns its id.
     async fn insert_alert(&self, alert: &NewAlert) -> Result<i64>;
@@ -429,9 +435,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// In one transaction: checks that the cursor is `projection.from_seq - 1`
     /// (`CursorMismatch` otherwise, nothing written), upserts orders, balances, candles and fee
     /// revenue by their keys, inserts trades and ledger entries, queues the mails (due at once,
-    /// as [`Store::enqueue_mail`] does), and sets the cursor to `projection.to_seq`. A fee
+    /// as [`Store::enqueue_mail`] does), keeps the relay row if there is one, and sets the cursor to `projection.to_seq`. A fee
     /// revenue row whose `hour_ms` does not start an hour is `Invalid` (nothing written).
     async fn apply_projection(&self, projection: &Projection) -> Result<()>;
+    /// The relay rows with `to_seq > after`, oldest first, at most `limit` (processes without
+    /// the worker follow its steps with these).
+    async fn relay_after(&self, after: u64, limit: u32) -> Result<Vec<RelayRow>>;
+    /// Deletes the relay rows created before `before_ms`; returns how many.
+    async fn prune_relay(&self, before_ms: i64) -> Result<u64>;
+    /// Keeps `row` as its asset's last reconciliation (replacing the one before).
+    async fn record_reconciliation(&self, row: &ReconciliationRow) -> Result<()>;
+    /// Every asset's last reconciliation, by asset id.
+    async fn reconciliations(&self) -> Result<Vec<ReconciliationRow>>;
     /// Orders with status open or partially filled (the projector's working set at start).
     async fn open_orders_all(&self) -> Result<Vec<OrderRow>>;
     /// The newest candle of every (market, interval) (the projector's working set at start).

@@ -12,9 +12,9 @@ use crate::{
     LedgerFilter, LedgerRow, MailRow, NewAdjustment, NewAdmin, NewAdminAction, NewAdminSession,
     NewAlert, NewApiKey, NewChainSend, NewDepositAddress, NewMail, NewSecurityEvent, NewSession,
     NewToken, NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderRow, Projection, RangeFilter,
-    Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose,
-    TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter, WithdrawalRow,
-    WithdrawalStatus,
+    ReconciliationRow, RelayRow, Result, SecurityEventFilter, SecurityEventRow, SessionRow, Store,
+    StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow, WithdrawalFilter,
+    WithdrawalRow, WithdrawalStatus,
 };
 use crate::{BackupRecord, DatabaseBackup, NewBackupRecord, backup};
 use bourse_core::{AssetId, MarketId, OrderId, TradeId, UserId};
@@ -1342,9 +1342,14 @@ impl Store for PgStore {
         codec::next_nonce(&row)
     }
 
-    async fn asset_deposit_addresses(&self, asset: AssetId) -> Result<Vec<DepositAddressRow>> {
+    async fn asset_deposit_addresses(
+        &self,
+        asset: AssetId,
+        after_id: i64,
+    ) -> Result<Vec<DepositAddressRow>> {
         let rows = sqlx::query(sql::ASSET_DEPOSIT_ADDRESSES)
             .bind(i64::from(asset.0))
+            .bind(after_id)
             .fetch_all(&self.pool)
             .await?;
         codec::all(&rows, codec::deposit_address_row)
@@ -1457,9 +1462,50 @@ impl Store for PgStore {
             return Err(StoreError::CursorMismatch { expected, found });
         }
         write_projection(&mut tx, projection).await?;
+        if let Some(relay) = &projection.relay {
+            sqlx::query(sql::INSERT_RELAY)
+                .bind(to_seq)
+                .bind(db_u64("seq", projection.from_seq)?)
+                .bind(relay.created_ms)
+                .bind(relay.body.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(sql::SET_CURSOR).bind(to_seq).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn relay_after(&self, after: u64, limit: u32) -> Result<Vec<RelayRow>> {
+        let rows = sqlx::query(sql::RELAY_AFTER)
+            .bind(db_u64("seq", after)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        codec::all(&rows, codec::relay_row)
+    }
+
+    async fn prune_relay(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query(sql::PRUNE_RELAY).bind(before_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_reconciliation(&self, row: &ReconciliationRow) -> Result<()> {
+        sqlx::query(sql::RECORD_RECONCILIATION)
+            .bind(i64::from(row.asset.0))
+            .bind(row.liabilities.to_string())
+            .bind(row.hot.to_string())
+            .bind(row.shortfall.to_string())
+            .bind(row.paused)
+            .bind(row.at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn reconciliations(&self) -> Result<Vec<ReconciliationRow>> {
+        let rows = sqlx::query(sql::RECONCILIATIONS).fetch_all(&self.pool).await?;
+        codec::all(&rows, codec::reconciliation_row)
     }
 
     async fn open_orders_all(&self) -> Result<Vec<OrderRow>> {

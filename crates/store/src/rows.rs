@@ -318,7 +318,9 @@ pub struct BalanceRow {
     pub seq: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Interval {
     M1,
     M5,
@@ -364,7 +366,7 @@ impl Interval {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CandleRow {
     pub market: MarketId,
     pub interval: Interval,
@@ -410,6 +412,41 @@ pub struct Projection {
     pub fee_revenue: Vec<FeeRevenueRow>,
     /// Mails about these events, queued (due at once) with them, so each is queued once.
     pub mails: Vec<NewMail>,
+    /// What the step publishes, kept for the processes without the worker (a [`RelayRow`]
+    /// `from_seq..=to_seq`) when the worker runs apart from the gateway or the admin app.
+    pub relay: Option<NewRelay>,
+}
+
+/// A coin's last reconciliation (its wallet's holdings against what users are owed, minor
+/// units), as the wallet role recorded it: processes without the wallet role show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconciliationRow {
+    pub asset: AssetId,
+    pub liabilities: i128,
+    pub hot: i128,
+    /// `liabilities - hot`.
+    pub shortfall: i128,
+    /// Withdrawals wait: the shortfall is over the tolerance.
+    pub paused: bool,
+    pub at_ms: i64,
+}
+
+/// A projector step's publications for processes that do not run the projector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRelay {
+    pub created_ms: i64,
+    /// Encoded by the server (the store only keeps it).
+    pub body: String,
+}
+
+/// A relay row: the publications of the projector step `from_seq..=to_seq`, committed with
+/// it. The newest row's `to_seq` is the projector's cursor when every step writes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayRow {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub created_ms: i64,
+    pub body: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

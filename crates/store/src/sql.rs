@@ -177,6 +177,19 @@ pub(crate) const SECURITY_EVENTS: &str = "SELECT id, user_id, at_ms, kind, ip, u
 pub(crate) const SET_CURSOR: &str = "UPDATE projector_cursor SET seq = $1 WHERE id = 1";
 pub(crate) const CURSOR: &str = "SELECT seq FROM projector_cursor WHERE id = 1";
 
+pub(crate) const INSERT_RELAY: &str =
+    "INSERT INTO relay (to_seq, from_seq, created_ms, body) VALUES ($1, $2, $3, $4)";
+pub(crate) const RELAY_AFTER: &str = "SELECT from_seq, to_seq, created_ms, body FROM relay \
+     WHERE to_seq > $1 ORDER BY to_seq LIMIT $2";
+pub(crate) const PRUNE_RELAY: &str = "DELETE FROM relay WHERE created_ms < $1";
+
+pub(crate) const RECORD_RECONCILIATION: &str = "INSERT INTO reconciliations \
+     (asset_id, liabilities, hot, shortfall, paused, at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (asset_id) DO UPDATE SET liabilities = excluded.liabilities, hot = excluded.hot, \
+     shortfall = excluded.shortfall, paused = excluded.paused, at_ms = excluded.at_ms";
+pub(crate) const RECONCILIATIONS: &str = "SELECT asset_id, liabilities, hot, shortfall, paused, \
+     at_ms FROM reconciliations ORDER BY asset_id";
+
 pub(crate) const OPEN_ORDERS_ALL: &str = "SELECT id, user_id, market_id, side, kind, time_in_force, price, quantity, quote_amount, \
      client_order_id, stp, status, end_reason, filled, filled_quote, fee, created_seq, created_ms, updated_ms \
      FROM orders WHERE status IN ('open', 'partial') ORDER BY id";
@@ -498,5 +511,6 @@ pub(crate) const SET_CHAIN_SEND_STATUS: &str = "UPDATE chain_sends SET status = 
 /// Served by the partial unique index `chain_sends_nonce` (same predicate).
 pub(crate) const MAX_CHAIN_NONCE: &str = "SELECT MAX(nonce) AS n FROM chain_sends \
      WHERE asset_id = $1 AND from_address = $2 AND status <> 'failed'";
+/// Served by the primary key (a range scan above `$2`, usually empty).
 pub(crate) const ASSET_DEPOSIT_ADDRESSES: &str = "SELECT id, user_id, asset_id, address, label, \
-     created_ms FROM deposit_addresses WHERE asset_id = $1 ORDER BY id";
+     created_ms FROM deposit_addresses WHERE asset_id = $1 AND id > $2 ORDER BY id";

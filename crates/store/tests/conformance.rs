@@ -15,11 +15,11 @@ use bourse_store::{
     ChainSendStatus, DatabaseFormat, DepositFilter, DepositRow, DepositStatus, FeeRevenueRow,
     FillFilter, Interval, LIST_LIMIT_MAX, LedgerFilter, LedgerKind, MailRow, NewAdjustment,
     NewAdmin, NewAdminAction, NewAdminSession, NewAlert, NewApiKey, NewBackupRecord, NewChainSend,
-    NewDepositAddress, NewLedgerEntry, NewMail, NewSecurityEvent, NewSession, NewToken,
+    NewDepositAddress, NewLedgerEntry, NewMail, NewRelay, NewSecurityEvent, NewSession, NewToken,
     NewWithdrawal, NewWithdrawalAddress, OrderFilter, OrderKind, OrderRow, OrderStatus, Projection,
-    RangeFilter, Scopes, SecurityEventFilter, SecurityEventKind, SecurityEventRow, SessionRow,
-    Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow, WithdrawalAddressRow,
-    WithdrawalFilter, WithdrawalStatus, connect, restore_database,
+    RangeFilter, ReconciliationRow, RelayRow, Scopes, SecurityEventFilter, SecurityEventKind,
+    SecurityEventRow, SessionRow, Store, StoreError, TokenPurpose, TradeRow, UsedToken, UserRow,
+    WithdrawalAddressRow, WithdrawalFilter, WithdrawalStatus, connect, restore_database,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -34,7 +34,7 @@ struct Db {
 
 async fn open(url: String, backend: &'static str, dir: Option<tempfile::TempDir>) -> Db {
     let store = connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 13, "a fresh database applies every migration");
+    assert_eq!(store.migrate().await.unwrap(), 14, "a fresh database applies every migration");
     Db { store, url, backend, _dir: dir }
 }
 
@@ -138,6 +138,8 @@ conformance!(
     orders_range,
     backups_are_recorded,
     backup_is_a_consistent_snapshot,
+    relay_rows_commit_with_projections,
+    reconciliations_are_kept_per_asset,
     restore_refusals,
 );
 
@@ -689,6 +691,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         candles: vec![c1.clone()],
         fee_revenue: vec![fees(2, 0, 3, 0)],
         mails: Vec::new(),
+        relay: None,
     };
     s.apply_projection(&p1).await.unwrap();
     assert_eq!(s.projected_seq().await.unwrap(), 10);
@@ -728,6 +731,7 @@ async fn projection_cursor_is_exactly_once(db: &Db) {
         candles: vec![candle(1, Interval::M1, 60_000, 99)],
         fee_revenue: vec![fees(2, 0, 9, 1), fees(2, HOUR, 1, 0)],
         mails: Vec::new(),
+        relay: None,
     };
     assert!(matches!(
         s.apply_projection(&changed).await,
@@ -1694,7 +1698,7 @@ async fn chain_sends_round_trip(db: &Db) {
     assert_eq!(s.chain_send_of_withdrawal(w2 + 1_000).await.unwrap(), None);
     assert_eq!(ids(s.open_chain_sends(eth).await.unwrap()), vec![id2, id4]);
 
-    // Every deposit address of one asset, whoever's, oldest first.
+    // The deposit addresses of one asset, whoever's, after an id, oldest first.
     let addr = |user, asset, address: &str, at| NewDepositAddress {
         user,
         asset,
@@ -1704,16 +1708,26 @@ async fn chain_sends_round_trip(db: &Db) {
     };
     let d1 = s.insert_deposit_address(&addr(a, eth, "0xdep1", 10)).await.unwrap();
     let d2 = s.insert_deposit_address(&addr(b, eth, "0xdep2", 20)).await.unwrap();
-    s.insert_deposit_address(&addr(a, other, "0xdep1", 30)).await.unwrap();
+    let d3 = s.insert_deposit_address(&addr(a, other, "0xdep1", 30)).await.unwrap();
     let d4 = s.insert_deposit_address(&addr(a, eth, "0xdep3", 40)).await.unwrap();
-    let all = s.asset_deposit_addresses(eth).await.unwrap();
+    let all = s.asset_deposit_addresses(eth, 0).await.unwrap();
     assert_eq!(
         all.iter().map(|r| (r.id, r.user, r.asset, r.address.as_str())).collect::<Vec<_>>(),
         vec![(d1, a, eth, "0xdep1"), (d2, b, eth, "0xdep2"), (d4, a, eth, "0xdep3")]
     );
     assert_eq!((all[1].label.as_str(), all[1].created_ms), ("bourse:user:2", 20));
-    assert_eq!(s.asset_deposit_addresses(other).await.unwrap().len(), 1);
-    assert!(s.asset_deposit_addresses(AssetId(9)).await.unwrap().is_empty());
+    assert_eq!(s.asset_deposit_addresses(other, 0).await.unwrap().len(), 1);
+    assert!(s.asset_deposit_addresses(AssetId(9), 0).await.unwrap().is_empty());
+    // Only the rows after `after_id` (the other asset's row in between is not the asset's).
+    let address_ids =
+        |rows: Vec<bourse_store::DepositAddressRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(address_ids(s.asset_deposit_addresses(eth, d1).await.unwrap()), vec![d2, d4]);
+    assert_eq!(address_ids(s.asset_deposit_addresses(eth, d2).await.unwrap()), vec![d4]);
+    assert_eq!(address_ids(s.asset_deposit_addresses(eth, d3).await.unwrap()), vec![d4]);
+    assert!(s.asset_deposit_addresses(eth, d4).await.unwrap().is_empty());
+    assert!(s.asset_deposit_addresses(other, d4).await.unwrap().is_empty());
+    let d5 = s.insert_deposit_address(&addr(b, eth, "0xdep5", 50)).await.unwrap();
+    assert_eq!(address_ids(s.asset_deposit_addresses(eth, d4).await.unwrap()), vec![d5]);
 
     // Stored bytes that are not lower-case hex are corrupt.
     let corrupt = |r: Result<(), StoreError>| match r {
@@ -4243,4 +4257,57 @@ async fn restore_refusals(db: &Db) {
             r.close().await;
         }
     }
+}
+
+/// Relay rows commit with their projection (a refused one leaves none), are read in seq order
+/// after a cursor, and are pruned by age.
+async fn relay_rows_commit_with_projections(db: &Db) {
+    let s = &db.store;
+    let relay = |created_ms: i64, body: &str| Some(NewRelay { created_ms, body: body.into() });
+    let step =
+        |from_seq, to_seq, relay| Projection { from_seq, to_seq, relay, ..Default::default() };
+    s.apply_projection(&step(1, 3, relay(1_000, "a"))).await.unwrap();
+    s.apply_projection(&step(4, 4, None)).await.unwrap();
+    s.apply_projection(&step(5, 9, relay(2_000, "b"))).await.unwrap();
+    assert!(matches!(
+        s.apply_projection(&step(5, 6, relay(3_000, "again"))).await,
+        Err(StoreError::CursorMismatch { expected: 4, found: 9 })
+    ));
+    let all = s.relay_after(0, 10).await.unwrap();
+    let row = |from_seq, to_seq, created_ms, body: &str| RelayRow {
+        from_seq,
+        to_seq,
+        created_ms,
+        body: body.into(),
+    };
+    assert_eq!(all, vec![row(1, 3, 1_000, "a"), row(5, 9, 2_000, "b")]);
+    assert_eq!(s.relay_after(3, 10).await.unwrap(), all[1..].to_vec());
+    assert_eq!(s.relay_after(2, 10).await.unwrap(), all, "a row reaching past the cursor");
+    assert_eq!(s.relay_after(0, 1).await.unwrap(), all[..1].to_vec());
+    assert!(s.relay_after(9, 10).await.unwrap().is_empty());
+    assert_eq!(s.prune_relay(2_000).await.unwrap(), 1);
+    assert_eq!(s.relay_after(0, 10).await.unwrap(), all[1..].to_vec());
+    assert_eq!(s.projected_seq().await.unwrap(), 9);
+}
+
+/// The last reconciliation of each asset replaces the one before; amounts keep their sign and
+/// size.
+async fn reconciliations_are_kept_per_asset(db: &Db) {
+    let s = &db.store;
+    assert!(s.reconciliations().await.unwrap().is_empty());
+    let row = |asset, liabilities: i128, hot: i128, paused, at_ms| ReconciliationRow {
+        asset: AssetId(asset),
+        liabilities,
+        hot,
+        shortfall: liabilities - hot,
+        paused,
+        at_ms,
+    };
+    s.record_reconciliation(&row(2, 10, 5, true, 10)).await.unwrap();
+    s.record_reconciliation(&row(1, 0, 7, false, 11)).await.unwrap();
+    s.record_reconciliation(&row(2, i128::MAX, i128::MAX, false, 12)).await.unwrap();
+    assert_eq!(
+        s.reconciliations().await.unwrap(),
+        vec![row(1, 0, 7, false, 11), row(2, i128::MAX, i128::MAX, false, 12)]
+    );
 }

@@ -194,6 +194,24 @@ impl Chain {
         }
     }
 
+    /// Takes `row` as the last reconciliation: a process without the wallet role shows what
+    /// the wallet's process recorded.
+    pub fn adopt_reconciliation(&self, row: &bourse_store::ReconciliationRow) {
+        let slot = match self {
+            Chain::Bitcoin(c) => &c.reconciliation,
+            Chain::Ethereum(c) => &c.reconciliation,
+        };
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(crate::coin::Reconciliation {
+                liabilities: row.liabilities,
+                hot: row.hot,
+                shortfall: row.shortfall,
+                paused: row.paused,
+                at_ms: row.at_ms,
+            });
+        }
+    }
+
     pub async fn health(&self, wait: Duration, now_s: i64) -> NodeHealth {
         match self {
             Chain::Bitcoin(c) => c.health(wait, now_s).await,

@@ -242,7 +242,7 @@ pub(crate) async fn liabilities(
 
 /// Judges `holdings` (what the exchange's wallet holds, minor units) against `liabilities`: a
 /// shortfall over `tolerance` raises an operator alert and pauses the coin's withdrawals until
-/// it is covered. Recorded in `last` either way.
+/// it is covered. Recorded in `last` and in the store either way.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge(
     last: &std::sync::Mutex<Option<crate::coin::Reconciliation>>,
@@ -276,6 +276,18 @@ pub(crate) async fn judge(
     };
     if let Ok(mut slot) = last.lock() {
         *slot = Some(r.clone());
+    }
+    // For the processes that show it without running the wallet (a split deployment).
+    let row = bourse_store::ReconciliationRow {
+        asset: policy.asset,
+        liabilities,
+        hot: holdings,
+        shortfall,
+        paused,
+        at_ms: now_ms,
+    };
+    if let Err(e) = store.record_reconciliation(&row).await {
+        tracing::warn!(coin = %policy.symbol, error = %e, "cannot record the reconciliation");
     }
     r
 }

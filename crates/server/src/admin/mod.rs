@@ -317,8 +317,10 @@ pub fn router(state: &Shared) -> Router {
     Router::new()
         .route("/login", get(session::login_page).post(session::login))
         .route("/static/{file}", get(crate::web::assets::serve))
-        // For a scraper: behind the allowlist, without a login.
+        // For a scraper and a supervisor: behind the allowlist, without a login.
         .route("/metrics", get(crate::metrics::exposition))
+        .route("/health", get(crate::metrics::alive))
+        .route("/ready", get(crate::metrics::ready))
         .merge(guarded)
         .fallback(not_found)
         .layer(from_fn(headers))

@@ -102,6 +102,19 @@ pub async fn health_of(state: &Shared) -> Health {
     let projected = *state.projected.borrow();
     let database = state.store.ping().await.is_ok();
     let now_s = crate::now_ms() / 1000;
+    if !state.config.roles.wallet && !state.wallets.is_empty() {
+        // The wallet role reconciles in another process: its last word is in the store.
+        match state.store.reconciliations().await {
+            Ok(rows) => {
+                for row in rows {
+                    if let Some(w) = state.wallets.get(&row.asset) {
+                        w.chain.adopt_reconciliation(&row);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the reconciliations"),
+        }
+    }
     let probes = state.wallets.values().map(|w| w.chain.health(NODE_PROBE_WAIT, now_s));
     let mut nodes: Vec<NodeView> = futures_util::future::join_all(probes)
         .await

@@ -50,22 +50,30 @@ pub struct Fill {
     pub maker: bool,
 }
 
-/// Gathers the user events of a projector step, for users somebody listens for.
+/// Gathers the user events of a projector step, for users somebody listens for (in this
+/// process, or for every user when the step is relayed to gateways in other processes).
 #[derive(Debug)]
 pub struct Collector<'a> {
     hub: &'a Hub,
+    everyone: bool,
     fills: HashMap<OrderId, Fill>,
     positions: HashMap<UserId, BTreeMap<AssetId, (i128, i128)>>,
     pub events: Vec<UserEvent>,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(hub: &'a Hub) -> Collector<'a> {
-        Collector { hub, fills: HashMap::new(), positions: HashMap::new(), events: Vec::new() }
+    pub fn new(hub: &'a Hub, everyone: bool) -> Collector<'a> {
+        Collector {
+            hub,
+            everyone,
+            fills: HashMap::new(),
+            positions: HashMap::new(),
+            events: Vec::new(),
+        }
     }
 
     fn listened(&self, user: UserId) -> bool {
-        self.hub.has_subscribers(Topic::BinanceUser(user))
+        self.everyone || self.hub.has_subscribers(Topic::BinanceUser(user))
     }
 
     /// An event before the order rows apply it.
@@ -191,6 +199,22 @@ fn execution_report(
 
 /// After the projector's commit: each event to its user's listeners.
 pub fn publish(hub: &Hub, mirror: &Mirror, events: Vec<UserEvent>) {
+    publish_rendered(hub, render(mirror, events));
+}
+
+/// Rendered events (a relayed step's) to their users' listeners in this process.
+pub fn publish_rendered(hub: &Hub, rendered: Vec<(UserId, String)>) {
+    for (user, text) in rendered {
+        let topic = Topic::BinanceUser(user);
+        if hub.has_subscribers(topic) {
+            hub.publish(topic, &Message::from(text));
+        }
+    }
+}
+
+/// Each event as its user's JSON message.
+pub fn render(mirror: &Mirror, events: Vec<UserEvent>) -> Vec<(UserId, String)> {
+    let mut rendered = Vec::with_capacity(events.len());
     for event in events {
         let (user, value) = match event {
             UserEvent::Execution { row, exec, fill, time_ms } => {
@@ -218,8 +242,9 @@ pub fn publish(hub: &Hub, mirror: &Mirror, events: Vec<UserEvent>) {
                 )
             }
         };
-        hub.publish(Topic::BinanceUser(user), &Message::from(value.to_string()));
+        rendered.push((user, value.to_string()));
     }
+    rendered
 }
 
 // ---- the WebSocket API ---------------------------------------------------------------------------

@@ -44,6 +44,44 @@ impl App {
         app
     }
 
+    /// The engine's process of a split deployment, with `roles` (`engine` and any others): its
+    /// link on a port of its own, kept across restarts.
+    pub async fn spawn_engine(backend: Backend, roles: &str, extra_env: &[(&str, &str)]) -> App {
+        let mut env = vec![("BOURSE_ROLES", roles), ("BOURSE_LINK__LISTEN", "127.0.0.1:0")];
+        env.extend_from_slice(extra_env);
+        let mut engine = App::spawn_with(backend, &env).await;
+        let link = engine.link();
+        engine.extra_env.retain(|(k, _)| k != "BOURSE_LINK__LISTEN");
+        engine.extra_env.push(("BOURSE_LINK__LISTEN".into(), link));
+        engine
+    }
+
+    /// The engine link's address of this (engine's) process.
+    pub fn link(&self) -> String {
+        self.server().state.config.link.listen.unwrap().to_string()
+    }
+
+    /// Another process of `engine`'s split deployment, running `roles` (not the engine): its
+    /// own data directory, the engine's database, secret and link.
+    pub async fn join(engine: &App, roles: &str, extra_env: &[(&str, &str)]) -> App {
+        let mut env: Vec<(String, String)> = vec![
+            ("BOURSE_ROLES".into(), roles.into()),
+            ("BOURSE_LINK__CONNECT".into(), engine.link()),
+            ("BOURSE_LINK__CONNECT_WAIT_S".into(), "10".into()),
+        ];
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut app = App {
+            server: None,
+            url: String::new(),
+            data_dir: tempfile::tempdir().unwrap(),
+            database_url: engine.database_url.clone(),
+            secret: engine.secret.clone(),
+            extra_env: env,
+        };
+        app.start().await;
+        app
+    }
+
     pub fn config(&self) -> Config {
         let env = vec![
             ("BOURSE_SECRET_KEY".to_string(), self.secret.clone()),
@@ -156,6 +194,12 @@ pub const PASSWORD: &str = "a long enough passphrase";
 
 /// Signs up, follows the verification link from the mailbox, logs in.
 pub async fn register(app: &App, email: &str) -> User {
+    register_mailed(app, app, email).await
+}
+
+/// [`register`] on `app`, whose mail `mailer` sends (the worker's process of a split
+/// deployment: the mailbox is in its data directory).
+pub async fn register_mailed(app: &App, mailer: &App, email: &str) -> User {
     let http = cookie_client();
     let password = PASSWORD;
     let r = http
@@ -165,7 +209,7 @@ pub async fn register(app: &App, email: &str) -> User {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let mail = app.mail_with(email, "/verify?token=").await;
+    let mail = mailer.mail_with(email, "/verify?token=").await;
     let token = mail.split("token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let r = http
         .post(format!("{}/api/v1/auth/verify", app.url))

@@ -18,7 +18,7 @@ use bourse_core::decimal::{SCALE_MAX, format_units_trimmed, parse_units};
 use bourse_core::{AssetId, Secret, UserId};
 use bourse_engine::EngineHandle;
 use bourse_eth::{Address, BlockTag, EthRpc, RpcConfig, RpcError, Seed, SigningKey};
-use bourse_store::{DepositAddressRow, NewDepositAddress, Store, WithdrawalRow};
+use bourse_store::{DepositAddressRow, NewDepositAddress, Store, StoreError, WithdrawalRow};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -123,6 +123,31 @@ pub const DELAYED_AFTER_S: i64 = 5 * 60;
 /// ... and older than this `stalled`.
 pub const STALLED_AFTER_S: i64 = 30 * 60;
 
+/// A deposit address row is read again at every refresh until it is this old (by its
+/// `created_ms`): on PostgreSQL ids are taken when an insert starts, so a row can become visible
+/// after a row with a higher id; the rows of the last moments are read again so that one is not
+/// passed over.
+pub const ADDRESS_SETTLE_MS: i64 = 2 * 60 * 1000;
+
+/// How many times [`EthCoin::new_address`] tries an index before it gives up: another process
+/// may take the same one at the same moment.
+pub const NEW_ADDRESS_ATTEMPTS: u32 = 5;
+
+/// The deposit addresses this process knows, and how far into the store's rows it has read.
+#[derive(Debug, Default)]
+struct AddressCache {
+    /// Address → (user, HD index).
+    map: HashMap<Address, (UserId, u32)>,
+    /// Every row of the asset up to this id is in `map` (or was not this wallet's): a refresh
+    /// reads the rows after it. Only rows older than [`ADDRESS_SETTLE_MS`] move it.
+    settled_id: i64,
+    /// The highest id read (rows between the two are read again).
+    seen_id: i64,
+    /// The highest HD index the store refused (its address recorded under a label this wallet
+    /// cannot read): allocation goes past it.
+    refused: u32,
+}
+
 /// An Ethereum wallet with its checked configuration, keys and node connection.
 pub struct EthCoin {
     pub asset: AssetId,
@@ -145,8 +170,10 @@ pub struct EthCoin {
     pub rpc: EthRpc,
     pub reconciliation: std::sync::Mutex<Option<Reconciliation>>,
     last_health: std::sync::Mutex<Option<(i64, NodeHealth)>>,
-    /// Deposit addresses → (user, HD index); loaded from the store on first use.
-    addresses: tokio::sync::Mutex<Option<HashMap<Address, (UserId, u32)>>>,
+    /// Deposit addresses → (user, HD index): loaded from the store on first use, then
+    /// completed with the rows after the last one read at each use (the gateway of another
+    /// process makes addresses too).
+    addresses: tokio::sync::Mutex<AddressCache>,
     /// Deposit addresses that may hold something to sweep (HD index).
     pub(crate) to_sweep: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
@@ -249,7 +276,7 @@ impl EthCoin {
             rpc,
             reconciliation: std::sync::Mutex::new(None),
             last_health: std::sync::Mutex::new(None),
-            addresses: tokio::sync::Mutex::new(None),
+            addresses: tokio::sync::Mutex::new(AddressCache::default()),
             to_sweep: std::sync::Mutex::new(Default::default()),
         })
     }
@@ -319,34 +346,67 @@ impl EthCoin {
         Ok(())
     }
 
-    /// The deposit addresses (address → user and HD index), read from the store once.
-    pub(crate) async fn addresses(
+    /// The deposit addresses (address → user and HD index), with every one the store holds for
+    /// the asset, whichever process made it: each call first reads the rows after the last one
+    /// it read (one query on the primary key, usually empty).
+    pub async fn addresses(
         &self,
         store: &dyn Store,
     ) -> Result<HashMap<Address, (UserId, u32)>, WalletError> {
-        let mut cached = self.addresses.lock().await;
-        if let Some(map) = cached.as_ref() {
-            return Ok(map.clone());
+        let mut cache = self.addresses.lock().await;
+        self.refresh(store, &mut cache).await?;
+        Ok(cache.map.clone())
+    }
+
+    /// Adds the rows after `cache.settled_id` to the cache. An address new to it may hold
+    /// something to sweep (all of them at start; later, those another process made).
+    async fn refresh(
+        &self,
+        store: &dyn Store,
+        cache: &mut AddressCache,
+    ) -> Result<(), WalletError> {
+        let rows = store.asset_deposit_addresses(self.asset, cache.settled_id).await?;
+        if rows.is_empty() {
+            return Ok(());
         }
-        let mut map = HashMap::new();
-        for row in store.asset_deposit_addresses(self.asset).await? {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut settling = true;
+        let mut new = Vec::new();
+        let last_id = rows.last().map_or(0, |r| r.id);
+        for row in rows {
+            // Rows come by id: the settled ones are those before the first recent one.
+            settling = settling && row.created_ms <= now_ms.saturating_sub(ADDRESS_SETTLE_MS);
+            if settling {
+                cache.settled_id = row.id;
+            }
             let (Ok(address), Some(index)) =
                 (Address::parse(&row.address), label_index(&row.label))
             else {
-                tracing::warn!(coin = %self.symbol, address = %row.address, "a deposit address this wallet did not make; ignored");
+                if row.id > cache.seen_id {
+                    tracing::warn!(coin = %self.symbol, address = %row.address, "a deposit address this wallet did not make; ignored");
+                }
                 continue;
             };
-            map.insert(address, (row.user, index));
+            if cache.map.insert(address, (row.user, index)).is_none() {
+                new.push(index);
+            }
         }
-        // At start every address may hold something unswept.
+        cache.seen_id = cache.seen_id.max(last_id);
         if let Ok(mut to_sweep) = self.to_sweep.lock() {
-            to_sweep.extend(map.values().map(|(_, i)| *i));
+            to_sweep.extend(new);
         }
-        *cached = Some(map.clone());
-        Ok(map)
+        Ok(())
     }
 
-    /// A new deposit address for `user`: the next HD index.
+    /// A new deposit address for `user`: the next HD index. One allocation at a time in this
+    /// process; another process allocating the same index at the same moment makes the store
+    /// refuse one of the two (the asset's addresses are unique), and the refused one reads the
+    /// addresses again and tries further on, [`NEW_ADDRESS_ATTEMPTS`] times at most. The n-th
+    /// try leaves 2^(n-1) - 1 indices free below it: a process making addresses one after the
+    /// other would otherwise take each next index first, and the other never get one (the
+    /// indices left free are never used: harmless, every address is recorded with its index).
     pub async fn new_address(
         &self,
         store: &dyn Store,
@@ -360,32 +420,46 @@ impl EthCoin {
                 self.symbol
             )));
         }
-        self.addresses(store).await?;
-        // One allocation at a time: the next index is one past the highest in use.
-        let mut cached = self.addresses.lock().await;
-        let map = cached.get_or_insert_with(HashMap::new);
-        let index = map.values().map(|(_, i)| *i).max().unwrap_or(0).saturating_add(1);
-        if index >= 1 << 31 {
-            return Err(WalletError::Limit("no HD index left".into()));
+        let mut cache = self.addresses.lock().await;
+        let mut attempt = 1;
+        loop {
+            self.refresh(store, &mut cache).await?;
+            let highest = cache.map.values().map(|(_, i)| *i).max().unwrap_or(0);
+            let index = highest.max(cache.refused).saturating_add(1 << (attempt - 1));
+            if index >= 1 << 31 {
+                return Err(WalletError::Limit("no HD index left".into()));
+            }
+            let address = bourse_eth::address_of(&self.key(index)?);
+            let row = NewDepositAddress {
+                user,
+                asset: self.asset,
+                address: address.checksummed(),
+                label: label(user, index),
+                created_ms: now_ms,
+            };
+            match store.insert_deposit_address(&row).await {
+                Ok(id) => {
+                    cache.map.insert(address, (user, index));
+                    return Ok(DepositAddressRow {
+                        id,
+                        user,
+                        asset: self.asset,
+                        address: row.address,
+                        label: row.label,
+                        created_ms: now_ms,
+                    });
+                }
+                Err(StoreError::Conflict(what)) => {
+                    cache.refused = cache.refused.max(index);
+                    if attempt >= NEW_ADDRESS_ATTEMPTS {
+                        return Err(StoreError::Conflict(what).into());
+                    }
+                    tracing::info!(coin = %self.symbol, index, what, "another process took the deposit address index; trying further on");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let address = bourse_eth::address_of(&self.key(index)?);
-        let row = NewDepositAddress {
-            user,
-            asset: self.asset,
-            address: address.checksummed(),
-            label: label(user, index),
-            created_ms: now_ms,
-        };
-        let id = store.insert_deposit_address(&row).await?;
-        map.insert(address, (user, index));
-        Ok(DepositAddressRow {
-            id,
-            user,
-            asset: self.asset,
-            address: row.address,
-            label: row.label,
-            created_ms: now_ms,
-        })
     }
 
     /// Records a withdrawal and holds its amount plus the fee. Refused, nothing held, for

@@ -48,6 +48,12 @@ pub async fn scan(
         }
     };
     let to = head.min(from.saturating_add(coin.config.blocks_per_scan - 1));
+    // The addresses are read AFTER the head (keep this order): the gateway, maybe in another
+    // process, stores an address before it hands it out, so anything paid to it is in a block
+    // after the store had it. Every address a block up to `head` can pay was thus in the store
+    // when `head` was read, and this read sees it. Read the other way round, an address made
+    // between the two reads could be paid in a block this scan reads without knowing it, and the
+    // cursor would move past the payment for good.
     let addresses = coin.addresses(store).await?;
     let mut seen = HashSet::new();
     let mut moved = false;
