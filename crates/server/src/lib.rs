@@ -169,8 +169,7 @@ impl Server {
             )
             .await
             .context("cannot start the projector")?;
-            // A gateway or admin app in another process follows the steps through the store.
-            if !(roles.gateway && roles.admin) {
+            if roles.relays() {
                 projector.relay();
             }
             Some(projector)

@@ -76,6 +76,12 @@ impl Roles {
         !self.worker && (self.gateway || self.admin)
     }
 
+    /// The worker of this process commits a relay row with each projector step: a gateway or
+    /// an admin app may run in another process and follow it.
+    pub fn relays(&self) -> bool {
+        self.worker && !(self.gateway && self.admin)
+    }
+
     /// Only the engine: no mirror, no HTTP but health and metrics.
     pub fn engine_only(&self) -> bool {
         self.engine && !(self.gateway || self.wallet || self.worker || self.admin)
@@ -160,6 +166,9 @@ mod tests {
         assert!(gateway.gateway && !gateway.worker && gateway.follows_worker());
         assert!(!Roles::parse("wallet").unwrap().follows_worker());
         assert!(!Roles::ALL.follows_worker() && !app.follows_worker());
+        assert!(!Roles::ALL.relays() && !app.relays() && !gateway.relays());
+        assert!(Roles::parse("worker").unwrap().relays());
+        assert!(Roles::parse("engine,gateway,worker").unwrap().relays(), "the admin app is apart");
         assert_eq!(Roles::parse("admin, worker").unwrap().names(), "worker,admin");
     }
 

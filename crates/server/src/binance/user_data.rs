@@ -12,7 +12,8 @@
 //!   restart a client asks for a new one (`-1125`).
 //!
 //! The projector builds the events from the order rows it keeps ([`Collector`]) for users with
-//! a listener, and publishes them after its commit ([`publish`]).
+//! a listener (every user when it relays them to other processes), renders them ([`render`])
+//! and publishes them after its commit ([`publish_rendered`], through `relay::publish`).
 
 use super::error::{BinanceError, BinanceResult};
 use super::{fixed, symbol_of};
@@ -197,12 +198,8 @@ fn execution_report(
     }))
 }
 
-/// After the projector's commit: each event to its user's listeners.
-pub fn publish(hub: &Hub, mirror: &Mirror, events: Vec<UserEvent>) {
-    publish_rendered(hub, render(mirror, events));
-}
-
-/// Rendered events (a relayed step's) to their users' listeners in this process.
+/// After the projector's commit (in its process, or relayed to another): each rendered event to
+/// its user's listeners in this process.
 pub fn publish_rendered(hub: &Hub, rendered: Vec<(UserId, String)>) {
     for (user, text) in rendered {
         let topic = Topic::BinanceUser(user);
